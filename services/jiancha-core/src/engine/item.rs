@@ -1,0 +1,152 @@
+//! The compact in-memory form of an item: its events (32 bytes each), the text of its
+//! ids in one allocation, and the alerts currently held against it.
+//!
+//! An item keeps its whole history because every deadline is a pure function of it
+//! (DOMAIN §3.4): a late event is put in its place and the item re-evaluated.
+
+use crate::alert::AlertKind;
+use crate::event::EventType;
+use crate::intern::NameId;
+use std::cmp::Ordering;
+
+/// `flags` bit: the event's `reason` is absent or blank.
+pub(crate) const BLANK_REASON: u8 = 1;
+
+/// No timer pending.
+pub(crate) const NO_TIMER: i64 = i64::MAX;
+
+/// One event of an item, as the rules need it.
+///
+/// `arg` holds the type's own field: SUBMITTED the service code's id; STEP_COMPLETED
+/// the step name's id; SUSPENDED `expected_days | lawful kind + 1 << 32 | name id << 40`;
+/// EXTENDED `days | approver id << 32`; FEE_CHARGED the amount; DECIDED 0 approved,
+/// 1 denied.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ev {
+    /// `occurred_at`, milliseconds.
+    pub at: i64,
+    pub arg: u64,
+    /// Byte offset of the event id in the item's text.
+    pub id_off: u32,
+    /// The actor's id (0 when absent).
+    pub actor: NameId,
+    /// Arrival minus occurrence, milliseconds, saturated.
+    pub delay_ms: u32,
+    pub id_len: u16,
+    pub ty: EventType,
+    pub flags: u8,
+}
+
+impl Ev {
+    pub fn expected_days(&self) -> u32 {
+        self.arg as u32
+    }
+
+    /// The lawful suspension kind's index, if the kind is lawful in general (§4.3).
+    pub fn lawful_kind(&self) -> Option<u8> {
+        match (self.arg >> 32) as u8 {
+            0 => None,
+            k => Some(k - 1),
+        }
+    }
+
+    pub fn suspension_name(&self) -> NameId {
+        (self.arg >> 40) as NameId
+    }
+
+    pub fn days(&self) -> u32 {
+        self.arg as u32
+    }
+
+    pub fn approver(&self) -> NameId {
+        (self.arg >> 32) as NameId
+    }
+
+    pub fn denied(&self) -> bool {
+        self.arg == 1
+    }
+
+    pub fn blank_reason(&self) -> bool {
+        self.flags & BLANK_REASON != 0
+    }
+}
+
+/// An alert currently held against an item: enough to tell a new, moved or retracted one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub kind: AlertKind,
+    /// Hash of the trigger text.
+    pub key: u64,
+    pub at: i64,
+}
+
+/// One item.
+#[derive(Debug)]
+pub(crate) struct Item {
+    /// `item_id` followed by every event id.
+    pub text: Box<str>,
+    /// Events in §3.4 order.
+    pub events: Vec<Ev>,
+    /// Alerts in force, when any.
+    pub held: Option<Box<Vec<Held>>>,
+    /// Interned service code (0 = unknown yet).
+    pub service: NameId,
+    /// Interned department code.
+    pub department: NameId,
+    /// The next instant a timer rule may fire, or NO_TIMER.
+    pub next_due: i64,
+    /// Length of `item_id` in `text`.
+    pub id_len: u32,
+    /// Whether `service` came from a SUBMITTED.
+    pub service_from_submitted: bool,
+}
+
+impl Item {
+    pub fn item_id(&self) -> &str {
+        &self.text[..self.id_len as usize]
+    }
+
+    pub fn event_id(&self, e: &Ev) -> &str {
+        &self.text[e.id_off as usize..e.id_off as usize + e.id_len as usize]
+    }
+
+    pub fn has_event(&self, event_id: &str) -> bool {
+        self.events.iter().any(|e| self.event_id(e) == event_id)
+    }
+
+    /// Inserts an event in §3.4 order (`occurred_at`, then type, then event id),
+    /// appending its id to the text.
+    pub fn insert(&mut self, mut ev: Ev, event_id: &str) {
+        let mut text = String::with_capacity(self.text.len() + event_id.len());
+        text.push_str(&self.text);
+        text.push_str(event_id);
+        ev.id_off = self.text.len() as u32;
+        ev.id_len = event_id.len() as u16;
+        self.text = text.into_boxed_str();
+        let pos = self.events.partition_point(|e| self.order(e, &ev, event_id) == Ordering::Less);
+        self.events.reserve_exact(1);
+        self.events.insert(pos, ev);
+    }
+
+    fn order(&self, a: &Ev, b: &Ev, b_id: &str) -> Ordering {
+        a.at.cmp(&b.at).then(a.ty.cmp(&b.ty)).then_with(|| self.event_id(a).cmp(b_id))
+    }
+
+    /// Bytes on the heap owned by this item (text, events, held alerts).
+    pub fn heap_bytes(&self) -> usize {
+        self.text.len()
+            + self.events.capacity() * std::mem::size_of::<Ev>()
+            + self.held.as_ref().map_or(0, |h| std::mem::size_of::<Vec<Held>>() + h.capacity() * std::mem::size_of::<Held>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_stay_compact() {
+        assert_eq!(std::mem::size_of::<Ev>(), 32);
+        assert!(std::mem::size_of::<Item>() <= 80, "{}", std::mem::size_of::<Item>());
+    }
+}

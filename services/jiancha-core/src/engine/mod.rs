@@ -1,0 +1,439 @@
+//! The engine: every open item's events, and the step that turns an event or a due
+//! timer into effects (alerts to fire or retract, timers to set or cancel).
+//!
+//! The engine does no I/O and never reads the clock; `now` is an argument. The live
+//! monitor, `jiancha replay` and the tests drive this same code.
+
+mod derive;
+mod item;
+mod replay;
+mod rules;
+
+pub use replay::{Replay, TimerQueue};
+
+use crate::alert::{Alert, AlertKind, AlertStatus, Bilingual, alert_id};
+use crate::calendar::Calendars;
+use crate::catalog::Catalog;
+use crate::event::{Event, EventBody, LawfulSuspension, Outcome};
+use crate::intern::{Interner, NameId};
+use crate::time::Timestamp;
+use hashbrown::HashTable;
+use item::{BLANK_REASON, Ev, Held, Item, NO_TIMER};
+use rules::{Fact, Input, Resolved, Scratch, Trigger};
+use rustc_hash::{FxHashSet, FxHasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+/// A handle on an item inside one engine, carried by timer effects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ItemRef(pub u32);
+
+/// What the caller must carry out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Publish an alert update (FIRED or RETRACTED).
+    Alert(Box<Alert>),
+    /// Call [`Engine::fire`] for the item at this instant (replaces any earlier timer of the item).
+    SetTimer {
+        /// The item.
+        item: ItemRef,
+        /// When.
+        at: Timestamp,
+    },
+    /// The item needs no timer any more.
+    CancelTimer {
+        /// The item.
+        item: ItemRef,
+    },
+}
+
+/// Whether an event changed anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The event was new and has been taken into account.
+    New,
+    /// The item already had an event with this id (idempotence): nothing changed.
+    Duplicate,
+}
+
+type Hasher64 = BuildHasherDefault<FxHasher>;
+
+/// The engine of one partition (or of a whole replay).
+#[derive(Debug)]
+pub struct Engine {
+    catalog: Arc<Catalog>,
+    calendars: Calendars,
+    names: Interner,
+    /// Interned service code → index into `resolved`, or u32::MAX.
+    service_index: Vec<u32>,
+    resolved: Vec<Resolved>,
+    items: Vec<Item>,
+    index: HashTable<u32>,
+    hasher: Hasher64,
+    /// (calendar, year) pairs whose CALENDAR_MISSING has fired.
+    missing_fired: FxHashSet<(Arc<str>, i32)>,
+    scratch: Scratch,
+    held: Vec<Held>,
+}
+
+impl Engine {
+    /// An engine over a catalog and the calendars it names.
+    pub fn new(catalog: Arc<Catalog>, calendars: Calendars) -> Engine {
+        let mut engine = Engine {
+            catalog,
+            calendars,
+            names: Interner::default(),
+            service_index: Vec::new(),
+            resolved: Vec::new(),
+            items: Vec::new(),
+            index: HashTable::new(),
+            hasher: Hasher64::default(),
+            missing_fired: FxHashSet::default(),
+            scratch: Scratch::default(),
+            held: Vec::new(),
+        };
+        engine.resolve_services();
+        engine
+    }
+
+    /// The catalog in force.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// The calendars in force.
+    pub fn calendars(&self) -> &Calendars {
+        &self.calendars
+    }
+
+    /// How many items the engine holds (open and closed).
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the engine holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Reserves room for `additional` more items.
+    pub fn reserve(&mut self, additional: usize) {
+        self.items.reserve(additional);
+        let (items, hasher) = (&self.items, &self.hasher);
+        self.index.reserve(additional, |&slot| hasher.hash_one(items[slot as usize].item_id()));
+    }
+
+    /// Bytes of memory held for items: the slots, the index and each item's own heap.
+    pub fn item_bytes(&self) -> usize {
+        self.items.capacity() * std::mem::size_of::<Item>()
+            + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.items.iter().map(Item::heap_bytes).sum::<usize>()
+    }
+
+    /// Takes one valid event that arrived at `arrival`, with the clock at `now`.
+    pub fn apply(&mut self, event: &Event, arrival: Timestamp, now: Timestamp, out: &mut Vec<Effect>) -> Applied {
+        let slot = self.slot_for(&event.item_id);
+        if self.items[slot].has_event(&event.event_id) {
+            return Applied::Duplicate;
+        }
+        let ev = self.compact(event, arrival);
+        let service = event.service_code.as_deref().map(|c| self.names.intern(c));
+        let department = self.names.intern(&event.department_code);
+        let item = &mut self.items[slot];
+        let submitted = matches!(event.body, EventBody::Submitted);
+        if let Some(code) = service {
+            if submitted && !item.service_from_submitted || item.service == 0 {
+                item.service = code;
+                item.service_from_submitted = submitted;
+            }
+        }
+        if item.department == 0 || submitted {
+            item.department = department;
+        }
+        item.insert(ev, &event.event_id);
+        self.reconcile(slot, now.0, out);
+        Applied::New
+    }
+
+    /// A timer set by an earlier effect is due. Stale timers (the item's timer moved) do nothing.
+    pub fn fire(&mut self, item: ItemRef, at: Timestamp, out: &mut Vec<Effect>) {
+        let slot = item.0 as usize;
+        if self.items.get(slot).is_some_and(|i| i.next_due == at.0) {
+            self.reconcile(slot, at.0, out);
+        }
+    }
+
+    /// The instant of the item's pending timer, if any.
+    pub fn timer_of(&self, item: ItemRef) -> Option<Timestamp> {
+        self.items.get(item.0 as usize).map(|i| i.next_due).filter(|&d| d != NO_TIMER).map(Timestamp)
+    }
+
+    /// Replaces the catalog and recomputes every item.
+    pub fn replace_catalog(&mut self, catalog: Arc<Catalog>, now: Timestamp, out: &mut Vec<Effect>) {
+        self.catalog = catalog;
+        self.resolve_services();
+        self.recompute_all(now, out);
+    }
+
+    /// Replaces the calendars (a new year's notice, say) and recomputes every item.
+    pub fn replace_calendars(&mut self, calendars: Calendars, now: Timestamp, out: &mut Vec<Effect>) {
+        self.calendars = calendars;
+        self.resolve_services();
+        self.recompute_all(now, out);
+    }
+
+    /// Re-evaluates every item at `now`.
+    pub fn recompute_all(&mut self, now: Timestamp, out: &mut Vec<Effect>) {
+        for slot in 0..self.items.len() {
+            self.reconcile(slot, now.0, out);
+        }
+    }
+
+    /// The handle of an item, if the engine holds it.
+    pub fn find(&self, item_id: &str) -> Option<ItemRef> {
+        let hash = self.hasher.hash_one(item_id);
+        self.index.find(hash, |&slot| self.items[slot as usize].item_id() == item_id).map(|&s| ItemRef(s))
+    }
+
+    fn slot_for(&mut self, item_id: &str) -> usize {
+        let hash = self.hasher.hash_one(item_id);
+        let items = &mut self.items;
+        let hasher = &self.hasher;
+        let entry = self.index.entry(
+            hash,
+            |&slot| items[slot as usize].item_id() == item_id,
+            |&slot| hasher.hash_one(items[slot as usize].item_id()),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(o) => *o.get() as usize,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let slot = items.len();
+                items.push(Item {
+                    text: Box::from(item_id),
+                    events: Vec::new(),
+                    held: None,
+                    service: 0,
+                    department: 0,
+                    next_due: NO_TIMER,
+                    id_len: item_id.len() as u32,
+                    service_from_submitted: false,
+                });
+                v.insert(slot as u32);
+                slot
+            }
+        }
+    }
+
+    fn compact(&mut self, event: &Event, arrival: Timestamp) -> Ev {
+        let actor = event.actor.as_deref().map_or(0, |a| self.names.intern(a));
+        let blank = |r: &Option<String>| r.as_deref().is_none_or(|r| r.trim().is_empty());
+        let (arg, flags) = match &event.body {
+            EventBody::Submitted => (u64::from(event.service_code.as_deref().map_or(0, |c| self.names.intern(c))), 0),
+            EventBody::StepCompleted { step } => (u64::from(self.names.intern(step)), 0),
+            EventBody::Suspended { suspension_kind, expected_days } => {
+                let lawful = LawfulSuspension::parse(suspension_kind).map_or(0, |k| k as u64 + 1);
+                let name = u64::from(self.names.intern(suspension_kind)).min(0xFF_FFFF);
+                (u64::from(*expected_days) | lawful << 32 | name << 40, 0)
+            }
+            EventBody::Extended { days, approver } => {
+                let approver = if approver.trim().is_empty() { 0 } else { self.names.intern(approver) };
+                (u64::from(*days) | u64::from(approver) << 32, 0)
+            }
+            EventBody::FeeCharged { amount_fen } => (*amount_fen, 0),
+            EventBody::Decided { outcome, reason } => {
+                (u64::from(*outcome == Outcome::Denied), if blank(reason) { BLANK_REASON } else { 0 })
+            }
+            EventBody::NotAccepted { reason } => (0, if blank(reason) { BLANK_REASON } else { 0 }),
+            _ => (0, 0),
+        };
+        let delay = (arrival.0 - event.occurred_at.0).clamp(0, i64::from(u32::MAX));
+        Ev {
+            at: event.occurred_at.0,
+            arg,
+            id_off: 0,
+            actor,
+            delay_ms: delay as u32,
+            id_len: 0,
+            ty: event.event_type(),
+            flags,
+        }
+    }
+
+    fn resolve_services(&mut self) {
+        self.resolved.clear();
+        let default = self.calendars.default_calendar().clone();
+        for service in self.catalog.services() {
+            let calendar = self.calendars.get(&service.calendar).cloned().unwrap_or_else(|| default.clone());
+            let step_names = service.steps.iter().map(|s| self.names.intern(&s.name)).collect();
+            self.names.intern(&service.code);
+            self.resolved.push(Resolved { service: service.clone(), calendar, step_names });
+        }
+        self.service_index = vec![u32::MAX; self.names.len()];
+        for (i, r) in self.resolved.iter().enumerate() {
+            if let Some(id) = self.names.get(&r.service.code) {
+                self.service_index[id as usize] = i as u32;
+            }
+        }
+    }
+
+    fn resolved_of(service_index: &[u32], resolved: &'_ [Resolved], service: NameId) -> Option<usize> {
+        service_index.get(service as usize).copied().filter(|&i| i != u32::MAX).map(|i| {
+            debug_assert!((i as usize) < resolved.len());
+            i as usize
+        })
+    }
+
+    /// Evaluates one item at `now` and emits what changed since the last evaluation.
+    fn reconcile(&mut self, slot: usize, now: i64, out: &mut Vec<Effect>) {
+        let Engine { items, names, resolved, service_index, scratch, held, calendars, catalog, missing_fired, .. } = self;
+        let item = &items[slot];
+        let r = Self::resolved_of(service_index, resolved, item.service).map(|i| &resolved[i]);
+        let late_limit_ms = catalog.late_report_limit_ms;
+        rules::evaluate(&Input { events: &item.events, resolved: r, late_limit_ms, now }, scratch);
+
+        held.clear();
+        for f in &scratch.facts {
+            held.push(Held { kind: f.kind, key: trigger_key(item, r, f.trigger), at: f.at });
+        }
+        let before: &[Held] = item.held.as_deref().map_or(&[], |v| v.as_slice());
+        let changed = before.len() != held.len() || before.iter().zip(held.iter()).any(|(a, b)| a != b);
+        if changed {
+            let calendar = r.map_or_else(|| calendars.default_calendar().clone(), |r| r.calendar.clone());
+            let view = derive::View {
+                item,
+                resolved: r,
+                names,
+                calendar: &calendar,
+                changes: &scratch.changes,
+                step_changes: &scratch.step_changes,
+                late_limit_ms,
+            };
+            for (f, h) in scratch.facts.iter().zip(held.iter()) {
+                let same = before.iter().find(|b| b.kind == h.kind && b.key == h.key);
+                if same.is_none_or(|b| b.at != h.at) {
+                    out.push(Effect::Alert(Box::new(fired(&view, f))));
+                }
+            }
+            for b in before {
+                if !held.iter().any(|h| h.kind == b.kind && h.key == b.key) {
+                    out.push(Effect::Alert(Box::new(retracted(&view, b))));
+                }
+            }
+        }
+        for (calendar, year) in scratch.missing.drain(..) {
+            if missing_fired.insert((calendar.clone(), year)) {
+                out.push(Effect::Alert(Box::new(calendar_missing(calendars, &calendar, year, item.item_id()))));
+            }
+        }
+        let next_due = scratch.next_due;
+        let item = &mut items[slot];
+        if changed {
+            item.held = if held.is_empty() { None } else { Some(Box::new(held.clone())) };
+        }
+        if next_due != item.next_due {
+            item.next_due = next_due;
+            out.push(if next_due == NO_TIMER {
+                Effect::CancelTimer { item: ItemRef(slot as u32) }
+            } else {
+                Effect::SetTimer { item: ItemRef(slot as u32), at: Timestamp(next_due) }
+            });
+        }
+    }
+}
+
+/// The text that, with the item and kind, identifies an alert (see [`alert_id`]).
+fn trigger_text<'a>(item: &'a Item, r: Option<&'a Resolved>, trigger: Trigger) -> &'a str {
+    match trigger {
+        Trigger::Event(i) | Trigger::StartedBy(i) => item.event_id(&item.events[i as usize]),
+        Trigger::Promised => "promised",
+        Trigger::Statutory => "statutory",
+        Trigger::Step(k) => r.map_or("?", |r| &r.service.steps[k as usize].name),
+    }
+}
+
+fn trigger_key(item: &Item, r: Option<&Resolved>, trigger: Trigger) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(trigger_text(item, r, trigger).as_bytes());
+    h.finish()
+}
+
+fn base_alert(view: &derive::View<'_>, kind: AlertKind, trigger: &str, at: i64) -> Alert {
+    let item = view.item;
+    Alert {
+        alert_id: alert_id(item.item_id(), kind, trigger),
+        status: AlertStatus::Fired,
+        item_id: Some(item.item_id().to_owned()),
+        service_code: Some(view.names.name(item.service).to_string()).filter(|s| !s.is_empty()),
+        department_code: Some(view.names.name(item.department).to_string()),
+        kind,
+        level: kind.level(),
+        triggered_at: Timestamp(at),
+        zone: view.calendar.tz(),
+        event_id: None,
+        message: Bilingual::default(),
+        derivation: Bilingual::default(),
+    }
+}
+
+fn fired(view: &derive::View<'_>, f: &Fact) -> Alert {
+    let mut a = base_alert(view, f.kind, trigger_text(view.item, view.resolved, f.trigger), f.at);
+    if let Trigger::Event(i) = f.trigger {
+        a.event_id = Some(view.item.event_id(&view.item.events[i as usize]).to_owned());
+    }
+    a.message = derive::message(view, f);
+    a.derivation = derive::derivation(view, f);
+    a
+}
+
+fn retracted(view: &derive::View<'_>, h: &Held) -> Alert {
+    // Find the trigger text whose key matches: an event id, or a clock's name.
+    let item = view.item;
+    let mut candidates: Vec<&str> = item.events.iter().map(|e| item.event_id(e)).collect();
+    candidates.extend(["promised", "statutory"]);
+    if let Some(r) = view.resolved {
+        candidates.extend(r.service.steps.iter().map(|s| &*s.name));
+    }
+    let trigger = candidates
+        .into_iter()
+        .find(|t| {
+            let mut x = FxHasher::default();
+            x.write(t.as_bytes());
+            x.finish() == h.key
+        })
+        .unwrap_or("?");
+    let mut a = base_alert(view, h.kind, trigger, h.at);
+    a.status = AlertStatus::Retracted;
+    if !h.kind.is_timer() {
+        a.event_id = Some(trigger.to_owned());
+    }
+    let kind_zh = h.kind.zh();
+    let id = item.item_id();
+    a.message = Bilingual {
+        zh: format!("撤销：办件{id}的「{kind_zh}」经后到数据证明不成立"),
+        en: format!("Retracted: late data shows that {} no longer holds for item {id}", h.kind.as_str()),
+    };
+    a.derivation = Bilingual {
+        zh: format!("按发生时间重排本件全部{}个事件后重新计算，该预警不再成立", item.events.len()),
+        en: format!("recomputed from all {} events of the item in order of occurrence; the alert no longer holds", item.events.len()),
+    };
+    a
+}
+
+fn calendar_missing(calendars: &Calendars, calendar: &str, year: i32, item_id: &str) -> Alert {
+    let cal = calendars.get(calendar).unwrap_or_else(|| calendars.default_calendar());
+    let (message, derivation) = derive::calendar_missing(calendar, year, item_id);
+    Alert {
+        alert_id: alert_id("", AlertKind::CalendarMissing, &format!("{calendar}/{year}")),
+        status: AlertStatus::Fired,
+        item_id: None,
+        service_code: None,
+        department_code: None,
+        kind: AlertKind::CalendarMissing,
+        level: AlertKind::CalendarMissing.level(),
+        triggered_at: cal.start_of_year(year),
+        zone: cal.tz(),
+        event_id: None,
+        message,
+        derivation,
+    }
+}

@@ -1,0 +1,110 @@
+//! Driving the engine on a virtual clock (DOMAIN §8): the timer queue, and the replay
+//! loop that `jiancha replay`, the golden tests and the property tests share.
+
+use super::{Applied, Effect, Engine, ItemRef};
+use crate::alert::Alert;
+use crate::event::Event;
+use crate::time::Timestamp;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// Pending timers in deadline order. A timer replaced by a later `SetTimer` stays in the
+/// heap until popped; [`Engine::fire`] ignores it then.
+#[derive(Debug, Default)]
+pub struct TimerQueue {
+    heap: BinaryHeap<Reverse<(i64, u32)>>,
+}
+
+impl TimerQueue {
+    /// Records a timer effect (other effects are ignored).
+    pub fn record(&mut self, effect: &Effect) {
+        if let Effect::SetTimer { item, at } = effect {
+            self.heap.push(Reverse((at.0, item.0)));
+        }
+    }
+
+    /// The earliest timer due at or before `now`, removed from the queue.
+    pub fn pop_due(&mut self, now: Timestamp) -> Option<(ItemRef, Timestamp)> {
+        match self.heap.peek() {
+            Some(Reverse((at, _))) if *at <= now.0 => self.heap.pop().map(|Reverse((at, item))| (ItemRef(item), Timestamp(at))),
+            _ => None,
+        }
+    }
+
+    /// The instant of the earliest pending timer.
+    pub fn next(&self) -> Option<Timestamp> {
+        self.heap.peek().map(|Reverse((at, _))| Timestamp(*at))
+    }
+
+    /// Drops timers the engine no longer holds, when stale entries outnumber live ones.
+    pub fn compact(&mut self, engine: &Engine) {
+        let heap = std::mem::take(&mut self.heap);
+        self.heap = heap.into_iter().filter(|Reverse((at, item))| engine.timer_of(ItemRef(*item)) == Some(Timestamp(*at))).collect();
+    }
+
+    /// Entries in the heap, stale ones included.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Whether no timer is pending.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+/// The engine on a virtual clock that never goes back.
+#[derive(Debug)]
+pub struct Replay {
+    engine: Engine,
+    timers: TimerQueue,
+    clock: Timestamp,
+    effects: Vec<Effect>,
+}
+
+impl Replay {
+    /// A replay starting with the clock at the beginning of time.
+    pub fn new(engine: Engine) -> Replay {
+        Replay { engine, timers: TimerQueue::default(), clock: Timestamp(i64::MIN), effects: Vec::new() }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The virtual clock.
+    pub fn clock(&self) -> Timestamp {
+        self.clock
+    }
+
+    /// An event arrives: the clock moves to the later of itself and `arrival`, every
+    /// timer due by then fires in deadline order, then the event is applied.
+    pub fn arrive(&mut self, event: &Event, arrival: Timestamp, sink: &mut impl FnMut(Alert)) -> Applied {
+        self.advance(arrival, sink);
+        let applied = self.engine.apply(event, arrival, self.clock, &mut self.effects);
+        self.dispatch(sink);
+        applied
+    }
+
+    /// Moves the clock to `to` (if later) and fires every timer due by then.
+    pub fn advance(&mut self, to: Timestamp, sink: &mut impl FnMut(Alert)) {
+        self.clock = self.clock.max(to);
+        while let Some((item, at)) = self.timers.pop_due(self.clock) {
+            self.engine.fire(item, at, &mut self.effects);
+            self.dispatch(sink);
+        }
+        if self.timers.len() > 1024 && self.timers.len() > 4 * self.engine.len() {
+            self.timers.compact(&self.engine);
+        }
+    }
+
+    fn dispatch(&mut self, sink: &mut impl FnMut(Alert)) {
+        for effect in self.effects.drain(..) {
+            match effect {
+                Effect::Alert(alert) => sink(*alert),
+                other => self.timers.record(&other),
+            }
+        }
+    }
+}

@@ -1,0 +1,742 @@
+//! Approval events (DOMAIN §2): the domain type, and validation of raw input into it.
+//!
+//! Both wire forms — JSON lines and protobuf — are first read into a [`RawEvent`], whose
+//! fields are all optional, and [`RawEvent::validate`] applies every rule of §2 once. An
+//! event that breaks a rule becomes an [`InvalidEvent`] naming the field and the rule.
+
+use crate::time::Timestamp;
+use serde_json::Value;
+use std::fmt;
+
+/// Longest `event_id` and `item_id`, in characters.
+pub const MAX_ID_CHARS: usize = 128;
+/// Longest free-text field (actor, reason, step, …), in characters.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// The type of an event. The declaration order is the order of §2's table, which breaks
+/// ties between events at the same instant (§3.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum EventType {
+    /// 收件: the application was received.
+    Submitted,
+    /// 补正告知: one-time notice of missing materials.
+    CorrectionRequested,
+    /// 补正材料收到: the applicant supplied the materials.
+    CorrectionSubmitted,
+    /// 受理.
+    Accepted,
+    /// 不予受理.
+    NotAccepted,
+    /// A workflow step finished.
+    StepCompleted,
+    /// A special procedure starts (clock paused if lawful).
+    Suspended,
+    /// The special procedure ends.
+    Resumed,
+    /// The decision period is extended.
+    Extended,
+    /// A fee was charged.
+    FeeCharged,
+    /// 准予/不予许可.
+    Decided,
+    /// 送达/发证.
+    Delivered,
+    /// The applicant withdrew.
+    Withdrawn,
+}
+
+impl EventType {
+    /// Every type, in §2 order.
+    pub const ALL: [EventType; 13] = [
+        EventType::Submitted,
+        EventType::CorrectionRequested,
+        EventType::CorrectionSubmitted,
+        EventType::Accepted,
+        EventType::NotAccepted,
+        EventType::StepCompleted,
+        EventType::Suspended,
+        EventType::Resumed,
+        EventType::Extended,
+        EventType::FeeCharged,
+        EventType::Decided,
+        EventType::Delivered,
+        EventType::Withdrawn,
+    ];
+
+    /// The upper-case name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Submitted => "SUBMITTED",
+            EventType::CorrectionRequested => "CORRECTION_REQUESTED",
+            EventType::CorrectionSubmitted => "CORRECTION_SUBMITTED",
+            EventType::Accepted => "ACCEPTED",
+            EventType::NotAccepted => "NOT_ACCEPTED",
+            EventType::StepCompleted => "STEP_COMPLETED",
+            EventType::Suspended => "SUSPENDED",
+            EventType::Resumed => "RESUMED",
+            EventType::Extended => "EXTENDED",
+            EventType::FeeCharged => "FEE_CHARGED",
+            EventType::Decided => "DECIDED",
+            EventType::Delivered => "DELIVERED",
+            EventType::Withdrawn => "WITHDRAWN",
+        }
+    }
+
+    /// The Chinese name used in messages.
+    pub fn zh(self) -> &'static str {
+        match self {
+            EventType::Submitted => "收件",
+            EventType::CorrectionRequested => "补正告知",
+            EventType::CorrectionSubmitted => "补正材料收到",
+            EventType::Accepted => "受理",
+            EventType::NotAccepted => "不予受理",
+            EventType::StepCompleted => "环节办结",
+            EventType::Suspended => "特别程序挂起",
+            EventType::Resumed => "特别程序恢复",
+            EventType::Extended => "延期",
+            EventType::FeeCharged => "收费",
+            EventType::Decided => "作出决定",
+            EventType::Delivered => "送达",
+            EventType::Withdrawn => "撤回申请",
+        }
+    }
+
+    /// Reads the wire name.
+    pub fn parse(text: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
+    /// Whether the field `actor` may be absent on this type.
+    pub fn actor_optional(self) -> bool {
+        matches!(self, EventType::Submitted | EventType::CorrectionSubmitted | EventType::Withdrawn)
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The outcome of a decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// 准予许可.
+    Approved,
+    /// 不予许可.
+    Denied,
+}
+
+impl Outcome {
+    /// The upper-case wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Approved => "APPROVED",
+            Outcome::Denied => "DENIED",
+        }
+    }
+}
+
+/// The lawful kinds of suspension (ALL art. 45, DOMAIN §4.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum LawfulSuspension {
+    /// 听证.
+    Hearing,
+    /// 招标.
+    Tender,
+    /// 拍卖.
+    Auction,
+    /// 检验.
+    Inspection,
+    /// 检测.
+    Testing,
+    /// 检疫.
+    Quarantine,
+    /// 鉴定.
+    Appraisal,
+    /// 专家评审.
+    ExpertReview,
+}
+
+impl LawfulSuspension {
+    /// Every lawful kind.
+    pub const ALL: [LawfulSuspension; 8] = [
+        LawfulSuspension::Hearing,
+        LawfulSuspension::Tender,
+        LawfulSuspension::Auction,
+        LawfulSuspension::Inspection,
+        LawfulSuspension::Testing,
+        LawfulSuspension::Quarantine,
+        LawfulSuspension::Appraisal,
+        LawfulSuspension::ExpertReview,
+    ];
+
+    /// The upper-case wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LawfulSuspension::Hearing => "HEARING",
+            LawfulSuspension::Tender => "TENDER",
+            LawfulSuspension::Auction => "AUCTION",
+            LawfulSuspension::Inspection => "INSPECTION",
+            LawfulSuspension::Testing => "TESTING",
+            LawfulSuspension::Quarantine => "QUARANTINE",
+            LawfulSuspension::Appraisal => "APPRAISAL",
+            LawfulSuspension::ExpertReview => "EXPERT_REVIEW",
+        }
+    }
+
+    /// The Chinese name.
+    pub fn zh(self) -> &'static str {
+        match self {
+            LawfulSuspension::Hearing => "听证",
+            LawfulSuspension::Tender => "招标",
+            LawfulSuspension::Auction => "拍卖",
+            LawfulSuspension::Inspection => "检验",
+            LawfulSuspension::Testing => "检测",
+            LawfulSuspension::Quarantine => "检疫",
+            LawfulSuspension::Appraisal => "鉴定",
+            LawfulSuspension::ExpertReview => "专家评审",
+        }
+    }
+
+    /// Reads the wire name.
+    pub fn parse(text: &str) -> Option<LawfulSuspension> {
+        LawfulSuspension::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// The bit of this kind in a set of kinds.
+    pub fn bit(self) -> u16 {
+        1 << (self as u8)
+    }
+}
+
+/// A valid approval event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Unique per item; a repeat is a duplicate.
+    pub event_id: String,
+    /// The item (办件编号) the event belongs to; the Kafka key.
+    pub item_id: String,
+    /// The service (事项编码); required on SUBMITTED.
+    pub service_code: Option<String>,
+    /// The implementing department.
+    pub department_code: String,
+    /// When it happened at the department.
+    pub occurred_at: Timestamp,
+    /// The official who did it (经办人); absent only where §2 allows.
+    pub actor: Option<String>,
+    /// Per-item sequence number from the source.
+    pub seq: Option<u64>,
+    /// The type and its own fields.
+    pub body: EventBody,
+}
+
+/// The type of an event with the fields that belong to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventBody {
+    /// See [`EventType::Submitted`].
+    Submitted,
+    /// See [`EventType::CorrectionRequested`].
+    CorrectionRequested {
+        /// The missing materials, non-empty.
+        materials: Vec<String>,
+    },
+    /// See [`EventType::CorrectionSubmitted`].
+    CorrectionSubmitted,
+    /// See [`EventType::Accepted`].
+    Accepted,
+    /// See [`EventType::NotAccepted`].
+    NotAccepted {
+        /// The stated reason; blank raises REASON_MISSING.
+        reason: Option<String>,
+    },
+    /// See [`EventType::StepCompleted`].
+    StepCompleted {
+        /// The step's name as in the catalog.
+        step: String,
+    },
+    /// See [`EventType::Suspended`].
+    Suspended {
+        /// A §4.3 kind, or any other text (then irregular).
+        suspension_kind: String,
+        /// Expected length in working days, > 0.
+        expected_days: u32,
+    },
+    /// See [`EventType::Resumed`].
+    Resumed,
+    /// See [`EventType::Extended`].
+    Extended {
+        /// Days added, > 0.
+        days: u32,
+        /// Who approved it; empty is irregular.
+        approver: String,
+    },
+    /// See [`EventType::FeeCharged`].
+    FeeCharged {
+        /// The amount in fen.
+        amount_fen: u64,
+    },
+    /// See [`EventType::Decided`].
+    Decided {
+        /// Approved or denied.
+        outcome: Outcome,
+        /// The stated reason; blank on a denial raises REASON_MISSING.
+        reason: Option<String>,
+    },
+    /// See [`EventType::Delivered`].
+    Delivered,
+    /// See [`EventType::Withdrawn`].
+    Withdrawn,
+}
+
+impl EventBody {
+    /// The type of this body.
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventBody::Submitted => EventType::Submitted,
+            EventBody::CorrectionRequested { .. } => EventType::CorrectionRequested,
+            EventBody::CorrectionSubmitted => EventType::CorrectionSubmitted,
+            EventBody::Accepted => EventType::Accepted,
+            EventBody::NotAccepted { .. } => EventType::NotAccepted,
+            EventBody::StepCompleted { .. } => EventType::StepCompleted,
+            EventBody::Suspended { .. } => EventType::Suspended,
+            EventBody::Resumed => EventType::Resumed,
+            EventBody::Extended { .. } => EventType::Extended,
+            EventBody::FeeCharged { .. } => EventType::FeeCharged,
+            EventBody::Decided { .. } => EventType::Decided,
+            EventBody::Delivered => EventType::Delivered,
+            EventBody::Withdrawn => EventType::Withdrawn,
+        }
+    }
+}
+
+impl Event {
+    /// The type of this event.
+    pub fn event_type(&self) -> EventType {
+        self.body.event_type()
+    }
+}
+
+/// Machine-readable reason an event is invalid; the dead-letter header and the replay's
+/// stderr carry it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InvalidReason {
+    /// The bytes are not a JSON object (or not a protobuf message).
+    Malformed,
+    /// A required field is absent, null or blank.
+    MissingField,
+    /// A field has the wrong JSON type.
+    WrongType,
+    /// An enum field has a value the contract does not define.
+    UnknownEnum,
+    /// A timestamp is not RFC 3339 with an offset.
+    BadTimestamp,
+    /// A value breaks its rule (length, range, sign, emptiness).
+    OutOfRange,
+    /// The record is larger than the configured limit.
+    TooLarge,
+}
+
+impl InvalidReason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvalidReason::Malformed => "MALFORMED",
+            InvalidReason::MissingField => "MISSING_FIELD",
+            InvalidReason::WrongType => "WRONG_TYPE",
+            InvalidReason::UnknownEnum => "UNKNOWN_ENUM",
+            InvalidReason::BadTimestamp => "BAD_TIMESTAMP",
+            InvalidReason::OutOfRange => "OUT_OF_RANGE",
+            InvalidReason::TooLarge => "TOO_LARGE",
+        }
+    }
+}
+
+/// An event refused by validation, with the field and rule it broke.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", reason.as_str())]
+pub struct InvalidEvent {
+    /// The event's id, when it could be read.
+    pub event_id: Option<String>,
+    /// The item's id, when it could be read.
+    pub item_id: Option<String>,
+    /// Machine-readable reason.
+    pub reason: InvalidReason,
+    /// The offending field, where there is one.
+    pub field: Option<&'static str>,
+    /// What is wrong and which rule it breaks, for a department's IT team.
+    pub message: String,
+}
+
+/// An event as read from the wire, before the rules of §2 are applied.
+///
+/// `type_name` and `outcome` keep the text so that an unknown value can be named in
+/// the error. Integers are `i128` so that negative and oversized values reach the
+/// rule that refuses them instead of failing as a type error.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[allow(missing_docs)]
+pub struct RawEvent {
+    pub event_id: Option<String>,
+    pub item_id: Option<String>,
+    pub service_code: Option<String>,
+    pub department_code: Option<String>,
+    pub type_name: Option<String>,
+    pub occurred_at: Option<String>,
+    pub actor: Option<String>,
+    pub seq: Option<i128>,
+    pub materials: Option<Vec<String>>,
+    pub reason: Option<String>,
+    pub step: Option<String>,
+    pub suspension_kind: Option<String>,
+    pub expected_days: Option<i128>,
+    pub days: Option<i128>,
+    pub approver: Option<String>,
+    pub amount_fen: Option<i128>,
+    pub outcome: Option<String>,
+    /// Arrival instant, an extra field of the JSON form used by replay.
+    pub received_at: Option<String>,
+}
+
+/// An event read from a JSON line, with its optional `received_at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonEvent {
+    /// The valid event.
+    pub event: Event,
+    /// When it reached the system, if the line says.
+    pub received_at: Option<Timestamp>,
+}
+
+impl RawEvent {
+    /// Reads the JSON form. Unknown fields are ignored; a field of the wrong JSON type is
+    /// refused with its name.
+    pub fn from_json(bytes: &[u8]) -> Result<RawEvent, InvalidEvent> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| InvalidEvent {
+            event_id: None,
+            item_id: None,
+            reason: InvalidReason::Malformed,
+            field: None,
+            message: format!("not a JSON object: {e}"),
+        })?;
+        let Value::Object(map) = value else {
+            return Err(InvalidEvent {
+                event_id: None,
+                item_id: None,
+                reason: InvalidReason::Malformed,
+                field: None,
+                message: "not a JSON object".to_owned(),
+            });
+        };
+        // Identity first, so that later errors can name the event.
+        let ids = |field: &'static str| match map.get(field) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let (event_id, item_id) = (ids("event_id"), ids("item_id"));
+        let fail = |field: &'static str, expected: &str, got: &Value| InvalidEvent {
+            event_id: event_id.clone(),
+            item_id: item_id.clone(),
+            reason: InvalidReason::WrongType,
+            field: Some(field),
+            message: format!("field `{field}` must be {expected}, got {}", json_kind(got)),
+        };
+        let string = |field: &'static str| -> Result<Option<String>, InvalidEvent> {
+            match map.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(fail(field, "a string", other)),
+            }
+        };
+        let integer = |field: &'static str| -> Result<Option<i128>, InvalidEvent> {
+            match map.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Number(n)) => n
+                    .as_i64()
+                    .map(i128::from)
+                    .or_else(|| n.as_u64().map(i128::from))
+                    .map(Some)
+                    .ok_or_else(|| fail(field, "an integer", &Value::Number(n.clone()))),
+                Some(other) => Err(fail(field, "an integer", other)),
+            }
+        };
+        let materials = match map.get("materials") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) => Some(
+                items
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) => Ok(s.clone()),
+                        other => Err(fail("materials", "a list of strings", other)),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Some(other) => return Err(fail("materials", "a list of strings", other)),
+        };
+        Ok(RawEvent {
+            event_id: string("event_id")?,
+            item_id: string("item_id")?,
+            service_code: string("service_code")?,
+            department_code: string("department_code")?,
+            type_name: string("type")?,
+            occurred_at: string("occurred_at")?,
+            actor: string("actor")?,
+            seq: integer("seq")?,
+            materials,
+            reason: string("reason")?,
+            step: string("step")?,
+            suspension_kind: string("suspension_kind")?,
+            expected_days: integer("expected_days")?,
+            days: integer("days")?,
+            approver: string("approver")?,
+            amount_fen: integer("amount_fen")?,
+            outcome: string("outcome")?,
+            received_at: string("received_at")?,
+        })
+    }
+
+    /// Applies every field rule of DOMAIN §2.
+    pub fn validate(self) -> Result<Event, InvalidEvent> {
+        let ctx = Ctx { event_id: self.event_id.clone(), item_id: self.item_id.clone() };
+        let event_id = ctx.id("event_id", self.event_id.as_deref())?;
+        let item_id = ctx.id("item_id", self.item_id.as_deref())?;
+        let department_code = ctx.required_text("department_code", self.department_code.as_deref())?;
+        let type_text = ctx.required_text("type", self.type_name.as_deref())?;
+        let event_type = EventType::parse(&type_text).ok_or_else(|| {
+            ctx.err(
+                InvalidReason::UnknownEnum,
+                "type",
+                format!("field `type` has unknown value `{type_text}`; expected one of {}", names(EventType::ALL.map(EventType::as_str))),
+            )
+        })?;
+        let occurred_text = ctx.required_text("occurred_at", self.occurred_at.as_deref())?;
+        let occurred_at = ctx.timestamp("occurred_at", &occurred_text)?;
+        let service_code = ctx.optional_text("service_code", self.service_code)?;
+        if event_type == EventType::Submitted && service_code.is_none() {
+            return Err(ctx.err(InvalidReason::MissingField, "service_code", "field `service_code` is required on SUBMITTED".into()));
+        }
+        let actor = ctx.optional_text("actor", self.actor)?;
+        if actor.is_none() && !event_type.actor_optional() {
+            return Err(ctx.err(
+                InvalidReason::MissingField,
+                "actor",
+                format!("field `actor` (经办人) is required on {event_type}; only SUBMITTED, CORRECTION_SUBMITTED and WITHDRAWN may omit it"),
+            ));
+        }
+        let seq = match self.seq {
+            None => None,
+            Some(n) => Some(u64::try_from(n).map_err(|_| {
+                ctx.err(InvalidReason::OutOfRange, "seq", format!("field `seq` must be an unsigned 64-bit integer, got {n}"))
+            })?),
+        };
+        let reason = ctx.bounded("reason", self.reason)?;
+        let body = match event_type {
+            EventType::Submitted => EventBody::Submitted,
+            EventType::CorrectionRequested => {
+                let materials = self.materials.unwrap_or_default();
+                if materials.iter().all(|m| m.trim().is_empty()) {
+                    return Err(ctx.err(
+                        InvalidReason::MissingField,
+                        "materials",
+                        "field `materials` must list at least one missing material on CORRECTION_REQUESTED (一次性告知)".into(),
+                    ));
+                }
+                for m in &materials {
+                    ctx.bounded("materials", Some(m.clone()))?;
+                }
+                EventBody::CorrectionRequested { materials }
+            }
+            EventType::CorrectionSubmitted => EventBody::CorrectionSubmitted,
+            EventType::Accepted => EventBody::Accepted,
+            EventType::NotAccepted => EventBody::NotAccepted { reason },
+            EventType::StepCompleted => EventBody::StepCompleted { step: ctx.required_text("step", self.step.as_deref())? },
+            EventType::Suspended => EventBody::Suspended {
+                suspension_kind: ctx.required_text("suspension_kind", self.suspension_kind.as_deref())?,
+                expected_days: ctx.positive_days("expected_days", self.expected_days)?,
+            },
+            EventType::Resumed => EventBody::Resumed,
+            EventType::Extended => EventBody::Extended {
+                days: ctx.positive_days("days", self.days)?,
+                approver: ctx.bounded("approver", self.approver)?.unwrap_or_default(),
+            },
+            EventType::FeeCharged => {
+                let amount = self.amount_fen.ok_or_else(|| {
+                    ctx.err(InvalidReason::MissingField, "amount_fen", "field `amount_fen` is required on FEE_CHARGED".into())
+                })?;
+                let amount_fen = u64::try_from(amount).ok().filter(|a| *a <= i64::MAX as u64).ok_or_else(|| {
+                    ctx.err(InvalidReason::OutOfRange, "amount_fen", format!("field `amount_fen` must be an integer >= 0 (fen), got {amount}"))
+                })?;
+                EventBody::FeeCharged { amount_fen }
+            }
+            EventType::Decided => {
+                let text = ctx.required_text("outcome", self.outcome.as_deref())?;
+                let outcome = match text.as_str() {
+                    "APPROVED" => Outcome::Approved,
+                    "DENIED" => Outcome::Denied,
+                    other => {
+                        return Err(ctx.err(
+                            InvalidReason::UnknownEnum,
+                            "outcome",
+                            format!("field `outcome` has unknown value `{other}`; expected APPROVED or DENIED"),
+                        ));
+                    }
+                };
+                EventBody::Decided { outcome, reason }
+            }
+            EventType::Delivered => EventBody::Delivered,
+            EventType::Withdrawn => EventBody::Withdrawn,
+        };
+        Ok(Event { event_id, item_id, service_code, department_code, occurred_at, actor, seq, body })
+    }
+}
+
+/// Reads and validates one JSON line of an events file.
+pub fn parse_json_event(bytes: &[u8]) -> Result<JsonEvent, InvalidEvent> {
+    let raw = RawEvent::from_json(bytes)?;
+    let received = raw.received_at.clone();
+    let ctx = Ctx { event_id: raw.event_id.clone(), item_id: raw.item_id.clone() };
+    let event = raw.validate()?;
+    let received_at = match received {
+        None => None,
+        Some(text) => Some(ctx.timestamp("received_at", &text)?),
+    };
+    Ok(JsonEvent { event, received_at })
+}
+
+struct Ctx {
+    event_id: Option<String>,
+    item_id: Option<String>,
+}
+
+impl Ctx {
+    fn err(&self, reason: InvalidReason, field: &'static str, message: String) -> InvalidEvent {
+        InvalidEvent { event_id: self.event_id.clone(), item_id: self.item_id.clone(), reason, field: Some(field), message }
+    }
+
+    fn required_text(&self, field: &'static str, value: Option<&str>) -> Result<String, InvalidEvent> {
+        match value {
+            Some(v) if !v.trim().is_empty() => {
+                self.bounded(field, Some(v.to_owned()))?;
+                Ok(v.to_owned())
+            }
+            Some(_) => Err(self.err(InvalidReason::MissingField, field, format!("field `{field}` is required and must not be blank"))),
+            None => Err(self.err(InvalidReason::MissingField, field, format!("field `{field}` is required"))),
+        }
+    }
+
+    fn optional_text(&self, field: &'static str, value: Option<String>) -> Result<Option<String>, InvalidEvent> {
+        Ok(self.bounded(field, value)?.filter(|v| !v.trim().is_empty()))
+    }
+
+    fn bounded(&self, field: &'static str, value: Option<String>) -> Result<Option<String>, InvalidEvent> {
+        if let Some(v) = &value {
+            if v.chars().count() > MAX_TEXT_CHARS {
+                return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` is longer than {MAX_TEXT_CHARS} characters")));
+            }
+        }
+        Ok(value)
+    }
+
+    fn id(&self, field: &'static str, value: Option<&str>) -> Result<String, InvalidEvent> {
+        let v = self.required_text(field, value)?;
+        let n = v.chars().count();
+        if n > MAX_ID_CHARS {
+            return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` must be 1-{MAX_ID_CHARS} characters, got {n}")));
+        }
+        Ok(v)
+    }
+
+    fn timestamp(&self, field: &'static str, text: &str) -> Result<Timestamp, InvalidEvent> {
+        let t = Timestamp::parse_rfc3339(text).map_err(|e| {
+            self.err(
+                InvalidReason::BadTimestamp,
+                field,
+                format!("field `{field}` must be an RFC 3339 timestamp with an offset (2025-03-04T09:30:00+08:00), got `{text}`: {e}"),
+            )
+        })?;
+        if !t.is_supported() {
+            return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` = `{text}` is outside the supported years 1971-2119")));
+        }
+        Ok(t)
+    }
+
+    fn positive_days(&self, field: &'static str, value: Option<i128>) -> Result<u32, InvalidEvent> {
+        let n = value.ok_or_else(|| self.err(InvalidReason::MissingField, field, format!("field `{field}` is required")))?;
+        u32::try_from(n)
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .ok_or_else(|| self.err(InvalidReason::OutOfRange, field, format!("field `{field}` must be a number of days > 0 (at most 3650), got {n}")))
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn names<const N: usize>(list: [&str; N]) -> String {
+    list.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Event, InvalidEvent> {
+        parse_json_event(json.as_bytes()).map(|e| e.event)
+    }
+
+    const BASE: &str = r#""event_id":"e1","item_id":"i1","department_code":"D1","occurred_at":"2025-03-03T09:00:00+08:00""#;
+
+    #[test]
+    fn reads_a_valid_event_and_ignores_unknown_fields() {
+        let e = parse(&format!(r#"{{{BASE},"type":"SUBMITTED","service_code":"S1","extra":{{"x":1}}}}"#)).unwrap();
+        assert_eq!(e.event_type(), EventType::Submitted);
+        assert_eq!(e.service_code.as_deref(), Some("S1"));
+        assert_eq!(e.actor, None);
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let cases = [
+            (r#"{"item_id":"i1"}"#.to_owned(), InvalidReason::MissingField, "event_id"),
+            (format!(r#"{{{BASE},"type":"SUBMITTED"}}"#), InvalidReason::MissingField, "service_code"),
+            (format!(r#"{{{BASE},"type":"ACCEPTED"}}"#), InvalidReason::MissingField, "actor"),
+            (format!(r#"{{{BASE},"type":"APPROVE","actor":"a"}}"#), InvalidReason::UnknownEnum, "type"),
+            (format!(r#"{{{BASE},"type":"CORRECTION_REQUESTED","actor":"a","materials":[]}}"#), InvalidReason::MissingField, "materials"),
+            (format!(r#"{{{BASE},"type":"SUSPENDED","actor":"a","suspension_kind":"HEARING","expected_days":0}}"#), InvalidReason::OutOfRange, "expected_days"),
+            (format!(r#"{{{BASE},"type":"EXTENDED","actor":"a","days":-1,"approver":"b"}}"#), InvalidReason::OutOfRange, "days"),
+            (format!(r#"{{{BASE},"type":"FEE_CHARGED","actor":"a","amount_fen":-5}}"#), InvalidReason::OutOfRange, "amount_fen"),
+            (format!(r#"{{{BASE},"type":"FEE_CHARGED","actor":"a","amount_fen":"5"}}"#), InvalidReason::WrongType, "amount_fen"),
+            (format!(r#"{{{BASE},"type":"DECIDED","actor":"a","outcome":"MAYBE"}}"#), InvalidReason::UnknownEnum, "outcome"),
+            (format!(r#"{{{BASE},"type":"STEP_COMPLETED","actor":"a"}}"#), InvalidReason::MissingField, "step"),
+            (r#"{"event_id":"e1","item_id":"i1","department_code":"D","type":"SUBMITTED","service_code":"S","occurred_at":"2025-03-03 09:00"}"#.to_owned(), InvalidReason::BadTimestamp, "occurred_at"),
+            (format!(r#"{{"event_id":"{}","item_id":"i1"}}"#, "x".repeat(129)), InvalidReason::OutOfRange, "event_id"),
+        ];
+        for (json, reason, field) in cases {
+            let err = parse(&json).expect_err(&json);
+            assert_eq!((err.reason, err.field), (reason, Some(field)), "{json}: {}", err.message);
+            assert!(err.message.contains(field), "message names the field: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn blank_reason_and_empty_approver_are_valid() {
+        let e = parse(&format!(r#"{{{BASE},"type":"NOT_ACCEPTED","actor":"a","reason":" "}}"#)).unwrap();
+        assert!(matches!(e.body, EventBody::NotAccepted { .. }));
+        let e = parse(&format!(r#"{{{BASE},"type":"EXTENDED","actor":"a","days":5}}"#)).unwrap();
+        assert_eq!(e.body, EventBody::Extended { days: 5, approver: String::new() });
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        assert_eq!(parse_json_event(b"\x00\x01garbage").unwrap_err().reason, InvalidReason::Malformed);
+        assert_eq!(parse_json_event(b"[1,2]").unwrap_err().reason, InvalidReason::Malformed);
+    }
+}

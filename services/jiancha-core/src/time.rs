@@ -1,0 +1,134 @@
+//! Instants as integer milliseconds, parsed from and written as RFC 3339.
+//!
+//! The engine never reads the system clock: every instant it sees is an input.
+
+use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Milliseconds in one natural day.
+pub const DAY_MS: i64 = 86_400_000;
+/// Milliseconds in one hour.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// An instant on the UTC time line, in milliseconds since 1970-01-01T00:00:00Z.
+///
+/// Milliseconds, not seconds, so that two events a few hundred milliseconds apart keep
+/// their order; the ordering rules of DOMAIN §3.4 depend on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The earliest instant the calendars and events support (1971-01-01T00:00:00Z).
+    pub const MIN_SUPPORTED: Timestamp = Timestamp(31_536_000_000);
+    /// The latest instant the calendars and events support (2120-01-01T00:00:00Z).
+    pub const MAX_SUPPORTED: Timestamp = Timestamp(4_733_510_400_000);
+
+    /// Milliseconds since the Unix epoch.
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// Parses an RFC 3339 instant, which must carry an offset (`Z` or `+08:00`).
+    pub fn parse_rfc3339(text: &str) -> Result<Timestamp, chrono::ParseError> {
+        DateTime::parse_from_rfc3339(text).map(|t| Timestamp(t.timestamp_millis()))
+    }
+
+    /// Whether the instant lies in the range the calendar tables cover.
+    pub fn is_supported(self) -> bool {
+        (Self::MIN_SUPPORTED..Self::MAX_SUPPORTED).contains(&self)
+    }
+
+    /// The instant as a chrono value in the given zone.
+    pub fn in_zone(self, tz: Tz) -> DateTime<Tz> {
+        tz.timestamp_millis_opt(self.0).single().unwrap_or_else(|| {
+            // Unreachable for in-range millisecond instants; fall back to UTC's reading.
+            Utc.timestamp_millis_opt(0).single().map(|t| t.with_timezone(&tz)).expect("epoch is valid")
+        })
+    }
+
+    /// RFC 3339 text in the given zone, seconds precision unless milliseconds are set:
+    /// `2024-03-14T10:00:00+08:00`.
+    pub fn to_rfc3339_in(self, tz: Tz) -> String {
+        let t = self.in_zone(tz);
+        let fixed: DateTime<FixedOffset> = t.fixed_offset();
+        let format = if self.0.rem_euclid(1000) == 0 { SecondsFormat::Secs } else { SecondsFormat::Millis };
+        fixed.to_rfc3339_opts(format, true)
+    }
+
+    /// `YYYY-MM-DD HH:MM` in the given zone, for derivation texts a person reads.
+    pub fn short_in(self, tz: Tz) -> String {
+        self.in_zone(tz).format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339_in(Tz::UTC))
+    }
+}
+
+/// Parses a duration written as `90s`, `10m`, `1h`, `2d` or a combination (`1h30m`).
+pub fn parse_duration_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut total: i64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1_000,
+            'm' => 60_000,
+            'h' => HOUR_MS,
+            'd' => DAY_MS,
+            _ => return None,
+        };
+        let n: i64 = number.parse().ok()?;
+        number.clear();
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    if !number.is_empty() {
+        return None;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_offsets_and_keeps_milliseconds() {
+        let a = Timestamp::parse_rfc3339("2024-03-04T09:00:00+08:00").unwrap();
+        let b = Timestamp::parse_rfc3339("2024-03-04T01:00:00Z").unwrap();
+        assert_eq!(a, b);
+        let c = Timestamp::parse_rfc3339("2024-03-04T01:00:00.250Z").unwrap();
+        assert_eq!(c.0 - b.0, 250);
+        assert!(Timestamp::parse_rfc3339("2024-03-04T09:00:00").is_err(), "an offset is required");
+    }
+
+    #[test]
+    fn writes_in_the_calendar_zone() {
+        let t = Timestamp::parse_rfc3339("2024-03-14T02:00:00Z").unwrap();
+        assert_eq!(t.to_rfc3339_in(chrono_tz::Asia::Shanghai), "2024-03-14T10:00:00+08:00");
+        let t = Timestamp(t.0 + 5);
+        assert_eq!(t.to_rfc3339_in(chrono_tz::Asia::Shanghai), "2024-03-14T10:00:00.005+08:00");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("1h"), Some(HOUR_MS));
+        assert_eq!(parse_duration_ms("1h30m"), Some(HOUR_MS + 30 * 60_000));
+        assert_eq!(parse_duration_ms("10s"), Some(10_000));
+        assert_eq!(parse_duration_ms("10"), None);
+        assert_eq!(parse_duration_ms("1x"), None);
+        assert_eq!(parse_duration_ms(""), None);
+    }
+}
