@@ -1,1 +1,40 @@
-fn main() {}
+//! `jiancha`: the electronic supervision monitor for administrative approvals.
+//!
+//! One binary, one subcommand per role. Every subcommand drives the same engine from
+//! `jiancha-core`.
+
+mod replay;
+mod simulate;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "jiancha", version, about = "电子监察: real-time supervision of administrative approval deadlines and procedure")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the engine over an events file on a virtual clock and print the alerts (the batch oracle).
+    Replay(replay::ReplayArgs),
+    /// Generate a realistic event stream for a catalog, irregular handling mixed in.
+    Simulate(simulate::SimulateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => replay::run(args),
+        Command::Simulate(args) => simulate::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("jiancha: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
