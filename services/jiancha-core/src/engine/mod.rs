@@ -8,6 +8,8 @@ mod derive;
 mod item;
 mod replay;
 mod rules;
+#[cfg(test)]
+mod tests;
 
 pub use replay::{Replay, TimerQueue};
 

@@ -73,6 +73,12 @@ impl Replay {
         &self.engine
     }
 
+    /// The engine, to replace its catalog or calendars between arrivals. Effects of
+    /// such a change are the caller's to carry out.
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
     /// The virtual clock.
     pub fn clock(&self) -> Timestamp {
         self.clock
