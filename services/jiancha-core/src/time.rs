@@ -3,7 +3,7 @@
 //! The engine never reads the system clock: every instant it sees is an input.
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone, Utc};
-use chrono_tz::Tz;
+pub use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

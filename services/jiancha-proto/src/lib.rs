@@ -1,1 +1,200 @@
-//! placeholder
+//! The `jiancha.v1` protobuf contract (generated from `proto/`) and its conversions to
+//! and from the domain types. Generated types carry no serde derives; the JSON form is
+//! the domain's (see `jiancha_core::event`).
+
+#[allow(missing_docs, missing_debug_implementations, clippy::all)]
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/jiancha.v1.rs"));
+}
+
+use jiancha_core::alert::{Alert, AlertKind, AlertStatus, Level};
+use jiancha_core::event::{Event, EventBody, InvalidEvent, InvalidReason, Outcome, RawEvent};
+use prost::Message;
+
+/// Reads a protobuf-encoded event and validates it against DOMAIN §2.
+pub fn decode_event(bytes: &[u8]) -> Result<Event, InvalidEvent> {
+    let msg = v1::Event::decode(bytes).map_err(|e| InvalidEvent {
+        event_id: None,
+        item_id: None,
+        reason: InvalidReason::Malformed,
+        field: None,
+        message: format!("not a jiancha.v1.Event protobuf message: {e}"),
+    })?;
+    Event::try_from(msg)
+}
+
+impl From<v1::Event> for RawEvent {
+    fn from(m: v1::Event) -> RawEvent {
+        let type_name = match v1::EventType::try_from(m.r#type) {
+            Ok(v1::EventType::Unspecified) => None,
+            Ok(t) => Some(t.as_str_name().to_owned()),
+            Err(_) => Some(format!("enum value {}", m.r#type)),
+        };
+        let outcome = match v1::Outcome::try_from(m.outcome) {
+            Ok(v1::Outcome::Unspecified) => None,
+            Ok(o) => Some(o.as_str_name().to_owned()),
+            Err(_) => Some(format!("enum value {}", m.outcome)),
+        };
+        let non_empty = |s: String| Some(s).filter(|s| !s.is_empty());
+        RawEvent {
+            event_id: non_empty(m.event_id),
+            item_id: non_empty(m.item_id),
+            service_code: m.service_code,
+            department_code: non_empty(m.department_code),
+            type_name,
+            occurred_at: non_empty(m.occurred_at),
+            actor: m.actor,
+            seq: m.seq.map(i128::from),
+            materials: Some(m.materials).filter(|v| !v.is_empty()),
+            reason: m.reason,
+            step: m.step,
+            suspension_kind: m.suspension_kind,
+            expected_days: m.expected_days.map(i128::from),
+            days: m.days.map(i128::from),
+            approver: m.approver,
+            amount_fen: m.amount_fen.map(i128::from),
+            outcome,
+            received_at: None,
+        }
+    }
+}
+
+impl TryFrom<v1::Event> for Event {
+    type Error = InvalidEvent;
+
+    fn try_from(m: v1::Event) -> Result<Event, InvalidEvent> {
+        RawEvent::from(m).validate()
+    }
+}
+
+impl From<&Event> for v1::Event {
+    fn from(e: &Event) -> v1::Event {
+        let mut m = v1::Event {
+            event_id: e.event_id.clone(),
+            item_id: e.item_id.clone(),
+            service_code: e.service_code.clone(),
+            department_code: e.department_code.clone(),
+            r#type: v1::EventType::from_str_name(e.event_type().as_str()).map_or(0, |t| t as i32),
+            occurred_at: e.occurred_at.to_rfc3339_in(jiancha_core::time::Tz::UTC),
+            actor: e.actor.clone(),
+            seq: e.seq,
+            ..Default::default()
+        };
+        match &e.body {
+            EventBody::CorrectionRequested { materials } => m.materials = materials.clone(),
+            EventBody::NotAccepted { reason } => m.reason = reason.clone(),
+            EventBody::StepCompleted { step } => m.step = Some(step.clone()),
+            EventBody::Suspended { suspension_kind, expected_days } => {
+                m.suspension_kind = Some(suspension_kind.clone());
+                m.expected_days = Some(i64::from(*expected_days));
+            }
+            EventBody::Extended { days, approver } => {
+                m.days = Some(i64::from(*days));
+                m.approver = Some(approver.clone());
+            }
+            EventBody::FeeCharged { amount_fen } => m.amount_fen = Some(*amount_fen as i64),
+            EventBody::Decided { outcome, reason } => {
+                m.outcome = match outcome {
+                    Outcome::Approved => v1::Outcome::Approved,
+                    Outcome::Denied => v1::Outcome::Denied,
+                } as i32;
+                m.reason = reason.clone();
+            }
+            EventBody::Submitted
+            | EventBody::CorrectionSubmitted
+            | EventBody::Accepted
+            | EventBody::Resumed
+            | EventBody::Delivered
+            | EventBody::Withdrawn => {}
+        }
+        m
+    }
+}
+
+
+impl From<&Alert> for v1::Alert {
+    fn from(a: &Alert) -> v1::Alert {
+        v1::Alert {
+            alert_id: a.alert_id.clone(),
+            status: match a.status {
+                AlertStatus::Fired => v1::AlertStatus::Fired,
+                AlertStatus::Retracted => v1::AlertStatus::Retracted,
+            } as i32,
+            item_id: a.item_id.clone(),
+            service_code: a.service_code.clone(),
+            department_code: a.department_code.clone(),
+            kind: v1::AlertKind::from_str_name(a.kind.as_str()).map_or(0, |k| k as i32),
+            level: match a.level {
+                Level::Warning => v1::Level::Warning,
+                Level::Yellow => v1::Level::Yellow,
+                Level::Red => v1::Level::Red,
+            } as i32,
+            triggered_at: a.triggered_at.to_rfc3339_in(a.zone),
+            event_id: a.event_id.clone(),
+            message: Some(v1::Bilingual { zh: a.message.zh.clone(), en: a.message.en.clone() }),
+            derivation: Some(v1::Bilingual { zh: a.derivation.zh.clone(), en: a.derivation.en.clone() }),
+        }
+    }
+}
+
+/// The domain kind of a protobuf kind value.
+pub fn alert_kind(value: i32) -> Option<AlertKind> {
+    v1::AlertKind::try_from(value).ok().and_then(|k| AlertKind::parse(k.as_str_name()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiancha_core::event::{EventType, parse_json_event};
+
+    #[test]
+    fn every_domain_name_exists_in_the_proto_enums() {
+        for t in EventType::ALL {
+            assert!(v1::EventType::from_str_name(t.as_str()).is_some(), "{t}");
+        }
+        for k in AlertKind::ALL {
+            let value = v1::AlertKind::from_str_name(k.as_str()).expect("kind in proto") as i32;
+            assert_eq!(alert_kind(value), Some(*k));
+        }
+    }
+
+    #[test]
+    fn json_and_protobuf_forms_map_one_to_one() {
+        let lines = [
+            r#"{"event_id":"e1","item_id":"i","service_code":"S","department_code":"D","type":"SUBMITTED","occurred_at":"2025-03-03T09:00:00+08:00","seq":1}"#,
+            r#"{"event_id":"e2","item_id":"i","department_code":"D","type":"CORRECTION_REQUESTED","occurred_at":"2025-03-03T09:00:00+08:00","actor":"a","materials":["x","y"]}"#,
+            r#"{"event_id":"e3","item_id":"i","department_code":"D","type":"SUSPENDED","occurred_at":"2025-03-03T09:00:00+08:00","actor":"a","suspension_kind":"HEARING","expected_days":5}"#,
+            r#"{"event_id":"e4","item_id":"i","department_code":"D","type":"EXTENDED","occurred_at":"2025-03-03T09:00:00+08:00","actor":"a","days":5,"approver":""}"#,
+            r#"{"event_id":"e5","item_id":"i","department_code":"D","type":"FEE_CHARGED","occurred_at":"2025-03-03T09:00:00+08:00","actor":"a","amount_fen":500}"#,
+            r#"{"event_id":"e6","item_id":"i","department_code":"D","type":"DECIDED","occurred_at":"2025-03-03T09:00:00+08:00","actor":"a","outcome":"DENIED","reason":"不符合"}"#,
+            r#"{"event_id":"e7","item_id":"i","department_code":"D","type":"NOT_ACCEPTED","occurred_at":"2025-03-03T09:00:00+08:00","actor":"a"}"#,
+        ];
+        for line in lines {
+            let event = parse_json_event(line.as_bytes()).unwrap().event;
+            let bytes = v1::Event::from(&event).encode_to_vec();
+            assert_eq!(decode_event(&bytes).unwrap(), event, "{line}");
+        }
+    }
+
+    #[test]
+    fn invalid_protobuf_is_refused_with_a_reason() {
+        assert_eq!(decode_event(b"\xff\xff\xff").unwrap_err().reason, InvalidReason::Malformed);
+        let good = v1::Event {
+            event_id: "e".into(),
+            item_id: "i".into(),
+            department_code: "D".into(),
+            service_code: Some("S".into()),
+            r#type: v1::EventType::Submitted as i32,
+            occurred_at: "2025-03-03T09:00:00+08:00".into(),
+            ..Default::default()
+        };
+        let bytes = good.encode_to_vec();
+        assert!(decode_event(&bytes).is_ok());
+        assert_eq!(decode_event(&bytes[..bytes.len() - 3]).unwrap_err().reason, InvalidReason::Malformed, "truncated");
+        let unknown = v1::Event { r#type: 99, ..good.clone() };
+        let err = decode_event(&unknown.encode_to_vec()).unwrap_err();
+        assert_eq!((err.reason, err.field), (InvalidReason::UnknownEnum, Some("type")));
+        let no_item = v1::Event { item_id: String::new(), ..good };
+        assert_eq!(decode_event(&no_item.encode_to_vec()).unwrap_err().field, Some("item_id"));
+    }
+}
