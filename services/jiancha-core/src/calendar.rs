@@ -129,8 +129,12 @@ pub struct Calendar {
     day_len: i64,
     /// UTC instant of each local midnight, one more entry than days.
     day_start: Vec<i64>,
-    /// Working time accumulated before each day (W at its midnight), one more than days.
-    cum: Vec<i64>,
+    /// Working days before each day, one more entry than days: W at midnight is rank × L.
+    rank: Vec<u32>,
+    /// Index of every working day, in order: the inverse of `rank`.
+    working_days: Vec<u32>,
+    /// Days not covered by a notice before each day (prefix sums), one more than days.
+    uncovered_before: Vec<u32>,
     /// Per day: WORKING, HOLIDAY, ADJUSTED, WEEKEND, UNCOVERED flags.
     flags: Vec<u8>,
     /// Day index → index into `holiday_names`, for holidays.
@@ -141,6 +145,9 @@ pub struct Calendar {
     covered: Vec<bool>,
     /// Local calendar year of each day, for CALENDAR_MISSING.
     day_year: Vec<u16>,
+    /// The longest run of covered days, as instants `[from, to)`: a fast path for
+    /// [`Calendar::uncovered_years_between`].
+    covered_span: (i64, i64),
 }
 
 impl Calendar {
@@ -222,14 +229,17 @@ impl Calendar {
         }
 
         let mut day_start = Vec::with_capacity(days + 1);
-        let mut cum = Vec::with_capacity(days + 1);
+        let mut rank = Vec::with_capacity(days + 1);
+        let mut working_days = Vec::with_capacity(days);
+        let mut uncovered_before = Vec::with_capacity(days + 1);
         let mut flags = Vec::with_capacity(days);
         let mut day_year = Vec::with_capacity(days);
-        let mut worked: i64 = 0;
+        let mut uncovered = 0u32;
         let mut date = first;
         for i in 0..=days {
             day_start.push(local_midnight(tz, date));
-            cum.push(worked);
+            rank.push(working_days.len() as u32);
+            uncovered_before.push(uncovered);
             if i == days {
                 break;
             }
@@ -245,21 +255,41 @@ impl Calendar {
             }
             flags.push(f);
             day_year.push(date.year() as u16);
-            let next = date.succ_opt().expect("in range");
             if f & WORKING != 0 {
-                worked += if office.is_empty() { local_midnight(tz, next) - day_start[i] } else { day_len };
+                working_days.push(i as u32);
             }
-            date = next;
+            if f & UNCOVERED != 0 {
+                uncovered += 1;
+            }
+            date = date.succ_opt().expect("in range");
         }
 
+        let mut covered_span = (0, 0);
+        let mut run_start = None;
+        for i in 0..=days {
+            let covered = i < days && flags[i] & UNCOVERED == 0;
+            match (covered, run_start) {
+                (true, None) => run_start = Some(i),
+                (false, Some(a)) => {
+                    if day_start[i] - day_start[a] > covered_span.1 - covered_span.0 {
+                        covered_span = (day_start[a], day_start[i]);
+                    }
+                    run_start = None;
+                }
+                _ => {}
+            }
+        }
         Ok(Calendar {
+            covered_span,
             name: Arc::from(spec.name.as_str()),
             tz,
             spec,
             office,
             day_len,
             day_start,
-            cum,
+            rank,
+            working_days,
+            uncovered_before,
             flags,
             holiday_of,
             holiday_names,
@@ -377,7 +407,13 @@ impl Calendar {
     /// Calls `f` with every year not covered by a notice among the local days of
     /// `[from, to]` (instants), each year once, ascending.
     pub fn uncovered_years_between(&self, from: i64, to: i64, mut f: impl FnMut(i32)) {
+        if from >= self.covered_span.0 && to < self.covered_span.1 && to >= from {
+            return;
+        }
         let (a, b) = (self.day_of(from.min(to)), self.day_of(from.max(to)));
+        if self.uncovered_before[b + 1] == self.uncovered_before[a] {
+            return;
+        }
         let (ya, yb) = (self.day_year[a] as i32, self.day_year[b] as i32);
         for year in ya..=yb {
             if !self.covers_year(year) {
@@ -393,38 +429,38 @@ impl Calendar {
     }
 
     /// W(t): working time elapsed from the table origin to instant `t`, in milliseconds.
+    /// Every working day counts L, so W at a midnight is (working days before it) × L.
     pub fn working_time(&self, t: i64) -> i64 {
         let i = self.day_of(t);
+        let base = i64::from(self.rank[i]) * self.day_len;
         let start = self.day_start[i];
-        if t < start {
-            return self.cum[i];
-        }
-        if self.flags[i] & WORKING == 0 {
-            return self.cum[i];
+        if t <= start || self.flags[i] & WORKING == 0 {
+            return base;
         }
         let into = t - start;
         let worked = if self.office.is_empty() {
-            into.min(self.day_start[i + 1] - start)
+            into.min(self.day_len)
         } else {
             self.office.iter().map(|&(s, e)| into.clamp(s, e) - s).sum()
         };
-        self.cum[i] + worked
+        base + worked
     }
 
-    /// W⁻¹(x): the earliest instant `t` with W(t) ≥ x.
+    /// W⁻¹(x): the earliest instant `t` with W(t) ≥ x. Constant time: the working day
+    /// that holds x is found by its rank.
     pub fn instant_at_working_time(&self, x: i64) -> i64 {
-        if x <= self.cum[0] {
+        if x <= 0 {
             return self.day_start[0];
         }
-        // Smallest i with cum[i + 1] >= x; then cum[i] < x and the instant lies in day i.
-        let i = self.cum[1..].partition_point(|&c| c < x);
-        if i >= self.flags.len() {
+        let k = ((x - 1) / self.day_len) as usize;
+        let Some(&day) = self.working_days.get(k) else {
             return *self.day_start.last().expect("non-empty");
-        }
-        let need = x - self.cum[i];
-        let start = self.day_start[i];
+        };
+        let day = day as usize;
+        let need = x - k as i64 * self.day_len;
+        let start = self.day_start[day];
         if self.office.is_empty() {
-            return start + need;
+            return (start + need).min(self.day_start[day + 1]);
         }
         let mut left = need;
         for &(s, e) in &self.office {
