@@ -4,6 +4,7 @@
 //! `cargo bench -p jiancha-core --bench engine` (JIANCHA_BENCH_ITEMS overrides the
 //! number of open items). Figures are recorded in docs/performance.md.
 #![allow(unsafe_code)] // The counting allocator below is the only unsafe code, and only here.
+#![allow(clippy::disallowed_methods)] // A benchmark measures wall time; the core itself never reads it.
 
 use criterion::{Criterion, Throughput, criterion_group};
 use jiancha_core::clock::Counter;

@@ -629,11 +629,10 @@ impl Ctx {
     }
 
     fn bounded(&self, field: &'static str, value: Option<String>) -> Result<Option<String>, InvalidEvent> {
-        if let Some(v) = &value {
-            if v.chars().count() > MAX_TEXT_CHARS {
+        if let Some(v) = &value
+            && v.chars().count() > MAX_TEXT_CHARS {
                 return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` is longer than {MAX_TEXT_CHARS} characters")));
             }
-        }
         Ok(value)
     }
 

@@ -108,7 +108,6 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         }
     }
     replay.advance(args.until.unwrap_or(last_arrival).max(last_arrival), &mut sink);
-    drop(sink);
     if let Some(e) = write_error {
         return Err(e).context("writing alerts to stdout");
     }

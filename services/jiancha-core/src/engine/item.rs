@@ -87,7 +87,8 @@ pub(crate) struct Item {
     pub text: Box<str>,
     /// Events in §3.4 order.
     pub events: Vec<Ev>,
-    /// Alerts in force, when any.
+    /// Alerts in force, when any. Boxed so that an item without alerts pays 8 bytes, not 24.
+    #[allow(clippy::box_collection)]
     pub held: Option<Box<Vec<Held>>>,
     /// Interned service code (0 = unknown yet).
     pub service: NameId,

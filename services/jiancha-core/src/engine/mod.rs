@@ -143,12 +143,11 @@ impl Engine {
         let department = self.names.intern(&event.department_code);
         let item = &mut self.items[slot];
         let submitted = matches!(event.body, EventBody::Submitted);
-        if let Some(code) = service {
-            if submitted && !item.service_from_submitted || item.service == 0 {
+        if let Some(code) = service
+            && (submitted && !item.service_from_submitted || item.service == 0) {
                 item.service = code;
                 item.service_from_submitted = submitted;
             }
-        }
         if item.department == 0 || submitted {
             item.department = department;
         }

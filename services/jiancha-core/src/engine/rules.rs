@@ -286,8 +286,8 @@ pub(crate) fn evaluate(input: &Input<'_>, s: &mut Scratch) {
                 window = None;
             }
             EventType::StepCompleted => {
-                if let Some(r) = resolved {
-                    if let Some(k) = r.step_names.iter().position(|&n| n == e.arg as NameId) {
+                if let Some(r) = resolved
+                    && let Some(k) = r.step_names.iter().position(|&n| n == e.arg as NameId) {
                         if s.step_done[k].is_none() {
                             s.step_done[k] = Some((e.at, i));
                         }
@@ -295,7 +295,6 @@ pub(crate) fn evaluate(input: &Input<'_>, s: &mut Scratch) {
                             s.review_actors.push(e.actor);
                         }
                     }
-                }
             }
             EventType::Suspended => {
                 let lawful = match (service, e.lawful_kind()) {
@@ -349,12 +348,11 @@ pub(crate) fn evaluate(input: &Input<'_>, s: &mut Scratch) {
             }
             EventType::FeeCharged => {
                 fees = fees.saturating_add(e.arg);
-                if let Some(sv) = service {
-                    if !fee_fired && fees > sv.fee_cap_fen {
+                if let Some(sv) = service
+                    && !fee_fired && fees > sv.fee_cap_fen {
                         fee_fired = true;
                         s.fact(AlertKind::FeeIrregular, Trigger::Event(i), e.at, fees);
                     }
-                }
             }
             EventType::Decided => {
                 let denied = e.denied();
@@ -362,11 +360,10 @@ pub(crate) fn evaluate(input: &Input<'_>, s: &mut Scratch) {
                 if denied && e.blank_reason() {
                     s.fact(AlertKind::ReasonMissing, Trigger::Event(i), e.at, 0);
                 }
-                if let Some(sv) = service {
-                    if sv.separation_of_duties && !sv.steps.is_empty() && s.review_actors.contains(&e.actor) {
+                if let Some(sv) = service
+                    && sv.separation_of_duties && !sv.steps.is_empty() && s.review_actors.contains(&e.actor) {
                         s.fact(AlertKind::SeparationOfDuties, Trigger::Event(i), e.at, 0);
                     }
-                }
                 if denied || service.is_none_or(|sv| sv.delivery_days == 0) {
                     closed_at = e.at;
                     closed_by_decision = !denied;
