@@ -95,8 +95,19 @@ fn history() -> impl Strategy<Value = Vec<(usize, i64, i64)>> {
 
 fn event_json(i: usize, (ty, hours, extra): (usize, i64, i64), base: i64, service: &str) -> serde_json::Value {
     const TYPES: [&str; 13] = [
-        "SUBMITTED", "CORRECTION_REQUESTED", "CORRECTION_SUBMITTED", "ACCEPTED", "NOT_ACCEPTED", "STEP_COMPLETED",
-        "SUSPENDED", "RESUMED", "EXTENDED", "FEE_CHARGED", "DECIDED", "DELIVERED", "WITHDRAWN",
+        "SUBMITTED",
+        "CORRECTION_REQUESTED",
+        "CORRECTION_SUBMITTED",
+        "ACCEPTED",
+        "NOT_ACCEPTED",
+        "STEP_COMPLETED",
+        "SUSPENDED",
+        "RESUMED",
+        "EXTENDED",
+        "FEE_CHARGED",
+        "DECIDED",
+        "DELIVERED",
+        "WITHDRAWN",
     ];
     let at = base + hours * HOUR_MS;
     // Some events reach the system late (a LATE_REPORT) and out of order.

@@ -86,7 +86,12 @@ fn lifecycle(item: u64) -> [Event; 6] {
         event(item, 4, t + DAY_MS + HOUR_MS, EventBody::FeeCharged { amount_fen: 0 }),
         Event {
             actor: Some("陈局长".to_owned()), // The decider is not the reviewer (no SEPARATION_OF_DUTIES).
-            ..event(item, 5, t + 2 * DAY_MS, EventBody::Decided { outcome: jiancha_core::event::Outcome::Approved, reason: Some("符合".into()) })
+            ..event(
+                item,
+                5,
+                t + 2 * DAY_MS,
+                EventBody::Decided { outcome: jiancha_core::event::Outcome::Approved, reason: Some("符合".into()) },
+            )
         },
         event(item, 6, t + 3 * DAY_MS, EventBody::Delivered),
     ]

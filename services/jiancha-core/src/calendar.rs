@@ -160,10 +160,7 @@ impl Calendar {
     /// Compiles a calendar from its spec, checking every field.
     pub fn compile(spec: CalendarSpec) -> Result<Calendar, CalendarError> {
         let cal = spec.name.clone();
-        let tz: Tz = spec
-            .time_zone
-            .parse()
-            .map_err(|_| CalendarError::TimeZone { calendar: cal.clone(), zone: spec.time_zone.clone() })?;
+        let tz: Tz = spec.time_zone.parse().map_err(|_| CalendarError::TimeZone { calendar: cal.clone(), zone: spec.time_zone.clone() })?;
         let mut weekend = [false; 7];
         for day in &spec.weekend {
             let wd: Weekday = day.parse().map_err(|_| CalendarError::Weekday { calendar: cal.clone(), day: day.clone() })?;
@@ -187,10 +184,11 @@ impl Calendar {
             }
             covered[slot as usize] = true;
             let date_of = |text: &str| -> Result<NaiveDate, CalendarError> {
-                NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                    .ok()
-                    .filter(|d| d.year() == year.year)
-                    .ok_or_else(|| CalendarError::Date { calendar: cal.clone(), year: year.year, date: text.to_owned() })
+                NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().filter(|d| d.year() == year.year).ok_or_else(|| CalendarError::Date {
+                    calendar: cal.clone(),
+                    year: year.year,
+                    date: text.to_owned(),
+                })
             };
             for h in &year.holidays {
                 let (from, to) = (date_of(&h.from)?, date_of(&h.to)?);
@@ -438,11 +436,8 @@ impl Calendar {
             return base;
         }
         let into = t - start;
-        let worked = if self.office.is_empty() {
-            into.min(self.day_len)
-        } else {
-            self.office.iter().map(|&(s, e)| into.clamp(s, e) - s).sum()
-        };
+        let worked =
+            if self.office.is_empty() { into.min(self.day_len) } else { self.office.iter().map(|&(s, e)| into.clamp(s, e) - s).sum() };
         base + worked
     }
 
@@ -520,8 +515,7 @@ impl Calendars {
     /// Only the built-in official mainland China calendar.
     pub fn builtin() -> Calendars {
         static BUILTIN: std::sync::OnceLock<Arc<Calendar>> = std::sync::OnceLock::new();
-        let cal = BUILTIN
-            .get_or_init(|| Arc::new(Calendar::from_toml(CN_MAINLAND_TOML).expect("the shipped calendar is valid")));
+        let cal = BUILTIN.get_or_init(|| Arc::new(Calendar::from_toml(CN_MAINLAND_TOML).expect("the shipped calendar is valid")));
         Calendars { list: vec![cal.clone()] }
     }
 

@@ -227,12 +227,14 @@ impl Catalog {
             let statutory_days = s.statutory_days.or(if joint { None } else { d.statutory_days }).unwrap_or(if joint { 45 } else { 20 });
             let promised_days = s.promised_days.unwrap_or(statutory_days);
             if promised_days > statutory_days {
-                problem(&at, "promised_days", format!("{promised_days} is more than statutory_days {statutory_days}: a promise must not exceed the law"));
+                problem(
+                    &at,
+                    "promised_days",
+                    format!("{promised_days} is more than statutory_days {statutory_days}: a promise must not exceed the law"),
+                );
             }
-            let extension_max_days = s
-                .extension_max_days
-                .or(if joint { None } else { d.extension_max_days })
-                .unwrap_or(if joint { 15 } else { 10 });
+            let extension_max_days =
+                s.extension_max_days.or(if joint { None } else { d.extension_max_days }).unwrap_or(if joint { 15 } else { 10 });
             let calendar = s.calendar.clone().unwrap_or_else(|| default_calendar.clone());
             if s.calendar.is_some() && calendars.get(&calendar).is_none() {
                 problem(&at, "calendar", unknown_calendar(&calendar, calendars));
@@ -300,11 +302,7 @@ impl Catalog {
             by_code.insert(service.code.clone(), services.len());
             services.push(Arc::new(service));
         }
-        if problems.is_empty() {
-            Ok(Catalog { services, by_code, late_report_limit_ms })
-        } else {
-            Err(CatalogError { problems })
-        }
+        if problems.is_empty() { Ok(Catalog { services, by_code, late_report_limit_ms }) } else { Err(CatalogError { problems }) }
     }
 
     /// A catalog with no services (every SUBMITTED then raises SERVICE_NOT_IN_CATALOG).

@@ -118,11 +118,7 @@ impl<'a> Counter<'a> {
             DayKind::Working => deadline,
             DayKind::Natural => {
                 let last_day = self.calendar.day_of(deadline - 1);
-                if self.calendar.is_working_day(last_day) {
-                    deadline
-                } else {
-                    self.calendar.end_of_next_working_day(last_day)
-                }
+                if self.calendar.is_working_day(last_day) { deadline } else { self.calendar.end_of_next_working_day(last_day) }
             }
         }
     }

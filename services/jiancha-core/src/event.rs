@@ -520,7 +520,9 @@ impl RawEvent {
             return Err(ctx.err(
                 InvalidReason::MissingField,
                 "actor",
-                format!("field `actor` (经办人) is required on {event_type}; only SUBMITTED, CORRECTION_SUBMITTED and WITHDRAWN may omit it"),
+                format!(
+                    "field `actor` (经办人) is required on {event_type}; only SUBMITTED, CORRECTION_SUBMITTED and WITHDRAWN may omit it"
+                ),
             ));
         }
         let seq = match self.seq {
@@ -564,7 +566,11 @@ impl RawEvent {
                     ctx.err(InvalidReason::MissingField, "amount_fen", "field `amount_fen` is required on FEE_CHARGED".into())
                 })?;
                 let amount_fen = u64::try_from(amount).ok().filter(|a| *a <= i64::MAX as u64).ok_or_else(|| {
-                    ctx.err(InvalidReason::OutOfRange, "amount_fen", format!("field `amount_fen` must be an integer >= 0 (fen), got {amount}"))
+                    ctx.err(
+                        InvalidReason::OutOfRange,
+                        "amount_fen",
+                        format!("field `amount_fen` must be an integer >= 0 (fen), got {amount}"),
+                    )
                 })?;
                 EventBody::FeeCharged { amount_fen }
             }
@@ -630,9 +636,10 @@ impl Ctx {
 
     fn bounded(&self, field: &'static str, value: Option<String>) -> Result<Option<String>, InvalidEvent> {
         if let Some(v) = &value
-            && v.chars().count() > MAX_TEXT_CHARS {
-                return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` is longer than {MAX_TEXT_CHARS} characters")));
-            }
+            && v.chars().count() > MAX_TEXT_CHARS
+        {
+            return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` is longer than {MAX_TEXT_CHARS} characters")));
+        }
         Ok(value)
     }
 
@@ -640,7 +647,11 @@ impl Ctx {
         let v = self.required_text(field, value)?;
         let n = v.chars().count();
         if n > MAX_ID_CHARS {
-            return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` must be 1-{MAX_ID_CHARS} characters, got {n}")));
+            return Err(self.err(
+                InvalidReason::OutOfRange,
+                field,
+                format!("field `{field}` must be 1-{MAX_ID_CHARS} characters, got {n}"),
+            ));
         }
         Ok(v)
     }
@@ -654,17 +665,20 @@ impl Ctx {
             )
         })?;
         if !t.is_supported() {
-            return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` = `{text}` is outside the supported years 1971-2119")));
+            return Err(self.err(
+                InvalidReason::OutOfRange,
+                field,
+                format!("field `{field}` = `{text}` is outside the supported years 1971-2119"),
+            ));
         }
         Ok(t)
     }
 
     fn positive_days(&self, field: &'static str, value: Option<i128>) -> Result<u32, InvalidEvent> {
         let n = value.ok_or_else(|| self.err(InvalidReason::MissingField, field, format!("field `{field}` is required")))?;
-        u32::try_from(n)
-            .ok()
-            .filter(|d| (1..=3650).contains(d))
-            .ok_or_else(|| self.err(InvalidReason::OutOfRange, field, format!("field `{field}` must be a number of days > 0 (at most 3650), got {n}")))
+        u32::try_from(n).ok().filter(|d| (1..=3650).contains(d)).ok_or_else(|| {
+            self.err(InvalidReason::OutOfRange, field, format!("field `{field}` must be a number of days > 0 (at most 3650), got {n}"))
+        })
     }
 }
 

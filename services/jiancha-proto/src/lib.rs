@@ -111,7 +111,6 @@ impl From<&Event> for v1::Event {
     }
 }
 
-
 impl From<&Alert> for v1::Alert {
     fn from(a: &Alert) -> v1::Alert {
         v1::Alert {

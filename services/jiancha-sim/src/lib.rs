@@ -201,12 +201,7 @@ impl ItemBuilder<'_> {
         }
         let received = at + self.report_delay + self.rng.below(90_000) as i64;
         json["received_at"] = Value::from(Timestamp(received).to_rfc3339_in(self.calendar.tz()));
-        self.events.push(SimEvent {
-            json,
-            item_id: self.item_id.clone(),
-            occurred_at: Timestamp(at),
-            received_at: Timestamp(received),
-        });
+        self.events.push(SimEvent { json, item_id: self.item_id.clone(), occurred_at: Timestamp(at), received_at: Timestamp(received) });
         n - 1
     }
 
@@ -345,7 +340,8 @@ fn build_item(b: &mut ItemBuilder<'_>, sv: &Service, scenario: Scenario, submitt
         }
         _ => {}
     }
-    let accept_after = if scenario == SilentWindow { sv.acceptance_days + 3 } else { b.rng.below(u64::from(sv.acceptance_days.clamp(1, 3))) as u32 };
+    let accept_after =
+        if scenario == SilentWindow { sv.acceptance_days + 3 } else { b.rng.below(u64::from(sv.acceptance_days.clamp(1, 3))) as u32 };
     t = b.after_working_days(t, accept_after);
     b.push("ACCEPTED", t, Some(&clerk), json!({}));
     let accepted = t;

@@ -3,6 +3,7 @@
 //! One binary, one subcommand per role. Every subcommand drives the same engine from
 //! `jiancha-core`.
 
+mod demo;
 mod replay;
 mod simulate;
 
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Replay the embedded demo (a service centre's catalog, a few hundred items) and show its alerts.
+    Demo(demo::DemoArgs),
     /// Run the engine over an events file on a virtual clock and print the alerts (the batch oracle).
     Replay(replay::ReplayArgs),
     /// Generate a realistic event stream for a catalog, irregular handling mixed in.
@@ -27,6 +30,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Simulate(args) => simulate::run(args),
     };

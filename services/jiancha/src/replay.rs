@@ -72,7 +72,8 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let mut sink = |alert: jiancha_core::Alert| {
         *counts.entry((alert.kind.as_str(), alert.status.as_str())).or_default() += 1;
         if write_error.is_none() {
-            let written = serde_json::to_writer(&mut out, &alert.to_json()).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n"));
+            let written =
+                serde_json::to_writer(&mut out, &alert.to_json()).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n"));
             if let Err(e) = written {
                 write_error = Some(e);
             }
@@ -113,7 +114,12 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     }
     out.flush()?;
     if args.summary {
-        writeln!(err, "replayed {events} events ({duplicates} duplicates, {invalid} invalid) over {} items; clock at {}", replay.engine().len(), replay.clock())?;
+        writeln!(
+            err,
+            "replayed {events} events ({duplicates} duplicates, {invalid} invalid) over {} items; clock at {}",
+            replay.engine().len(),
+            replay.clock()
+        )?;
         for ((kind, status), n) in &counts {
             writeln!(err, "  {kind:<24} {status:<9} {n}")?;
         }

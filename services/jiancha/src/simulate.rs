@@ -64,13 +64,23 @@ pub fn run(args: SimulateArgs) -> Result<()> {
         let (code, dept) = (&*service.code, &*service.department);
         let lines = [
             // An item near the end of the last published year: its clocks need the next year.
-            format!(r#"{{"event_id":"EDGE-YEAR-01","item_id":"EDGE-YEAR","service_code":"{code}","department_code":"{dept}","type":"SUBMITTED","occurred_at":"2026-12-28T10:00:00+08:00"}}"#),
-            format!(r#"{{"event_id":"EDGE-YEAR-02","item_id":"EDGE-YEAR","department_code":"{dept}","type":"ACCEPTED","actor":"边界测试","occurred_at":"2026-12-29T10:00:00+08:00"}}"#),
+            format!(
+                r#"{{"event_id":"EDGE-YEAR-01","item_id":"EDGE-YEAR","service_code":"{code}","department_code":"{dept}","type":"SUBMITTED","occurred_at":"2026-12-28T10:00:00+08:00"}}"#
+            ),
+            format!(
+                r#"{{"event_id":"EDGE-YEAR-02","item_id":"EDGE-YEAR","department_code":"{dept}","type":"ACCEPTED","actor":"边界测试","occurred_at":"2026-12-29T10:00:00+08:00"}}"#
+            ),
             // Invalid input: reported on stderr by replay, sent to the dead-letter topic live.
             "this is not json".to_owned(),
-            format!(r#"{{"event_id":"EDGE-BAD-01","department_code":"{dept}","type":"SUBMITTED","service_code":"{code}","occurred_at":"2025-03-03T10:00:00+08:00"}}"#),
-            format!(r#"{{"event_id":"EDGE-BAD-02","item_id":"EDGE-BAD","department_code":"{dept}","type":"APPROVE","actor":"某人","occurred_at":"2025-03-03T10:00:00+08:00"}}"#),
-            format!(r#"{{"event_id":"EDGE-BAD-03","item_id":"EDGE-BAD","department_code":"{dept}","type":"FEE_CHARGED","actor":"某人","amount_fen":-100,"occurred_at":"2025-03-03T10:00:00+08:00"}}"#),
+            format!(
+                r#"{{"event_id":"EDGE-BAD-01","department_code":"{dept}","type":"SUBMITTED","service_code":"{code}","occurred_at":"2025-03-03T10:00:00+08:00"}}"#
+            ),
+            format!(
+                r#"{{"event_id":"EDGE-BAD-02","item_id":"EDGE-BAD","department_code":"{dept}","type":"APPROVE","actor":"某人","occurred_at":"2025-03-03T10:00:00+08:00"}}"#
+            ),
+            format!(
+                r#"{{"event_id":"EDGE-BAD-03","item_id":"EDGE-BAD","department_code":"{dept}","type":"FEE_CHARGED","actor":"某人","amount_fen":-100,"occurred_at":"2025-03-03T10:00:00+08:00"}}"#
+            ),
         ];
         for line in lines {
             writeln!(out, "{line}")?;

@@ -19,7 +19,9 @@ fn replay_prints_alerts_on_stdout_and_invalid_events_on_stderr() {
     let mut kinds = std::collections::BTreeSet::new();
     for line in stdout.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("each stdout line is JSON");
-        for field in ["alert_id", "status", "item_id", "service_code", "department_code", "kind", "level", "triggered_at", "event_id", "message"] {
+        for field in
+            ["alert_id", "status", "item_id", "service_code", "department_code", "kind", "level", "triggered_at", "event_id", "message"]
+        {
             assert!(v.get(field).is_some(), "{field} missing in {line}");
         }
         assert!(v["derivation"]["zh"].as_str().is_some_and(|d| !d.is_empty()), "derivation in {line}");
@@ -51,7 +53,8 @@ fn a_bad_catalog_names_the_problem_and_fails() {
     let dir = std::env::temp_dir().join(format!("jiancha-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let catalog = dir.join("bad.toml");
-    std::fs::write(&catalog, "[[service]]\ncode = \"A\"\nname = \"a\"\ndepartment = \"D\"\nstatutory_days = 5\npromised_days = 9\n").unwrap();
+    std::fs::write(&catalog, "[[service]]\ncode = \"A\"\nname = \"a\"\ndepartment = \"D\"\nstatutory_days = 5\npromised_days = 9\n")
+        .unwrap();
     let out = jiancha(&["replay", "--catalog", catalog.to_str().unwrap(), "--events", "deploy/demo/events.jsonl"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);

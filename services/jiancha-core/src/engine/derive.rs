@@ -70,8 +70,8 @@ fn kind_zh(kind: DayKind) -> &'static str {
 
 fn kind_en(kind: DayKind) -> &'static str {
     match kind {
-        DayKind::Working => "working days",
-        DayKind::Natural => "natural days",
+        DayKind::Working => "working day(s)",
+        DayKind::Natural => "natural day(s)",
     }
 }
 
@@ -89,8 +89,12 @@ pub(crate) fn message(v: &View<'_>, f: &Fact) -> Bilingual {
             let (n, _) = budget(f);
             let start = f.trace.map_or(String::new(), |tr| v.t(tr.start));
             (
-                format!("办件{item}自{start}收件起{n}个工作日内未受理、未作出不予受理决定、也未一次性告知补正，受理期限已于{at}届满，依法视为自{start}起受理"),
-                format!("Item {item} was neither accepted, refused nor sent a correction notice within {n} working days of {start}; the acceptance window ended at {at} and the item is deemed accepted as of {start}"),
+                format!(
+                    "办件{item}自{start}收件起{n}个工作日内未受理、未作出不予受理决定、也未一次性告知补正，受理期限已于{at}届满，依法视为自{start}起受理"
+                ),
+                format!(
+                    "Item {item} was neither accepted, refused nor sent a correction notice within {n} working days of {start}; the acceptance window ended at {at} and the item is deemed accepted as of {start}"
+                ),
             )
         }
         AlertKind::CorrectionRepeated => (
@@ -112,11 +116,22 @@ pub(crate) fn message(v: &View<'_>, f: &Fact) -> Bilingual {
             let (n, k) = budget(f);
             let (zh, en) = if f.kind == AlertKind::PromisedOverdue { ("承诺时限", "promised") } else { ("法定时限", "statutory") };
             let ext = extension_days(v, f);
-            let (ext_zh, ext_en) = if !ext.is_empty() { (format!("（含延期{ext}日）"), format!(" (with a {ext}-day extension)")) } else { Default::default() };
-            (
-                format!("办件{item}超过{zh}{n}{}{ext_zh}，截止{at}仍未作出决定", kind_zh(k)),
-                format!("Item {item} passed its {en} limit of {n} {}{ext_en} at {at} without a decision", kind_en(k)),
-            )
+            let (ext_zh, ext_en) = if !ext.is_empty() {
+                (format!("（含延期{ext}日）"), format!(" (with a {ext}-day extension)"))
+            } else {
+                Default::default()
+            };
+            if n == "0" {
+                (
+                    format!("即办件{item}未在受理当日办结（{zh}：当日办结，截止{at}）"),
+                    format!("Instant item {item} was not decided on the day it was accepted ({en} limit: the same day, ended {at})"),
+                )
+            } else {
+                (
+                    format!("办件{item}超过{zh}{n}{}{ext_zh}，截止{at}仍未作出决定", kind_zh(k)),
+                    format!("Item {item} passed its {en} limit of {n} {}{ext_en} at {at} without a decision", kind_en(k)),
+                )
+            }
         }
         AlertKind::StepOverdue => {
             let (n, k) = budget(f);
@@ -133,7 +148,9 @@ pub(crate) fn message(v: &View<'_>, f: &Fact) -> Bilingual {
             let (kz, ke) = event_index(f).map(|i| v.suspension_kind(v.ev(i))).unwrap_or_default();
             (
                 format!("办件{item}以「{kz}」为由挂起，不属于该事项依法可中止计时的特别程序，时限照常计算"),
-                format!("Item {item} was suspended for \"{ke}\", which is not a lawful suspension for this service; its clocks keep running"),
+                format!(
+                    "Item {item} was suspended for \"{ke}\", which is not a lawful suspension for this service; its clocks keep running"
+                ),
             )
         }
         AlertKind::SuspensionOverdue => {
@@ -153,7 +170,11 @@ pub(crate) fn message(v: &View<'_>, f: &Fact) -> Bilingual {
         }
         AlertKind::ReasonMissing => {
             let denial = event_index(f).is_some_and(|i| v.ev(i).ty == EventType::Decided);
-            let (zh, en) = if denial { ("作出不予许可决定", "denied the application") } else { ("作出不予受理决定", "refused to accept the application") };
+            let (zh, en) = if denial {
+                ("作出不予许可决定", "denied the application")
+            } else {
+                ("作出不予受理决定", "refused to accept the application")
+            };
             (
                 format!("办件{item}于{at}{zh}但未说明理由（行政许可法第三十八条、第七十二条）"),
                 format!("Item {item} {en} at {at} without stating a reason (ALL arts. 38, 72(7))"),
@@ -174,7 +195,10 @@ pub(crate) fn message(v: &View<'_>, f: &Fact) -> Bilingual {
                 VIOLATION_AFTER_CLOSURE => ("发生在办件办结之后（办结后修改）", "happened after the item was closed"),
                 _ => ("发生时尚无准予许可决定", "happened with no approval decision"),
             };
-            (format!("办件{item}的{}（{}）{zh}，违反法定程序", ty.zh(), ty.as_str()), format!("Item {item}: {} {en}, against the lawful procedure", ty.as_str()))
+            (
+                format!("办件{item}的{}（{}）{zh}，违反法定程序", ty.zh(), ty.as_str()),
+                format!("Item {item}: {} {en}, against the lawful procedure", ty.as_str()),
+            )
         }
         AlertKind::SeparationOfDuties => {
             let actor = event_index(f).map_or("", |i| v.actor(v.ev(i)));
@@ -207,8 +231,14 @@ pub(crate) fn message(v: &View<'_>, f: &Fact) -> Bilingual {
         AlertKind::LateReport => {
             let delay = duration(f.info as i64);
             (
-                format!("办件{item}的事件发生于{at}，{delay}后才报送，超过报送时限{}（数据不实时，存在补录或体外循环风险）", duration(v.late_limit_ms)),
-                format!("Item {item}: an event of {at} reached the system {delay} later, over the {} reporting limit", duration(v.late_limit_ms)),
+                format!(
+                    "办件{item}的事件发生于{at}，{delay}后才报送，超过报送时限{}（数据不实时，存在补录或体外循环风险）",
+                    duration(v.late_limit_ms)
+                ),
+                format!(
+                    "Item {item}: an event of {at} reached the system {delay} later, over the {} reporting limit",
+                    duration(v.late_limit_ms)
+                ),
             )
         }
         AlertKind::CalendarMissing => (String::new(), String::new()),
@@ -244,7 +274,12 @@ fn event_index(f: &Fact) -> Option<u32> {
 
 fn event_rule_facts(v: &View<'_>, f: &Fact, e: &Ev, zh: &mut Vec<String>, en: &mut Vec<String>) {
     let earlier = |ty: EventType| -> Vec<String> {
-        v.item.events.iter().filter(|x| x.ty == ty && (x.at, x.ty) <= (e.at, e.ty)).map(|x| format!("{} {}", v.item.event_id(x), v.t(x.at))).collect()
+        v.item
+            .events
+            .iter()
+            .filter(|x| x.ty == ty && (x.at, x.ty) <= (e.at, e.ty))
+            .map(|x| format!("{} {}", v.item.event_id(x), v.t(x.at)))
+            .collect()
     };
     match f.kind {
         AlertKind::CorrectionRepeated => {
@@ -287,7 +322,12 @@ fn event_rule_facts(v: &View<'_>, f: &Fact, e: &Ev, zh: &mut Vec<String>, en: &m
         AlertKind::LateReport => {
             let arrived = e.at + i64::from(e.delay_ms);
             zh.push(format!("到达时间{}，迟报{}，报送时限{}", v.t(arrived), duration(i64::from(e.delay_ms)), duration(v.late_limit_ms)));
-            en.push(format!("arrived {}, {} late; the limit is {}", v.t(arrived), duration(i64::from(e.delay_ms)), duration(v.late_limit_ms)));
+            en.push(format!(
+                "arrived {}, {} late; the limit is {}",
+                v.t(arrived),
+                duration(i64::from(e.delay_ms)),
+                duration(v.late_limit_ms)
+            ));
         }
         AlertKind::ProcedureViolation if f.info == VIOLATION_BEFORE_ACCEPTANCE => {
             let acc = v.item.events.iter().find(|x| x.ty == EventType::Accepted);
@@ -335,8 +375,20 @@ fn clock_facts(v: &View<'_>, f: &Fact, tr: &Trace, zh: &mut Vec<String>, en: &mu
         match *ch {
             ClockChange::Pause(p) => {
                 let excluded = c.elapsed(p.to.max(anchor)) - c.elapsed(p.from.max(anchor));
-                zh.push(format!("特别程序{}至{}不计入（扣除{}{}，行政许可法第四十五条）", v.t(p.from), v.t(p.to), days(excluded.max(0), unit), kind_zh(tr.kind)));
-                en.push(format!("suspension {} to {} excluded ({} {}, ALL art. 45)", v.t(p.from), v.t(p.to), days(excluded.max(0), unit), kind_en(tr.kind)));
+                zh.push(format!(
+                    "特别程序{}至{}不计入（扣除{}{}，行政许可法第四十五条）",
+                    v.t(p.from),
+                    v.t(p.to),
+                    days(excluded.max(0), unit),
+                    kind_zh(tr.kind)
+                ));
+                en.push(format!(
+                    "suspension {} to {} excluded ({} {}, ALL art. 45)",
+                    v.t(p.from),
+                    v.t(p.to),
+                    days(excluded.max(0), unit),
+                    kind_en(tr.kind)
+                ));
             }
             ClockChange::Extend { at, budget } => {
                 zh.push(format!("{}依法延期{}日", v.t(at), days(budget, unit)));
@@ -345,7 +397,8 @@ fn clock_facts(v: &View<'_>, f: &Fact, tr: &Trace, zh: &mut Vec<String>, en: &mu
         }
     }
     if !tr.pauses_only || f.kind == AlertKind::StepOverdue {
-        let skipped = v.item.events.iter().filter(|e| e.ty == EventType::Suspended).count() > changes.iter().take(tr.applied as usize).filter(|c| matches!(c, ClockChange::Pause(_))).count();
+        let skipped = v.item.events.iter().filter(|e| e.ty == EventType::Suspended).count()
+            > changes.iter().take(tr.applied as usize).filter(|c| matches!(c, ClockChange::Pause(_))).count();
         if skipped && f.kind != AlertKind::SuspensionOverdue {
             zh.push("其他挂起不属依法中止或发生在期限届满之后，不中止计时".into());
             en.push("other suspensions were not lawful or came after the deadline and paused nothing".into());
@@ -417,8 +470,10 @@ fn calendar_facts(v: &View<'_>, anchor: i64, deadline: i64, kind: DayKind, zh: &
         zh.push(format!("期间无法定节假日（日历{cal_name}）"));
         en.push(format!("no public holidays in the period (calendar {cal_name})"));
     } else {
-        let list_zh: Vec<String> = holidays.iter().map(|h| if h.2 == h.3 { format!("{} {}", h.0, h.2) } else { format!("{} {}至{}", h.0, h.2, h.3) }).collect();
-        let list_en: Vec<String> = holidays.iter().map(|h| if h.2 == h.3 { format!("{} {}", h.1, h.2) } else { format!("{} {} to {}", h.1, h.2, h.3) }).collect();
+        let list_zh: Vec<String> =
+            holidays.iter().map(|h| if h.2 == h.3 { format!("{} {}", h.0, h.2) } else { format!("{} {}至{}", h.0, h.2, h.3) }).collect();
+        let list_en: Vec<String> =
+            holidays.iter().map(|h| if h.2 == h.3 { format!("{} {}", h.1, h.2) } else { format!("{} {} to {}", h.1, h.2, h.3) }).collect();
         zh.push(format!("跨越法定节假日：{}（日历{cal_name}）", list_zh.join("、")));
         en.push(format!("public holidays crossed: {} (calendar {cal_name})", list_en.join(", ")));
     }
@@ -434,7 +489,10 @@ fn calendar_facts(v: &View<'_>, anchor: i64, deadline: i64, kind: DayKind, zh: &
         // Unreachable by construction (the rule moves such ends), kept for clarity of intent.
     } else if kind == DayKind::Natural {
         zh.push("按自然日计算；期间最后一日为法定休假日的，以休假日结束的次日（工作日）为最后一日（民法典第二百零三条）".into());
-        en.push("counted in natural days; a period whose last day is a day off runs to the end of the next working day (Civil Code art. 203)".into());
+        en.push(
+            "counted in natural days; a period whose last day is a day off runs to the end of the next working day (Civil Code art. 203)"
+                .into(),
+        );
     }
     let years: Vec<i32> = {
         let mut ys = Vec::new();
@@ -516,7 +574,9 @@ pub(crate) fn calendar_missing(calendar: &str, year: i32, item_id: &str) -> (Bil
     (
         Bilingual {
             zh: format!("日历{calendar}缺少{year}年节假日安排，该年暂按周一至周五计算工作日，载入后自动重算"),
-            en: format!("Calendar {calendar} has no holiday notice for {year}; that year counts Mon-Fri until the notice is loaded, then open items are recomputed"),
+            en: format!(
+                "Calendar {calendar} has no holiday notice for {year}; that year counts Mon-Fri until the notice is loaded, then open items are recomputed"
+            ),
         },
         Bilingual {
             zh: format!("办件{item_id}的时限计算首次需要{year}年的日期；日历{calendar}已载入的年份中没有{year}年"),

@@ -144,10 +144,11 @@ impl Engine {
         let item = &mut self.items[slot];
         let submitted = matches!(event.body, EventBody::Submitted);
         if let Some(code) = service
-            && (submitted && !item.service_from_submitted || item.service == 0) {
-                item.service = code;
-                item.service_from_submitted = submitted;
-            }
+            && (submitted && !item.service_from_submitted || item.service == 0)
+        {
+            item.service = code;
+            item.service_from_submitted = submitted;
+        }
         if item.department == 0 || submitted {
             item.department = department;
         }
@@ -248,16 +249,7 @@ impl Engine {
             _ => (0, 0),
         };
         let delay = (arrival.0 - event.occurred_at.0).clamp(0, i64::from(u32::MAX));
-        Ev {
-            at: event.occurred_at.0,
-            arg,
-            id_off: 0,
-            actor,
-            delay_ms: delay as u32,
-            id_len: 0,
-            ty: event.event_type(),
-            flags,
-        }
+        Ev { at: event.occurred_at.0, arg, id_off: 0, actor, delay_ms: delay as u32, id_len: 0, ty: event.event_type(), flags }
     }
 
     fn resolve_services(&mut self) {

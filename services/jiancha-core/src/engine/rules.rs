@@ -287,14 +287,15 @@ pub(crate) fn evaluate(input: &Input<'_>, s: &mut Scratch) {
             }
             EventType::StepCompleted => {
                 if let Some(r) = resolved
-                    && let Some(k) = r.step_names.iter().position(|&n| n == e.arg as NameId) {
-                        if s.step_done[k].is_none() {
-                            s.step_done[k] = Some((e.at, i));
-                        }
-                        if r.service.review_step == Some(k) {
-                            s.review_actors.push(e.actor);
-                        }
+                    && let Some(k) = r.step_names.iter().position(|&n| n == e.arg as NameId)
+                {
+                    if s.step_done[k].is_none() {
+                        s.step_done[k] = Some((e.at, i));
                     }
+                    if r.service.review_step == Some(k) {
+                        s.review_actors.push(e.actor);
+                    }
+                }
             }
             EventType::Suspended => {
                 let lawful = match (service, e.lawful_kind()) {
@@ -349,10 +350,12 @@ pub(crate) fn evaluate(input: &Input<'_>, s: &mut Scratch) {
             EventType::FeeCharged => {
                 fees = fees.saturating_add(e.arg);
                 if let Some(sv) = service
-                    && !fee_fired && fees > sv.fee_cap_fen {
-                        fee_fired = true;
-                        s.fact(AlertKind::FeeIrregular, Trigger::Event(i), e.at, fees);
-                    }
+                    && !fee_fired
+                    && fees > sv.fee_cap_fen
+                {
+                    fee_fired = true;
+                    s.fact(AlertKind::FeeIrregular, Trigger::Event(i), e.at, fees);
+                }
             }
             EventType::Decided => {
                 let denied = e.denied();
@@ -361,9 +364,12 @@ pub(crate) fn evaluate(input: &Input<'_>, s: &mut Scratch) {
                     s.fact(AlertKind::ReasonMissing, Trigger::Event(i), e.at, 0);
                 }
                 if let Some(sv) = service
-                    && sv.separation_of_duties && !sv.steps.is_empty() && s.review_actors.contains(&e.actor) {
-                        s.fact(AlertKind::SeparationOfDuties, Trigger::Event(i), e.at, 0);
-                    }
+                    && sv.separation_of_duties
+                    && !sv.steps.is_empty()
+                    && s.review_actors.contains(&e.actor)
+                {
+                    s.fact(AlertKind::SeparationOfDuties, Trigger::Event(i), e.at, 0);
+                }
                 if denied || service.is_none_or(|sv| sv.delivery_days == 0) {
                     closed_at = e.at;
                     closed_by_decision = !denied;
@@ -438,7 +444,14 @@ fn deem(s: &mut Scratch, w: Window, resolved: Option<&Resolved>) -> Acceptance {
         trigger: Trigger::StartedBy(w.index),
         at: w.deadline,
         info: 0,
-        trace: Some(Trace { start: w.start, origin: Origin::Event(w.index), budget, applied: 0, pauses_only: true, kind: DayKind::Working }),
+        trace: Some(Trace {
+            start: w.start,
+            origin: Origin::Event(w.index),
+            budget,
+            applied: 0,
+            pauses_only: true,
+            kind: DayKind::Working,
+        }),
     });
     Acceptance { clock_start: w.start, origin: Origin::Deemed(w.index) }
 }

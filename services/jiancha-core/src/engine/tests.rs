@@ -194,17 +194,22 @@ fn repeated_and_late_correction_requests() {
         .ev("CORRECTION_REQUESTED", "2024-03-07T10:00:00+08:00", json!({"materials": ["b"]}));
     assert_eq!(r.kinds(), vec![AlertKind::CorrectionRepeated]);
     let mut r = Run::new();
-    r.ev("SUBMITTED", "2024-03-04T09:00:00+08:00", NONE())
-        .ev("ACCEPTED", "2024-03-05T10:00:00+08:00", NONE())
-        .ev("CORRECTION_REQUESTED", "2024-03-06T10:00:00+08:00", json!({"materials": ["a"]}));
+    r.ev("SUBMITTED", "2024-03-04T09:00:00+08:00", NONE()).ev("ACCEPTED", "2024-03-05T10:00:00+08:00", NONE()).ev(
+        "CORRECTION_REQUESTED",
+        "2024-03-06T10:00:00+08:00",
+        json!({"materials": ["a"]}),
+    );
     assert_eq!(r.kinds(), vec![AlertKind::CorrectionLate]);
 }
 
 #[test]
 fn a_late_correction_request_makes_the_later_one_the_second() {
     let mut r = Run::new();
-    r.ev("SUBMITTED", "2024-03-04T09:00:00+08:00", NONE())
-        .ev("CORRECTION_REQUESTED", "2024-03-07T10:00:00+08:00", json!({"materials": ["b"]}));
+    r.ev("SUBMITTED", "2024-03-04T09:00:00+08:00", NONE()).ev(
+        "CORRECTION_REQUESTED",
+        "2024-03-07T10:00:00+08:00",
+        json!({"materials": ["b"]}),
+    );
     assert!(r.fired().is_empty());
     r.late("CORRECTION_REQUESTED", "2024-03-05T10:00:00+08:00", "2024-03-07T11:00:00+08:00", json!({"materials": ["a"]}));
     let state = r.state();
@@ -217,7 +222,9 @@ fn a_late_correction_request_makes_the_later_one_the_second() {
 
 #[test]
 fn promised_warning_and_statutory_clocks() {
-    let mut r = Run::with_catalog(&CATALOG.replace("[[service.step]]\nname = \"承办\"\ndays = 2\n[[service.step]]\nname = \"审核\"\ndays = 2\n", ""));
+    let mut r = Run::with_catalog(
+        &CATALOG.replace("[[service.step]]\nname = \"承办\"\ndays = 2\n[[service.step]]\nname = \"审核\"\ndays = 2\n", ""),
+    );
     // Accepted Mon 2024-03-04 09:00: promised 5 d ends 03-12 00:00, warning at 4 d 03-09 00:00 (end of Fri 03-08).
     r.ev("SUBMITTED", "2024-03-04T08:00:00+08:00", NONE()).ev("ACCEPTED", "2024-03-04T09:00:00+08:00", NONE());
     r.until("2024-04-10T00:00:00+08:00");
@@ -242,9 +249,11 @@ fn a_decision_at_the_deadline_instant_is_late_and_one_before_is_on_time() {
         .until("2024-06-01T00:00:00+08:00");
     assert!(!on_time.kinds().contains(&AlertKind::PromisedOverdue), "{:?}", on_time.fired());
     let mut late = Run::with_catalog(CATALOG);
-    late.ev("SUBMITTED", "2024-03-04T08:00:00+08:00", svc("FREE"))
-        .ev("ACCEPTED", "2024-03-04T09:00:00+08:00", NONE())
-        .ev("DECIDED", "2024-03-19T00:00:00+08:00", json!({"outcome": "DENIED", "reason": "不符合条件"}));
+    late.ev("SUBMITTED", "2024-03-04T08:00:00+08:00", svc("FREE")).ev("ACCEPTED", "2024-03-04T09:00:00+08:00", NONE()).ev(
+        "DECIDED",
+        "2024-03-19T00:00:00+08:00",
+        json!({"outcome": "DENIED", "reason": "不符合条件"}),
+    );
     assert!(late.has(AlertKind::PromisedOverdue, "2024-03-19T00:00:00+08:00"), "{:?}", late.fired());
 }
 
@@ -329,9 +338,11 @@ fn a_second_extension_and_one_after_the_statutory_deadline_are_irregular() {
         .ev("EXTENDED", "2024-03-18T10:00:00+08:00", json!({"days": 5, "approver": "局长乙"}));
     assert_eq!(r.fired().iter().filter(|(k, _)| *k == AlertKind::ExtensionIrregular).count(), 1);
     let mut r = Run::new();
-    r.ev("SUBMITTED", "2024-03-04T08:00:00+08:00", svc("FREE"))
-        .ev("ACCEPTED", "2024-03-04T09:00:00+08:00", NONE())
-        .ev("EXTENDED", "2024-04-02T00:00:00+08:00", json!({"days": 5, "approver": "局长乙"}));
+    r.ev("SUBMITTED", "2024-03-04T08:00:00+08:00", svc("FREE")).ev("ACCEPTED", "2024-03-04T09:00:00+08:00", NONE()).ev(
+        "EXTENDED",
+        "2024-04-02T00:00:00+08:00",
+        json!({"days": 5, "approver": "局长乙"}),
+    );
     assert!(r.has(AlertKind::ExtensionIrregular, "2024-04-02T00:00:00+08:00"), "at the statutory deadline: {:?}", r.fired());
     assert!(r.has(AlertKind::StatutoryOverdue, "2024-04-02T00:00:00+08:00"), "an extension after the deadline does not undo it");
 }
@@ -389,7 +400,10 @@ fn fees_over_the_cap_fire_once() {
         .ev("FEE_CHARGED", "2024-03-04T10:00:00+08:00", json!({"amount_fen": 6000}))
         .ev("FEE_CHARGED", "2024-03-04T11:00:00+08:00", json!({"amount_fen": 6000}))
         .ev("FEE_CHARGED", "2024-03-04T12:00:00+08:00", json!({"amount_fen": 6000}));
-    assert_eq!(r.fired().iter().filter(|(k, _)| *k == AlertKind::FeeIrregular).cloned().collect::<Vec<_>>(), vec![(AlertKind::FeeIrregular, "2024-03-04T11:00:00+08:00".into())]);
+    assert_eq!(
+        r.fired().iter().filter(|(k, _)| *k == AlertKind::FeeIrregular).cloned().collect::<Vec<_>>(),
+        vec![(AlertKind::FeeIrregular, "2024-03-04T11:00:00+08:00".into())]
+    );
 }
 
 #[test]
@@ -403,7 +417,11 @@ fn procedure_violations() {
         .ev("DELIVERED", "2024-03-07T09:00:00+08:00", NONE())
         .ev("STEP_COMPLETED", "2024-03-08T09:00:00+08:00", json!({"step": "补录"}));
     let v: Vec<_> = r.fired().into_iter().filter(|(k, _)| *k == AlertKind::ProcedureViolation).map(|(_, t)| t).collect();
-    assert_eq!(v, vec!["2024-03-04T08:30:00+08:00", "2024-03-05T09:00:00+08:00", "2024-03-08T09:00:00+08:00"], "fee before acceptance, delivery before approval, change after closing");
+    assert_eq!(
+        v,
+        vec!["2024-03-04T08:30:00+08:00", "2024-03-05T09:00:00+08:00", "2024-03-08T09:00:00+08:00"],
+        "fee before acceptance, delivery before approval, change after closing"
+    );
 }
 
 #[test]
@@ -419,7 +437,13 @@ fn a_late_accepted_retracts_a_before_acceptance_violation() {
 #[test]
 fn reasons_separation_of_duties_and_delivery() {
     let mut r = Run::new();
-    r.ev_on("A", "SUBMITTED", "2024-03-04T08:00:00+08:00", None, NONE()).ev_on("A", "NOT_ACCEPTED", "2024-03-04T09:00:00+08:00", None, json!({"reason": "  "}));
+    r.ev_on("A", "SUBMITTED", "2024-03-04T08:00:00+08:00", None, NONE()).ev_on(
+        "A",
+        "NOT_ACCEPTED",
+        "2024-03-04T09:00:00+08:00",
+        None,
+        json!({"reason": "  "}),
+    );
     assert_eq!(r.kinds(), vec![AlertKind::ReasonMissing]);
 
     let mut r = Run::new();
@@ -437,7 +461,11 @@ fn reasons_separation_of_duties_and_delivery() {
 #[test]
 fn closed_items_fire_no_timer() {
     let mut r = Run::new();
-    r.ev("SUBMITTED", "2024-03-04T08:00:00+08:00", svc("FREE")).ev("ACCEPTED", "2024-03-04T09:00:00+08:00", NONE()).ev("WITHDRAWN", "2024-03-05T09:00:00+08:00", NONE());
+    r.ev("SUBMITTED", "2024-03-04T08:00:00+08:00", svc("FREE")).ev("ACCEPTED", "2024-03-04T09:00:00+08:00", NONE()).ev(
+        "WITHDRAWN",
+        "2024-03-05T09:00:00+08:00",
+        NONE(),
+    );
     r.until("2025-01-01T00:00:00+08:00");
     assert!(r.fired().is_empty(), "{:?}", r.fired());
 }
@@ -445,7 +473,9 @@ fn closed_items_fire_no_timer() {
 #[test]
 fn instant_service_has_no_warning_and_ends_with_its_day() {
     let mut r = Run::new();
-    r.ev("SUBMITTED", "2024-06-07T10:00:00+08:00", svc("NOW")).ev("ACCEPTED", "2024-06-07T11:00:00+08:00", NONE()).until("2024-06-09T00:00:00+08:00");
+    r.ev("SUBMITTED", "2024-06-07T10:00:00+08:00", svc("NOW"))
+        .ev("ACCEPTED", "2024-06-07T11:00:00+08:00", NONE())
+        .until("2024-06-09T00:00:00+08:00");
     assert_eq!(r.fired(), vec![(AlertKind::PromisedOverdue, "2024-06-08T00:00:00+08:00".into())]);
 }
 
@@ -453,7 +483,9 @@ fn instant_service_has_no_warning_and_ends_with_its_day() {
 fn natural_day_service_runs_past_a_holiday_end() {
     let mut r = Run::new();
     // 10 natural days from 2024-09-24 end with 10-04, inside National Day: run to the end of 10-08.
-    r.ev("SUBMITTED", "2024-09-24T09:00:00+08:00", svc("NAT")).ev("ACCEPTED", "2024-09-24T10:00:00+08:00", NONE()).until("2024-10-10T00:00:00+08:00");
+    r.ev("SUBMITTED", "2024-09-24T09:00:00+08:00", svc("NAT"))
+        .ev("ACCEPTED", "2024-09-24T10:00:00+08:00", NONE())
+        .until("2024-10-10T00:00:00+08:00");
     assert!(r.has(AlertKind::PromisedOverdue, "2024-10-09T00:00:00+08:00"), "{:?}", r.fired());
 }
 
@@ -495,7 +527,12 @@ fn calendar_missing_fires_once_and_data_arriving_recomputes() {
     let mut spec = calendars.default_calendar().spec().clone();
     spec.year.push(crate::calendar::YearSpec {
         year: 2027,
-        holidays: vec![crate::calendar::HolidaySpec { name: "元旦".into(), name_en: None, from: "2027-01-01".into(), to: "2027-01-03".into() }],
+        holidays: vec![crate::calendar::HolidaySpec {
+            name: "元旦".into(),
+            name_en: None,
+            from: "2027-01-01".into(),
+            to: "2027-01-03".into(),
+        }],
         workdays: vec![],
     });
     calendars.insert(Calendar::compile(spec).unwrap());
@@ -503,18 +540,32 @@ fn calendar_missing_fires_once_and_data_arriving_recomputes() {
     let engine = r.replay.engine_mut();
     engine.replace_calendars(calendars, Timestamp::parse_rfc3339("2027-01-05T00:00:00+08:00").unwrap(), &mut out);
     let moved: Vec<_> = out.iter().filter_map(|e| if let Effect::Alert(a) = e { Some(a) } else { None }).collect();
-    assert!(moved.iter().any(|a| a.kind == AlertKind::AcceptanceOverdue && a.status == AlertStatus::Retracted), "A's window now ends 01-06: {moved:?}");
+    assert!(
+        moved.iter().any(|a| a.kind == AlertKind::AcceptanceOverdue && a.status == AlertStatus::Retracted),
+        "A's window now ends 01-06: {moved:?}"
+    );
 }
 
 #[test]
 fn alerts_carry_a_readable_derivation() {
     let mut r = Run::new();
-    r.ev("SUBMITTED", "2024-09-27T14:00:00+08:00", svc("FREE")).ev("ACCEPTED", "2024-09-27T15:00:00+08:00", NONE()).until("2024-11-01T00:00:00+08:00");
+    r.ev("SUBMITTED", "2024-09-27T14:00:00+08:00", svc("FREE"))
+        .ev("ACCEPTED", "2024-09-27T15:00:00+08:00", NONE())
+        .until("2024-11-01T00:00:00+08:00");
     let state = r.state();
     let statutory = state.values().find(|a| a.kind == AlertKind::StatutoryOverdue).unwrap();
     assert_eq!(statutory.triggered_at.to_rfc3339_in(chrono_tz::Asia::Shanghai), "2024-10-31T00:00:00+08:00");
     let zh = &statutory.derivation.zh;
-    for needle in ["受理", "2024-09-27 15:00", "当日不计入", "2024-09-28 00:00", "国庆节 2024-10-01至2024-10-07", "2024-09-29（周日）", "2024-10-12（周六）", "2024-10-31 00:00"] {
+    for needle in [
+        "受理",
+        "2024-09-27 15:00",
+        "当日不计入",
+        "2024-09-28 00:00",
+        "国庆节 2024-10-01至2024-10-07",
+        "2024-09-29（周日）",
+        "2024-10-12（周六）",
+        "2024-10-31 00:00",
+    ] {
         assert!(zh.contains(needle), "missing {needle} in {zh}");
     }
     assert!(statutory.derivation.en.contains("National Day"), "{}", statutory.derivation.en);
