@@ -8,10 +8,12 @@ mod derive;
 mod item;
 mod replay;
 mod rules;
+mod state;
 #[cfg(test)]
 mod tests;
 
 pub use replay::{Replay, TimerQueue};
+pub use state::{HeldAlert, ItemState, StoredEvent};
 
 use crate::alert::{Alert, AlertKind, AlertStatus, Bilingual, alert_id};
 use crate::calendar::Calendars;
@@ -44,6 +46,12 @@ pub enum Effect {
     },
     /// The item needs no timer any more.
     CancelTimer {
+        /// The item.
+        item: ItemRef,
+    },
+    /// The item's events or alerts in force changed: a changelog should record
+    /// [`Engine::export`] of it.
+    ItemChanged {
         /// The item.
         item: ItemRef,
     },
@@ -153,7 +161,7 @@ impl Engine {
             item.department = department;
         }
         item.insert(ev, &event.event_id);
-        self.reconcile(slot, now.0, out);
+        self.reconcile(slot, now.0, true, out);
         Applied::New
     }
 
@@ -161,7 +169,7 @@ impl Engine {
     pub fn fire(&mut self, item: ItemRef, at: Timestamp, out: &mut Vec<Effect>) {
         let slot = item.0 as usize;
         if self.items.get(slot).is_some_and(|i| i.next_due == at.0) {
-            self.reconcile(slot, at.0, out);
+            self.reconcile(slot, at.0, false, out);
         }
     }
 
@@ -187,8 +195,13 @@ impl Engine {
     /// Re-evaluates every item at `now`.
     pub fn recompute_all(&mut self, now: Timestamp, out: &mut Vec<Effect>) {
         for slot in 0..self.items.len() {
-            self.reconcile(slot, now.0, out);
+            self.reconcile(slot, now.0, false, out);
         }
+    }
+
+    /// Handles of every item the engine holds.
+    pub fn item_refs(&self) -> impl Iterator<Item = ItemRef> + use<> {
+        (0..self.items.len() as u32).map(ItemRef)
     }
 
     /// The handle of an item, if the engine holds it.
@@ -269,6 +282,10 @@ impl Engine {
         }
     }
 
+    fn resolved_for(&self, service: NameId) -> Option<&Resolved> {
+        Self::resolved_of(&self.service_index, &self.resolved, service).map(|i| &self.resolved[i])
+    }
+
     fn resolved_of(service_index: &[u32], resolved: &'_ [Resolved], service: NameId) -> Option<usize> {
         service_index.get(service as usize).copied().filter(|&i| i != u32::MAX).map(|i| {
             debug_assert!((i as usize) < resolved.len());
@@ -277,7 +294,7 @@ impl Engine {
     }
 
     /// Evaluates one item at `now` and emits what changed since the last evaluation.
-    fn reconcile(&mut self, slot: usize, now: i64, out: &mut Vec<Effect>) {
+    fn reconcile(&mut self, slot: usize, now: i64, events_changed: bool, out: &mut Vec<Effect>) {
         let Engine { items, names, resolved, service_index, scratch, held, calendars, catalog, missing_fired, .. } = self;
         let item = &items[slot];
         let r = Self::resolved_of(service_index, resolved, item.service).map(|i| &resolved[i]);
@@ -323,6 +340,9 @@ impl Engine {
         if changed {
             item.held = if held.is_empty() { None } else { Some(Box::new(held.clone())) };
         }
+        if changed || events_changed {
+            out.push(Effect::ItemChanged { item: ItemRef(slot as u32) });
+        }
         if next_due != item.next_due {
             item.next_due = next_due;
             out.push(if next_due == NO_TIMER {
@@ -345,9 +365,23 @@ fn trigger_text<'a>(item: &'a Item, r: Option<&'a Resolved>, trigger: Trigger) -
 }
 
 fn trigger_key(item: &Item, r: Option<&Resolved>, trigger: Trigger) -> u64 {
+    trigger_key_of_text(trigger_text(item, r, trigger))
+}
+
+fn trigger_key_of_text(text: &str) -> u64 {
     let mut h = FxHasher::default();
-    h.write(trigger_text(item, r, trigger).as_bytes());
+    h.write(text.as_bytes());
     h.finish()
+}
+
+/// The trigger text of a held alert: the event id, clock name or step name whose key matches.
+fn trigger_of_key<'a>(item: &'a Item, r: Option<&'a Resolved>, h: &Held) -> &'a str {
+    let mut candidates: Vec<&str> = item.events.iter().map(|e| item.event_id(e)).collect();
+    candidates.extend(["promised", "statutory"]);
+    if let Some(r) = r {
+        candidates.extend(r.service.steps.iter().map(|s| &*s.name));
+    }
+    candidates.into_iter().find(|t| trigger_key_of_text(t) == h.key).unwrap_or("?")
 }
 
 fn base_alert(view: &derive::View<'_>, kind: AlertKind, trigger: &str, at: i64) -> Alert {
@@ -379,21 +413,8 @@ fn fired(view: &derive::View<'_>, f: &Fact) -> Alert {
 }
 
 fn retracted(view: &derive::View<'_>, h: &Held) -> Alert {
-    // Find the trigger text whose key matches: an event id, or a clock's name.
     let item = view.item;
-    let mut candidates: Vec<&str> = item.events.iter().map(|e| item.event_id(e)).collect();
-    candidates.extend(["promised", "statutory"]);
-    if let Some(r) = view.resolved {
-        candidates.extend(r.service.steps.iter().map(|s| &*s.name));
-    }
-    let trigger = candidates
-        .into_iter()
-        .find(|t| {
-            let mut x = FxHasher::default();
-            x.write(t.as_bytes());
-            x.finish() == h.key
-        })
-        .unwrap_or("?");
+    let trigger = trigger_of_key(item, view.resolved, h);
     let mut a = base_alert(view, h.kind, trigger, h.at);
     a.status = AlertStatus::Retracted;
     if !h.kind.is_timer() {

@@ -68,6 +68,17 @@ impl Replay {
         Replay { engine, timers: TimerQueue::default(), clock: Timestamp(i64::MIN), effects: Vec::new() }
     }
 
+    /// Continues from a restored engine: the clock at `clock`, timers from the
+    /// effects [`Engine::import`] returned.
+    pub fn resume(engine: Engine, clock: Timestamp, effects: &[Effect]) -> Replay {
+        let mut replay = Replay::new(engine);
+        replay.clock = clock;
+        for e in effects {
+            replay.timers.record(e);
+        }
+        replay
+    }
+
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.engine

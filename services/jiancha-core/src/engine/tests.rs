@@ -571,3 +571,60 @@ fn alerts_carry_a_readable_derivation() {
     assert!(statutory.derivation.en.contains("National Day"), "{}", statutory.derivation.en);
     assert!(statutory.message.zh.contains("法定时限20个工作日"), "{}", statutory.message.zh);
 }
+
+#[test]
+fn export_and_import_continue_exactly() {
+    let calendars = Calendars::builtin();
+    let catalog = Arc::new(Catalog::from_toml(CATALOG, &calendars).unwrap());
+    let lines: Vec<Value> = vec![
+        json!({"event_id":"a1","item_id":"A","service_code":"S","department_code":"D","type":"SUBMITTED","occurred_at":"2024-03-04T08:00:00+08:00"}),
+        json!({"event_id":"a2","item_id":"A","department_code":"D","type":"ACCEPTED","actor":"甲","occurred_at":"2024-03-04T09:00:00+08:00"}),
+        json!({"event_id":"b1","item_id":"B","service_code":"FREE","department_code":"D","type":"SUBMITTED","occurred_at":"2024-03-04T10:00:00+08:00"}),
+        json!({"event_id":"a3","item_id":"A","department_code":"D","type":"SUSPENDED","actor":"甲","suspension_kind":"HEARING","expected_days":2,"occurred_at":"2024-03-05T14:00:00+08:00"}),
+        json!({"event_id":"a4","item_id":"A","department_code":"D","type":"EXTENDED","actor":"甲","days":3,"approver":"乙","occurred_at":"2024-03-06T14:00:00+08:00"}),
+        json!({"event_id":"b2","item_id":"B","department_code":"D","type":"FEE_CHARGED","actor":"甲","amount_fen":5,"occurred_at":"2024-03-07T10:00:00+08:00"}),
+        // -- the restart happens here --
+        json!({"event_id":"a5","item_id":"A","department_code":"D","type":"RESUMED","actor":"甲","occurred_at":"2024-03-12T10:00:00+08:00"}),
+        json!({"event_id":"b3","item_id":"B","department_code":"D","type":"ACCEPTED","actor":"甲","occurred_at":"2024-03-13T10:00:00+08:00"}),
+        json!({"event_id":"a6","item_id":"A","department_code":"D","type":"DECIDED","actor":"丙","outcome":"DENIED","reason":"","occurred_at":"2024-03-20T10:00:00+08:00"}),
+    ];
+    let events: Vec<_> = lines.iter().map(|v| parse_json_event(v.to_string().as_bytes()).unwrap().event).collect();
+    let end = Timestamp::parse_rfc3339("2024-06-01T00:00:00+08:00").unwrap();
+    let run = |replay: &mut Replay, events: &[Event], all: &mut Vec<Alert>| {
+        for e in events {
+            replay.arrive(e, e.occurred_at, &mut |a| all.push(a));
+        }
+    };
+
+    let mut straight = Vec::new();
+    let mut a = Replay::new(Engine::new(catalog.clone(), calendars.clone()));
+    run(&mut a, &events, &mut straight);
+    a.advance(end, &mut |x| straight.push(x));
+
+    let mut restarted = Vec::new();
+    let mut b = Replay::new(Engine::new(catalog.clone(), calendars.clone()));
+    run(&mut b, &events[..6], &mut restarted);
+    let states: Vec<ItemState> = b.engine().item_refs().filter_map(|i| b.engine().export(i)).collect();
+    assert!(states.iter().any(|s| !s.held.is_empty()), "the snapshot carries alerts in force");
+    let mut fresh = Engine::new(catalog, calendars);
+    let mut effects = Vec::new();
+    for s in &states {
+        fresh.import(s, &mut effects);
+    }
+    assert!(effects.iter().all(|e| matches!(e, Effect::SetTimer { .. })), "a restore publishes nothing");
+    for (s, i) in states.iter().zip(fresh.item_refs()) {
+        assert_eq!(fresh.export(i).as_ref(), Some(s), "export(import(s)) == s");
+    }
+    let mut c = Replay::resume(fresh, b.clock(), &effects);
+    run(&mut c, &events[6..], &mut restarted);
+    c.advance(end, &mut |x| restarted.push(x));
+
+    let last = |all: &[Alert]| {
+        let mut m = BTreeMap::new();
+        for x in all {
+            m.insert(x.alert_id.clone(), (x.status, x.triggered_at, x.message.clone(), x.derivation.clone()));
+        }
+        m
+    };
+    assert_eq!(last(&straight), last(&restarted));
+}

@@ -1,0 +1,164 @@
+//! An item's state in self-contained form (names, not interned ids): what the live
+//! monitor writes to its changelog after every change and reads back when a partition
+//! is assigned, so open items are restored without replaying history.
+
+use super::item::{BLANK_REASON, Ev, Held, Item, NO_TIMER};
+use super::rules::{self, Input};
+use super::{Effect, Engine, ItemRef, trigger_key_of_text};
+use crate::alert::AlertKind;
+use crate::event::{EventType, LawfulSuspension};
+use crate::time::Timestamp;
+
+/// One stored event: every fact the rules use, nothing else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// The event's id.
+    pub event_id: String,
+    /// Its type.
+    pub event_type: EventType,
+    /// When it happened.
+    pub occurred_at: Timestamp,
+    /// Arrival minus occurrence, milliseconds (saturated).
+    pub delay_ms: u32,
+    /// The official, if any.
+    pub actor: Option<String>,
+    /// SUBMITTED: service code; STEP_COMPLETED: step; SUSPENDED: kind; EXTENDED: approver.
+    pub text: Option<String>,
+    /// SUSPENDED: expected days; EXTENDED: days; FEE_CHARGED: amount; DECIDED: 1 if denied.
+    pub number: u64,
+    /// NOT_ACCEPTED / DECIDED: the reason was blank.
+    pub blank_reason: bool,
+}
+
+/// An alert in force against the item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldAlert {
+    /// Its kind.
+    pub kind: AlertKind,
+    /// The trigger text of its id (see `alert_id`).
+    pub trigger: String,
+    /// Its `triggered_at`.
+    pub triggered_at: Timestamp,
+}
+
+/// One item's whole state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemState {
+    /// The item.
+    pub item_id: String,
+    /// Its service, if known.
+    pub service_code: Option<String>,
+    /// Whether the service came from a SUBMITTED.
+    pub service_from_submitted: bool,
+    /// Its department.
+    pub department_code: String,
+    /// Events in §3.4 order.
+    pub events: Vec<StoredEvent>,
+    /// Alerts in force (already published).
+    pub held: Vec<HeldAlert>,
+}
+
+impl Engine {
+    /// The state of an item, for a changelog.
+    pub fn export(&self, item: ItemRef) -> Option<ItemState> {
+        let it = self.items.get(item.0 as usize)?;
+        let name = |id: u32| (id != 0).then(|| self.names.name(id).to_string());
+        let events = it
+            .events
+            .iter()
+            .map(|e| {
+                let (text, number) = match e.ty {
+                    EventType::Submitted | EventType::StepCompleted => (name(e.arg as u32), 0),
+                    EventType::Suspended => (name(e.suspension_name()), u64::from(e.expected_days())),
+                    EventType::Extended => (name(e.approver()), u64::from(e.days())),
+                    EventType::FeeCharged | EventType::Decided => (None, e.arg),
+                    _ => (None, 0),
+                };
+                StoredEvent {
+                    event_id: it.event_id(e).to_owned(),
+                    event_type: e.ty,
+                    occurred_at: Timestamp(e.at),
+                    delay_ms: e.delay_ms,
+                    actor: name(e.actor),
+                    text,
+                    number,
+                    blank_reason: e.blank_reason(),
+                }
+            })
+            .collect();
+        let r = self.resolved_for(it.service);
+        let held = it
+            .held
+            .as_deref()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| HeldAlert { kind: h.kind, trigger: super::trigger_of_key(it, r, h).to_owned(), triggered_at: Timestamp(h.at) })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(ItemState {
+            item_id: it.item_id().to_owned(),
+            service_code: name(it.service),
+            service_from_submitted: it.service_from_submitted,
+            department_code: self.names.name(it.department).to_string(),
+            events,
+            held,
+        })
+    }
+
+    /// Restores an item exactly as exported, without emitting its alerts again, and
+    /// sets its timer to the earliest deadline it has (deadlines already held are
+    /// re-checked when it fires and change nothing). Replaces an item of the same id.
+    pub fn import(&mut self, state: &ItemState, out: &mut Vec<Effect>) -> ItemRef {
+        let slot = self.slot_for(&state.item_id);
+        let mut item = Item {
+            text: Box::from(state.item_id.as_str()),
+            events: Vec::with_capacity(state.events.len()),
+            held: None,
+            service: state.service_code.as_deref().map_or(0, |c| self.names.intern(c)),
+            department: self.names.intern(&state.department_code),
+            next_due: NO_TIMER,
+            id_len: state.item_id.len() as u32,
+            service_from_submitted: state.service_from_submitted,
+        };
+        for e in &state.events {
+            let text = e.text.as_deref().map_or(0, |t| self.names.intern(t));
+            let arg = match e.event_type {
+                EventType::Submitted | EventType::StepCompleted => u64::from(text),
+                EventType::Suspended => {
+                    let lawful = e.text.as_deref().and_then(LawfulSuspension::parse).map_or(0, |k| k as u64 + 1);
+                    (e.number & 0xFFFF_FFFF) | lawful << 32 | u64::from(text).min(0xFF_FFFF) << 40
+                }
+                EventType::Extended => (e.number & 0xFFFF_FFFF) | u64::from(text) << 32,
+                EventType::FeeCharged | EventType::Decided => e.number,
+                _ => 0,
+            };
+            let ev = Ev {
+                at: e.occurred_at.0,
+                arg,
+                id_off: 0,
+                actor: e.actor.as_deref().map_or(0, |a| self.names.intern(a)),
+                delay_ms: e.delay_ms,
+                id_len: 0,
+                ty: e.event_type,
+                flags: if e.blank_reason { BLANK_REASON } else { 0 },
+            };
+            item.insert(ev, &e.event_id);
+        }
+        if !state.held.is_empty() {
+            let held: Vec<Held> =
+                state.held.iter().map(|h| Held { kind: h.kind, key: trigger_key_of_text(&h.trigger), at: h.triggered_at.0 }).collect();
+            item.held = Some(Box::new(held));
+        }
+        let r = Engine::resolved_of(&self.service_index, &self.resolved, item.service).map(|i| &self.resolved[i]);
+        let input = Input { events: &item.events, resolved: r, late_limit_ms: self.catalog.late_report_limit_ms, now: i64::MIN };
+        rules::evaluate(&input, &mut self.scratch);
+        let due = self.scratch.next_due;
+        item.next_due = due;
+        self.items[slot] = item;
+        if due != NO_TIMER {
+            out.push(Effect::SetTimer { item: ItemRef(slot as u32), at: Timestamp(due) });
+        }
+        ItemRef(slot as u32)
+    }
+}
