@@ -70,32 +70,34 @@ impl fmt::Display for Timestamp {
     }
 }
 
-/// Parses a duration written as `90s`, `10m`, `1h`, `2d` or a combination (`1h30m`).
+/// Parses a duration written as `250ms`, `90s`, `10m`, `1h`, `2d` or a combination (`1h30m`).
 pub fn parse_duration_ms(text: &str) -> Option<i64> {
     let text = text.trim();
     if text.is_empty() {
         return None;
     }
     let mut total: i64 = 0;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
         }
-        let unit = match c {
-            's' => 1_000,
-            'm' => 60_000,
-            'h' => HOUR_MS,
-            'd' => DAY_MS,
-            _ => return None,
+        let n: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (1, 2)
+        } else {
+            match rest.chars().next()? {
+                's' => (1_000, 1),
+                'm' => (60_000, 1),
+                'h' => (HOUR_MS, 1),
+                'd' => (DAY_MS, 1),
+                _ => return None,
+            }
         };
-        let n: i64 = number.parse().ok()?;
-        number.clear();
+        rest = &rest[len..];
         total = total.checked_add(n.checked_mul(unit)?)?;
-    }
-    if !number.is_empty() {
-        return None;
     }
     Some(total)
 }
@@ -127,6 +129,8 @@ mod tests {
         assert_eq!(parse_duration_ms("1h"), Some(HOUR_MS));
         assert_eq!(parse_duration_ms("1h30m"), Some(HOUR_MS + 30 * 60_000));
         assert_eq!(parse_duration_ms("10s"), Some(10_000));
+        assert_eq!(parse_duration_ms("200ms"), Some(200));
+        assert_eq!(parse_duration_ms("1m30s"), Some(90_000));
         assert_eq!(parse_duration_ms("10"), None);
         assert_eq!(parse_duration_ms("1x"), None);
         assert_eq!(parse_duration_ms(""), None);

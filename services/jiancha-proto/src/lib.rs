@@ -7,8 +7,10 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/jiancha.v1.rs"));
 }
 
+use jiancha_core::Timestamp;
 use jiancha_core::alert::{Alert, AlertKind, AlertStatus, Level};
-use jiancha_core::event::{Event, EventBody, InvalidEvent, InvalidReason, Outcome, RawEvent};
+use jiancha_core::engine::{HeldAlert, ItemState, StoredEvent};
+use jiancha_core::event::{Event, EventBody, EventType, InvalidEvent, InvalidReason, Outcome, RawEvent};
 use prost::Message;
 
 /// Reads a protobuf-encoded event and validates it against DOMAIN §2.
@@ -136,6 +138,93 @@ impl From<&Alert> for v1::Alert {
     }
 }
 
+impl From<&ItemState> for v1::ItemState {
+    fn from(s: &ItemState) -> v1::ItemState {
+        v1::ItemState {
+            item_id: s.item_id.clone(),
+            service_code: s.service_code.clone(),
+            service_from_submitted: s.service_from_submitted,
+            department_code: s.department_code.clone(),
+            events: s
+                .events
+                .iter()
+                .map(|e| v1::StoredEvent {
+                    event_id: e.event_id.clone(),
+                    r#type: v1::EventType::from_str_name(e.event_type.as_str()).map_or(0, |t| t as i32),
+                    occurred_ms: e.occurred_at.0,
+                    delay_ms: e.delay_ms,
+                    actor: e.actor.clone(),
+                    text: e.text.clone(),
+                    number: e.number,
+                    blank_reason: e.blank_reason,
+                })
+                .collect(),
+            held: s
+                .held
+                .iter()
+                .map(|h| v1::HeldAlert {
+                    kind: v1::AlertKind::from_str_name(h.kind.as_str()).map_or(0, |k| k as i32),
+                    trigger: h.trigger.clone(),
+                    triggered_ms: h.triggered_at.0,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Why a changelog record could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Not a `jiancha.v1.ItemState` message.
+    #[error("not a jiancha.v1.ItemState message: {0}")]
+    Decode(#[from] prost::DecodeError),
+    /// An enum value this version does not know.
+    #[error("item {item}: unknown {field} value {value}")]
+    Enum {
+        /// The item.
+        item: String,
+        /// The field.
+        field: &'static str,
+        /// The value.
+        value: i32,
+    },
+}
+
+/// Reads a changelog record.
+pub fn decode_state(bytes: &[u8]) -> Result<ItemState, StateError> {
+    let m = v1::ItemState::decode(bytes)?;
+    let mut events = Vec::with_capacity(m.events.len());
+    for e in m.events {
+        let event_type = v1::EventType::try_from(e.r#type)
+            .ok()
+            .and_then(|t| EventType::parse(t.as_str_name()))
+            .ok_or(StateError::Enum { item: m.item_id.clone(), field: "type", value: e.r#type })?;
+        events.push(StoredEvent {
+            event_id: e.event_id,
+            event_type,
+            occurred_at: Timestamp(e.occurred_ms),
+            delay_ms: e.delay_ms,
+            actor: e.actor,
+            text: e.text,
+            number: e.number,
+            blank_reason: e.blank_reason,
+        });
+    }
+    let mut held = Vec::with_capacity(m.held.len());
+    for h in m.held {
+        let kind = alert_kind(h.kind).ok_or(StateError::Enum { item: m.item_id.clone(), field: "kind", value: h.kind })?;
+        held.push(HeldAlert { kind, trigger: h.trigger, triggered_at: Timestamp(h.triggered_ms) });
+    }
+    Ok(ItemState {
+        item_id: m.item_id,
+        service_code: m.service_code,
+        service_from_submitted: m.service_from_submitted,
+        department_code: m.department_code,
+        events,
+        held,
+    })
+}
+
 /// The domain kind of a protobuf kind value.
 pub fn alert_kind(value: i32) -> Option<AlertKind> {
     v1::AlertKind::try_from(value).ok().and_then(|k| AlertKind::parse(k.as_str_name()))
@@ -144,7 +233,7 @@ pub fn alert_kind(value: i32) -> Option<AlertKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jiancha_core::event::{EventType, parse_json_event};
+    use jiancha_core::event::parse_json_event;
 
     #[test]
     fn every_domain_name_exists_in_the_proto_enums() {
@@ -173,6 +262,34 @@ mod tests {
             let bytes = v1::Event::from(&event).encode_to_vec();
             assert_eq!(decode_event(&bytes).unwrap(), event, "{line}");
         }
+    }
+
+    #[test]
+    fn item_state_round_trips() {
+        let state = ItemState {
+            item_id: "I".into(),
+            service_code: Some("S".into()),
+            service_from_submitted: true,
+            department_code: "D".into(),
+            events: vec![StoredEvent {
+                event_id: "e1".into(),
+                event_type: EventType::Suspended,
+                occurred_at: Timestamp(1_700_000_000_000),
+                delay_ms: 42,
+                actor: Some("甲".into()),
+                text: Some("HEARING".into()),
+                number: 5,
+                blank_reason: false,
+            }],
+            held: vec![HeldAlert {
+                kind: AlertKind::PromisedOverdue,
+                trigger: "promised".into(),
+                triggered_at: Timestamp(1_700_100_000_000),
+            }],
+        };
+        let bytes = v1::ItemState::from(&state).encode_to_vec();
+        assert_eq!(decode_state(&bytes).unwrap(), state);
+        assert!(decode_state(b"\xff\xff").is_err());
     }
 
     #[test]

@@ -569,8 +569,9 @@ fn duration(ms: i64) -> String {
     }
 }
 
-/// A CALENDAR_MISSING alert's words.
-pub(crate) fn calendar_missing(calendar: &str, year: i32, item_id: &str) -> (Bilingual, Bilingual) {
+/// A CALENDAR_MISSING alert's words. They name no item: every engine (one per
+/// partition) that meets the gap emits the same update under the same id.
+pub(crate) fn calendar_missing(calendar: &str, year: i32) -> (Bilingual, Bilingual) {
     (
         Bilingual {
             zh: format!("日历{calendar}缺少{year}年节假日安排，该年暂按周一至周五计算工作日，载入后自动重算"),
@@ -579,8 +580,10 @@ pub(crate) fn calendar_missing(calendar: &str, year: i32, item_id: &str) -> (Bil
             ),
         },
         Bilingual {
-            zh: format!("办件{item_id}的时限计算首次需要{year}年的日期；日历{calendar}已载入的年份中没有{year}年"),
-            en: format!("item {item_id} was the first computation to need a day of {year}; calendar {calendar} has no notice for it"),
+            zh: format!("时限计算需要{year}年的日期；日历{calendar}已载入的年份中没有{year}年（国务院办公厅通常于上一年11-12月发布）"),
+            en: format!(
+                "a deadline computation needed a day of {year}; calendar {calendar} has no notice for that year (published each November/December)"
+            ),
         },
     )
 }

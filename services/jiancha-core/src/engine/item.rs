@@ -100,6 +100,8 @@ pub(crate) struct Item {
     pub id_len: u32,
     /// Whether `service` came from a SUBMITTED.
     pub service_from_submitted: bool,
+    /// Whether the item is closed, as of its last evaluation.
+    pub closed: bool,
 }
 
 impl Item {

@@ -84,6 +84,8 @@ pub struct Engine {
     missing_fired: FxHashSet<(Arc<str>, i32)>,
     scratch: Scratch,
     held: Vec<Held>,
+    /// How many items are closed.
+    closed: usize,
 }
 
 impl Engine {
@@ -101,6 +103,7 @@ impl Engine {
             missing_fired: FxHashSet::default(),
             scratch: Scratch::default(),
             held: Vec::new(),
+            closed: 0,
         };
         engine.resolve_services();
         engine
@@ -124,6 +127,11 @@ impl Engine {
     /// Whether the engine holds no item.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// How many items are open (not closed).
+    pub fn open_items(&self) -> usize {
+        self.items.len() - self.closed
     }
 
     /// Reserves room for `additional` more items.
@@ -232,6 +240,7 @@ impl Engine {
                     next_due: NO_TIMER,
                     id_len: item_id.len() as u32,
                     service_from_submitted: false,
+                    closed: false,
                 });
                 v.insert(slot as u32);
                 slot
@@ -295,7 +304,7 @@ impl Engine {
 
     /// Evaluates one item at `now` and emits what changed since the last evaluation.
     fn reconcile(&mut self, slot: usize, now: i64, events_changed: bool, out: &mut Vec<Effect>) {
-        let Engine { items, names, resolved, service_index, scratch, held, calendars, catalog, missing_fired, .. } = self;
+        let Engine { items, names, resolved, service_index, scratch, held, calendars, catalog, missing_fired, closed, .. } = self;
         let item = &items[slot];
         let r = Self::resolved_of(service_index, resolved, item.service).map(|i| &resolved[i]);
         let late_limit_ms = catalog.late_report_limit_ms;
@@ -332,11 +341,19 @@ impl Engine {
         }
         for (calendar, year) in scratch.missing.drain(..) {
             if missing_fired.insert((calendar.clone(), year)) {
-                out.push(Effect::Alert(Box::new(calendar_missing(calendars, &calendar, year, item.item_id()))));
+                out.push(Effect::Alert(Box::new(calendar_missing(calendars, &calendar, year))));
             }
         }
         let next_due = scratch.next_due;
         let item = &mut items[slot];
+        if item.closed != scratch.closed {
+            item.closed = scratch.closed;
+            if item.closed {
+                *closed += 1;
+            } else {
+                *closed -= 1;
+            }
+        }
         if changed {
             item.held = if held.is_empty() { None } else { Some(Box::new(held.clone())) };
         }
@@ -433,9 +450,9 @@ fn retracted(view: &derive::View<'_>, h: &Held) -> Alert {
     a
 }
 
-fn calendar_missing(calendars: &Calendars, calendar: &str, year: i32, item_id: &str) -> Alert {
+fn calendar_missing(calendars: &Calendars, calendar: &str, year: i32) -> Alert {
     let cal = calendars.get(calendar).unwrap_or_else(|| calendars.default_calendar());
-    let (message, derivation) = derive::calendar_missing(calendar, year, item_id);
+    let (message, derivation) = derive::calendar_missing(calendar, year);
     Alert {
         alert_id: alert_id("", AlertKind::CalendarMissing, &format!("{calendar}/{year}")),
         status: AlertStatus::Fired,

@@ -117,6 +117,8 @@ pub(crate) struct Scratch {
     pub missing: Vec<(Arc<str>, i32)>,
     /// The earliest instant after `now` at which a timer rule may start to hold.
     pub next_due: i64,
+    /// Whether the item is closed (DOMAIN §5: refused, withdrawn, denied, delivered, or approved with nothing to deliver).
+    pub closed: bool,
 }
 
 /// The inputs of one evaluation.
@@ -388,6 +390,7 @@ pub(crate) fn evaluate(input: &Input<'_>, s: &mut Scratch) {
         }
     }
 
+    s.closed = closed_at != OPEN;
     let now = input.now;
     if let Some(w) = window {
         if w.deadline <= now {

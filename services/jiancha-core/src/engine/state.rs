@@ -120,6 +120,7 @@ impl Engine {
             next_due: NO_TIMER,
             id_len: state.item_id.len() as u32,
             service_from_submitted: state.service_from_submitted,
+            closed: false,
         };
         for e in &state.events {
             let text = e.text.as_deref().map_or(0, |t| self.names.intern(t));
@@ -155,6 +156,13 @@ impl Engine {
         rules::evaluate(&input, &mut self.scratch);
         let due = self.scratch.next_due;
         item.next_due = due;
+        item.closed = self.scratch.closed;
+        let was_closed = self.items[slot].closed;
+        match (was_closed, item.closed) {
+            (false, true) => self.closed += 1,
+            (true, false) => self.closed -= 1,
+            _ => {}
+        }
         self.items[slot] = item;
         if due != NO_TIMER {
             out.push(Effect::SetTimer { item: ItemRef(slot as u32), at: Timestamp(due) });

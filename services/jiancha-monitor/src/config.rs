@@ -1,0 +1,201 @@
+//! The monitor's configuration, in layers: built-in defaults, then a TOML file
+//! (`--config`), then `JIANCHA_*` environment variables, then command-line flags.
+
+use jiancha_core::time::parse_duration_ms;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Topic names.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Topics {
+    /// Approval events in (key = item_id).
+    pub events: String,
+    /// Alert updates out (key = alert_id).
+    pub alerts: String,
+    /// Invalid records, byte for byte, with the reason in headers.
+    pub dead_letter: String,
+    /// The compacted changelog of item states (key = item_id).
+    pub state: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            events: "jiancha.events".into(),
+            alerts: "jiancha.alerts".into(),
+            dead_letter: "jiancha.events.dlq".into(),
+            state: "jiancha.monitor.state".into(),
+        }
+    }
+}
+
+/// Everything the monitor needs.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// Kafka bootstrap servers, `host:port[,host:port]`.
+    pub kafka_bootstrap: String,
+    /// Consumer group of the monitors.
+    pub group_id: String,
+    /// Topic names.
+    pub topics: Topics,
+    /// Partitions of topics the monitor creates when absent.
+    pub partitions: i32,
+    /// Replication factor of topics it creates.
+    pub replication: i32,
+    /// The catalog file; the demo catalog when absent.
+    pub catalog: Option<PathBuf>,
+    /// Extra calendar files.
+    pub calendars: Vec<PathBuf>,
+    /// How often the catalog and calendar files are checked for changes ("5s").
+    pub reload_interval: String,
+    /// Timers fire this long after their deadline on the wall clock ("0s").
+    pub timer_grace: String,
+    /// A partition whose lag exceeds this many records is catching up: its clock is
+    /// the timestamp of the records it consumes.
+    pub catch_up_lag: i64,
+    /// Records larger than this go to the dead-letter topic (bytes).
+    pub max_record_bytes: usize,
+    /// Effects are flushed and offsets committed at least this often ("200ms").
+    pub commit_interval: String,
+    /// Prometheus metrics listen address; empty disables the endpoint.
+    pub metrics_listen: String,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            kafka_bootstrap: "127.0.0.1:9092".into(),
+            group_id: "jiancha-monitor".into(),
+            topics: Topics::default(),
+            partitions: 8,
+            replication: 1,
+            catalog: None,
+            calendars: Vec::new(),
+            reload_interval: "5s".into(),
+            timer_grace: "0s".into(),
+            catch_up_lag: 1000,
+            max_record_bytes: 1 << 20,
+            commit_interval: "200ms".into(),
+            metrics_listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+/// A configuration that cannot be used, with what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of this shape.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message (names an unknown key).
+        message: String,
+    },
+    /// A value breaks its rule.
+    #[error("config `{key}` = `{value}`: {rule}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        rule: &'static str,
+    },
+}
+
+impl MonitorConfig {
+    /// Defaults, overlaid by the file if given, then by `JIANCHA_*` variables.
+    pub fn load(file: Option<&std::path::Path>) -> Result<MonitorConfig, ConfigError> {
+        let mut config = match file {
+            None => MonitorConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.message().to_owned() })?
+            }
+        };
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(v) = env("JIANCHA_KAFKA_BOOTSTRAP") {
+            config.kafka_bootstrap = v;
+        }
+        if let Some(v) = env("JIANCHA_GROUP_ID") {
+            config.group_id = v;
+        }
+        if let Some(v) = env("JIANCHA_METRICS_LISTEN") {
+            config.metrics_listen = v;
+        }
+        if let Some(v) = env("JIANCHA_CATALOG") {
+            config.catalog = Some(v.into());
+        }
+        Ok(config)
+    }
+
+    /// Checks every value, naming the key at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in
+            [("reload_interval", &self.reload_interval), ("timer_grace", &self.timer_grace), ("commit_interval", &self.commit_interval)]
+        {
+            if parse_duration_ms(value).is_none() {
+                return Err(ConfigError::Invalid { key, value: value.clone(), rule: "a duration such as \"200ms\", \"5s\" or \"1m\"" });
+            }
+        }
+        if self.partitions < 1 {
+            return Err(ConfigError::Invalid { key: "partitions", value: self.partitions.to_string(), rule: "at least 1" });
+        }
+        if self.replication < 1 {
+            return Err(ConfigError::Invalid { key: "replication", value: self.replication.to_string(), rule: "at least 1" });
+        }
+        if self.kafka_bootstrap.trim().is_empty() {
+            return Err(ConfigError::Invalid { key: "kafka_bootstrap", value: String::new(), rule: "host:port of a Kafka broker" });
+        }
+        Ok(())
+    }
+
+    /// `reload_interval` as a duration.
+    pub fn reload(&self) -> Duration {
+        duration(&self.reload_interval)
+    }
+
+    /// `timer_grace` as a duration.
+    pub fn grace(&self) -> Duration {
+        duration(&self.timer_grace)
+    }
+
+    /// `commit_interval` as a duration.
+    pub fn commit(&self) -> Duration {
+        duration(&self.commit_interval)
+    }
+}
+
+fn duration(text: &str) -> Duration {
+    Duration::from_millis(parse_duration_ms(text).unwrap_or(0).max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_bad_durations_are_named() {
+        let dir = std::env::temp_dir().join(format!("jiancha-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("m.toml");
+        std::fs::write(&file, "kafka_bootstrap = \"x:1\"\ncomit_interval = \"1s\"\n").unwrap();
+        let err = MonitorConfig::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("comit_interval"), "{err}");
+        std::fs::write(&file, "timer_grace = \"soon\"\n").unwrap();
+        let err = MonitorConfig::load(Some(&file)).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("timer_grace") && err.contains("soon"), "{err}");
+    }
+}

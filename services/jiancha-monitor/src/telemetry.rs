@@ -1,0 +1,63 @@
+//! Metric names, described once, and the Prometheus endpoint.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// Events consumed, by `type`.
+pub const EVENTS_CONSUMED: &str = "jiancha_events_consumed_total";
+/// Invalid records sent to the dead-letter topic, by `reason`.
+pub const EVENTS_INVALID: &str = "jiancha_events_invalid_total";
+/// Duplicate events ignored.
+pub const EVENTS_DUPLICATE: &str = "jiancha_events_duplicate_total";
+/// Alert updates published, by `kind`, `level`, `status`.
+pub const ALERTS: &str = "jiancha_alerts_total";
+/// Open items held by this instance.
+pub const OPEN_ITEMS: &str = "jiancha_open_items";
+/// Items held (open and closed).
+pub const ITEMS: &str = "jiancha_items";
+/// Consumer lag in records, by `partition`.
+pub const CONSUMER_LAG: &str = "jiancha_consumer_lag";
+/// Wall clock minus deadline when a timer fires.
+pub const TIMER_LATENESS: &str = "jiancha_timer_lateness_seconds";
+/// Engine time to process one record.
+pub const PROCESSING: &str = "jiancha_event_processing_seconds";
+/// Record timestamp to effects acknowledged by the broker.
+pub const END_TO_END: &str = "jiancha_end_to_end_latency_seconds";
+/// Time to restore one partition from the changelog.
+pub const RESTORE: &str = "jiancha_restore_seconds";
+/// Items restored from the changelog.
+pub const RESTORED_ITEMS: &str = "jiancha_restored_items_total";
+/// Catalog or calendar reloads, by `outcome`.
+pub const RELOADS: &str = "jiancha_reloads_total";
+
+/// Describes every metric once.
+pub fn describe() {
+    describe_counter!(EVENTS_CONSUMED, "Events consumed, by type");
+    describe_counter!(EVENTS_INVALID, "Invalid records sent to the dead-letter topic, by reason");
+    describe_counter!(EVENTS_DUPLICATE, "Duplicate events ignored (same event_id on the same item)");
+    describe_counter!(ALERTS, "Alert updates published, by kind, level and status");
+    describe_gauge!(OPEN_ITEMS, "Open items held by this instance");
+    describe_gauge!(ITEMS, "Items held by this instance, open and closed");
+    describe_gauge!(CONSUMER_LAG, "Consumer lag in records, by partition");
+    describe_histogram!(TIMER_LATENESS, Unit::Seconds, "Wall clock minus deadline when a timer fires");
+    describe_histogram!(PROCESSING, Unit::Seconds, "Engine time to process one record");
+    describe_histogram!(END_TO_END, Unit::Seconds, "Record timestamp to effects acknowledged by the broker");
+    describe_histogram!(RESTORE, Unit::Seconds, "Time to restore one partition's items from the changelog");
+    describe_counter!(RESTORED_ITEMS, "Items restored from the changelog");
+    describe_counter!(RELOADS, "Catalog and calendar reloads, by outcome");
+}
+
+/// Starts the Prometheus endpoint on `listen` (inside a Tokio runtime).
+pub fn serve(listen: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = listen.parse().map_err(|e| format!("metrics_listen `{listen}`: {e}"))?;
+    let bound = std::net::TcpListener::bind(addr).map_err(|e| format!("metrics_listen `{listen}`: {e}"))?;
+    let addr = bound.local_addr().map_err(|e| e.to_string())?;
+    drop(bound);
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets(&[0.0001, 0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0])
+        .map_err(|e| e.to_string())?
+        .install()
+        .map_err(|e| format!("metrics endpoint on {addr}: {e}"))?;
+    describe();
+    Ok(addr)
+}

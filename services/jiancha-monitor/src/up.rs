@@ -1,0 +1,146 @@
+//! `jiancha up`: everything in one process — an in-process Kafka-protocol broker
+//! (librdkafka's mock cluster, not durable), the monitor, and a simulator of department
+//! systems that backfills the last weeks of a service centre and then keeps handling
+//! items in real time.
+
+use crate::config::MonitorConfig;
+use crate::monitor::{self, MonitorError, load_rules};
+use chrono::{Datelike, Duration as Days, Local};
+use jiancha_core::Timestamp;
+use jiancha_sim::{SimConfig, SimEvent, simulate};
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Publishes a simulated stream as department systems would: what already happened at
+/// once (record timestamps in the past, so the monitor catches up on them), the rest
+/// when its time comes; a new batch of items every `period`.
+pub async fn simulator(
+    bootstrap: String,
+    config: MonitorConfig,
+    period: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), MonitorError> {
+    let (catalog, calendars) = load_rules(config.catalog.as_ref(), &config.calendars)?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .create()
+        .map_err(|e| MonitorError::Kafka { context: "simulator producer", source: e })?;
+    let today = Local::now().date_naive();
+    let backfill_from = today - Days::days(28);
+    let mut queue: Vec<SimEvent> = simulate(
+        &catalog,
+        &calendars,
+        &SimConfig { seed: u64::from(today.ordinal()), items: 400, first_day: backfill_from, spread_days: 19, irregular_share: 0.3 },
+    );
+    let mut batch = 0u64;
+    let mut next_batch = tokio::time::Instant::now() + period;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        if tokio::time::Instant::now() >= next_batch {
+            next_batch += period;
+            batch += 1;
+            let fresh = simulate(
+                &catalog,
+                &calendars,
+                &SimConfig {
+                    seed: batch * 7919 + u64::from(today.ordinal()),
+                    items: 3,
+                    first_day: today,
+                    spread_days: 1,
+                    irregular_share: 0.67,
+                },
+            );
+            // Items "submitted today" whose first event lies ahead are shifted to now.
+            queue.extend(fresh.into_iter().map(|mut e| {
+                let shift = (now - e.received_at.0).min(0);
+                e.received_at = Timestamp(e.received_at.0 + shift + 1000);
+                e
+            }));
+        }
+        let (due, later): (Vec<SimEvent>, Vec<SimEvent>) = queue.into_iter().partition(|e| e.received_at.0 <= now);
+        queue = later;
+        let mut due = due;
+        due.sort_by_key(|e| e.received_at);
+        for e in due {
+            let payload = e.json.to_string();
+            let headers = OwnedHeaders::new().insert(Header { key: crate::codec::CONTENT_TYPE, value: Some(crate::codec::JSON) });
+            let record =
+                FutureRecord::to(&config.topics.events).key(&e.item_id).payload(&payload).timestamp(e.received_at.0).headers(headers);
+            if let Err((err, _)) = producer.send_result(record) {
+                warn!(error = %err, "Simulator could not publish; dropping the event");
+            }
+        }
+    }
+}
+
+/// Runs the broker, the monitor and (unless disabled) the simulator until Ctrl-C.
+pub async fn up(mut config: MonitorConfig, external_bootstrap: Option<String>, with_simulator: bool) -> Result<(), MonitorError> {
+    let cluster = match external_bootstrap {
+        Some(_) => None,
+        None => Some(rdkafka::mocking::MockCluster::new(1).map_err(|e| MonitorError::Kafka { context: "embedded broker", source: e })?),
+    };
+    if let Some(cluster) = &cluster {
+        config.kafka_bootstrap = cluster.bootstrap_servers();
+        for topic in [&config.topics.events, &config.topics.alerts, &config.topics.dead_letter, &config.topics.state] {
+            cluster.create_topic(topic, config.partitions, 1).map_err(|e| MonitorError::Kafka { context: "embedded topics", source: e })?;
+        }
+    } else if let Some(b) = external_bootstrap {
+        config.kafka_bootstrap = b;
+    }
+    println!("kafka bootstrap: {}", config.kafka_bootstrap);
+    if cluster.is_some() {
+        println!("note: the embedded broker keeps everything in memory; nothing survives this process");
+    }
+    if !config.metrics_listen.is_empty() {
+        let addr = crate::telemetry::serve(&config.metrics_listen).map_err(MonitorError::Catalog)?;
+        println!("metrics: http://{addr}/metrics");
+    }
+    config.metrics_listen = String::new();
+    let (stop, shutdown) = watch::channel(false);
+    let monitor = tokio::spawn(monitor::run(config.clone(), shutdown.clone()));
+    let simulator = with_simulator
+        .then(|| tokio::spawn(simulator(config.kafka_bootstrap.clone(), config.clone(), Duration::from_secs(10), shutdown.clone())));
+    println!("alerts: jiancha alerts --kafka-bootstrap {} --follow", config.kafka_bootstrap);
+    wait_for_signal().await;
+    info!("Signal received; stopping");
+    let _ = stop.send(true);
+    if let Some(s) = simulator {
+        let _ = s.await;
+    }
+    let result = monitor.await.unwrap_or(Ok(()));
+    drop(cluster);
+    result
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
