@@ -1,6 +1,8 @@
 //! Helpers shared by the workspace-level tests: replaying a file through the engine and
 //! normalising alerts for comparison.
 
+pub mod kafka;
+
 use jiancha_core::{Alert, Calendars, Catalog, Engine, Replay, Timestamp, parse_json_event};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

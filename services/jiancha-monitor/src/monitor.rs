@@ -412,6 +412,7 @@ pub fn read_changelog(p: i32, config: &MonitorConfig, engine: &mut Engine, timer
             None => {}
         }
     }
+    debug!(partition = p, low, high, records = latest.len(), "Changelog read");
     let mut effects = Vec::new();
     for value in latest.values() {
         let state = jiancha_proto::decode_state(value).map_err(|e| MonitorError::Restore { partition: p, message: e.to_string() })?;
@@ -465,7 +466,9 @@ fn process(
             // Timers due by now fire before the event is applied.
             fire_due(pe, now, effects);
             metrics::counter!(m::EVENTS_CONSUMED, "type" => event.event_type().as_str()).increment(1);
-            if pe.engine.apply(&event, Timestamp(record_ts), Timestamp(now), effects) == jiancha_core::Applied::Duplicate {
+            let applied = pe.engine.apply(&event, Timestamp(record_ts), Timestamp(now), effects);
+            debug!(partition = p, offset = msg.offset(), item = %event.item_id, event = %event.event_id, ?applied, now, "Event");
+            if applied == jiancha_core::Applied::Duplicate {
                 metrics::counter!(m::EVENTS_DUPLICATE).increment(1);
             }
             carry_out(p, config, producer, pe, effects, pending)?;

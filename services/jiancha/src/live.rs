@@ -81,13 +81,14 @@ pub fn monitor(args: MonitorArgs) -> Result<()> {
             println!("metrics: http://{addr}/metrics");
         }
         let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(jiancha_monitor::monitor::run(config, shutdown));
+        let mut task = tokio::spawn(jiancha_monitor::monitor::run(config, shutdown));
         tokio::select! {
-            result = task => return result.context("monitor task")?.map_err(anyhow::Error::from),
+            result = &mut task => return result.context("monitor task")?.map_err(anyhow::Error::from),
             _ = jiancha_monitor::up::wait_for_signal() => {}
         }
+        // Stop polling, flush the effects, commit the offsets, then exit.
         let _ = stop.send(true);
-        Ok(())
+        task.await.context("monitor task")?.map_err(anyhow::Error::from)
     })
 }
 

@@ -443,9 +443,11 @@ fn retracted(view: &derive::View<'_>, h: &Held) -> Alert {
         zh: format!("撤销：办件{id}的「{kind_zh}」经后到数据证明不成立"),
         en: format!("Retracted: late data shows that {} no longer holds for item {id}", h.kind.as_str()),
     };
+    // The words depend on the alert alone, so that a retraction published again (after
+    // a restart, say) is identical to the first.
     a.derivation = Bilingual {
-        zh: format!("按发生时间重排本件全部{}个事件后重新计算，该预警不再成立", item.events.len()),
-        en: format!("recomputed from all {} events of the item in order of occurrence; the alert no longer holds", item.events.len()),
+        zh: "按发生时间重排本件全部事件后重新计算，该预警不再成立".to_owned(),
+        en: "recomputed from all events of the item in order of occurrence; the alert no longer holds".to_owned(),
     };
     a
 }

@@ -1,0 +1,62 @@
+//! The `jiancha` command line: one subcommand per role. Every subcommand drives the
+//! same engine from `jiancha-core`. The binary is `src/main.rs`; this library lets the
+//! workspace tests run the same CLI as a separate process.
+
+mod demo;
+mod live;
+mod replay;
+mod simulate;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// The command line.
+#[derive(Parser, Debug)]
+#[command(name = "jiancha", version, about = "电子监察: real-time supervision of administrative approval deadlines and procedure")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Replay the embedded demo (a service centre's catalog, a few hundred items) and show its alerts.
+    Demo(demo::DemoArgs),
+    /// Run the engine over an events file on a virtual clock and print the alerts (the batch oracle).
+    Replay(replay::ReplayArgs),
+    /// Everything in one process: an embedded broker, the monitor and a simulator of department systems.
+    Up(live::UpArgs),
+    /// The live monitor: consume approval events from Kafka, publish alerts.
+    Monitor(live::MonitorArgs),
+    /// Publish an events file (JSON lines) to the event topic.
+    Produce(live::ProduceArgs),
+    /// Print the alert topic as JSON lines.
+    Alerts(live::AlertsArgs),
+    /// Generate a realistic event stream for a catalog, irregular handling mixed in.
+    Simulate(simulate::SimulateArgs),
+}
+
+/// Parses the command line and runs the subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("JIANCHA_LOG").unwrap_or_else(|_| "info,rdkafka=warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Up(args) => live::up(args),
+        Command::Monitor(args) => live::monitor(args),
+        Command::Produce(args) => live::produce(args),
+        Command::Alerts(args) => live::alerts(args),
+        Command::Replay(args) => replay::run(args),
+        Command::Simulate(args) => simulate::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("jiancha: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

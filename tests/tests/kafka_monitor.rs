@@ -1,0 +1,239 @@
+//! The live monitor against a real Kafka-protocol broker (Tansu, started per test):
+//! end to end against replay, dead letters, SIGKILL restarts, a rebalance between two
+//! instances, and a broker restart. Tests run one at a time (each owns a broker).
+
+use jiancha_core::Timestamp;
+use jiancha_scenarios::kafka::{
+    Broker, MonitorProcess, Scratch, conflicting_ids, duplicated_ids, effective, effective_of_replay, read_alerts, wait_for,
+};
+use jiancha_scenarios::{load_catalog, replay_lines, repo_root};
+use prost::Message as _;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const BIN: &str = env!("CARGO_BIN_EXE_jiancha-it");
+
+fn now() -> Timestamp {
+    Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64)
+}
+
+/// The demo events that have already happened (arrival not in the future), as lines.
+fn demo_lines() -> Vec<String> {
+    let text = std::fs::read_to_string(repo_root().join("deploy/demo/events.jsonl")).unwrap();
+    let now = now();
+    text.lines()
+        .filter(|l| jiancha_core::parse_json_event(l.as_bytes()).is_ok_and(|e| e.received_at.unwrap_or(e.event.occurred_at) <= now))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn expected(lines: &[String]) -> BTreeMap<String, (String, String)> {
+    let catalog = load_catalog(&repo_root().join("deploy/demo/catalog.toml"));
+    effective_of_replay(&replay_lines(&catalog, lines.iter().map(String::as_str), Some(now())))
+}
+
+fn produce(bootstrap: &str, lines: &[String]) {
+    let text = lines.join("\n");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let report = rt
+        .block_on(jiancha_monitor::tools::produce(bootstrap, "jiancha.events", std::io::Cursor::new(text.into_bytes()), false))
+        .expect("produce");
+    assert_eq!(report.sent, lines.len());
+}
+
+fn start_monitor(broker: &Broker, dir: &Scratch, name: &str, extra: &[&str]) -> MonitorProcess {
+    let mut args = vec!["--partitions", "4"];
+    args.extend_from_slice(extra);
+    let m = MonitorProcess::start(BIN, &broker.bootstrap(), dir.0.join(format!("{name}.log")), &args);
+    wait_for("partitions assigned", Duration::from_secs(60), || m.log_text().contains("Partitions assigned"));
+    m
+}
+
+/// Waits until the topic's effective alert set equals `want`; returns every update read.
+fn wait_for_alerts(bootstrap: &str, want: &BTreeMap<String, (String, String)>, limit: Duration) -> Vec<serde_json::Value> {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        let updates = read_alerts(bootstrap);
+        let got = effective(&updates);
+        if &got == want {
+            return updates;
+        }
+        if std::time::Instant::now() > end {
+            let missing: Vec<_> = want.iter().filter(|(k, _)| !got.contains_key(*k)).take(10).collect();
+            let extra: Vec<_> = got.iter().filter(|(k, _)| !want.contains_key(*k)).take(10).collect();
+            panic!(
+                "alerts differ from replay after {limit:?}: {} wanted, {} got\nmissing {missing:#?}\nunexpected {extra:#?}",
+                want.len(),
+                got.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn end_to_end_alerts_equal_replay() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("e2e");
+    let broker = Broker::start(&dir.0);
+    let mut monitor = start_monitor(&broker, &dir, "monitor", &[]);
+    let lines = demo_lines();
+    produce(&broker.bootstrap(), &lines);
+    let want = expected(&lines);
+    assert!(want.len() > 100, "the scenario raises alerts of every kind: {}", want.len());
+    let updates = wait_for_alerts(&broker.bootstrap(), &want, Duration::from_secs(120));
+    assert!(conflicting_ids(&updates).is_empty());
+    assert!(monitor.terminate().success(), "clean exit on SIGTERM:\n{}", monitor.log_text());
+    assert!(monitor.log_text().contains("Monitor stopped"));
+}
+
+#[test]
+fn invalid_records_go_to_the_dead_letter_topic_byte_for_byte() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("dlq");
+    let broker = Broker::start(&dir.0);
+    let config = dir.0.join("monitor.toml");
+    std::fs::write(&config, "max_record_bytes = 4096\n").unwrap();
+    let _monitor = start_monitor(&broker, &dir, "monitor", &["--config", config.to_str().unwrap()]);
+
+    let good = jiancha_proto::v1::Event {
+        event_id: "P-1".into(),
+        item_id: "P".into(),
+        department_code: "SCJG".into(),
+        service_code: Some("NOT-IN-CATALOG".into()),
+        r#type: jiancha_proto::v1::EventType::Submitted as i32,
+        occurred_at: "2025-03-03T09:00:00+08:00".into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let big = format!(r#"{{"event_id":"B","item_id":"B","note":"{}"}}"#, "x".repeat(10_000));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("MALFORMED", b"\x00\x01 garbage \xff".to_vec()),
+        ("MALFORMED", good[..good.len() - 4].to_vec()),
+        ("MISSING_FIELD", br#"{"event_id":"J-1","department_code":"D","type":"SUBMITTED","service_code":"S","occurred_at":"2025-03-03T09:00:00+08:00"}"#.to_vec()),
+        ("UNKNOWN_ENUM", br#"{"event_id":"J-2","item_id":"J","department_code":"D","type":"APPROVE","actor":"a","occurred_at":"2025-03-03T09:00:00+08:00"}"#.to_vec()),
+        ("TOO_LARGE", big.into_bytes()),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).create().unwrap();
+    rt.block_on(async {
+        for (_, bytes) in &cases {
+            producer.send(FutureRecord::<str, [u8]>::to("jiancha.events").key("K").payload(bytes), Duration::from_secs(30)).await.unwrap();
+        }
+        let headers = OwnedHeaders::new().insert(Header { key: "content-type", value: Some("application/x-protobuf") });
+        producer
+            .send(FutureRecord::<str, [u8]>::to("jiancha.events").key("P").payload(&good).headers(headers), Duration::from_secs(30))
+            .await
+            .unwrap();
+    });
+
+    // The valid event after the bad ones is processed as usual.
+    wait_for("the valid event's alert", Duration::from_secs(60), || {
+        read_alerts(&broker.bootstrap()).iter().any(|a| a["item_id"] == "P" && a["kind"] == "SERVICE_NOT_IN_CATALOG")
+    });
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "dlq-reader")
+        .set("enable.partition.eof", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer.fetch_metadata(Some("jiancha.events.dlq"), Duration::from_secs(10)).unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition_offset("jiancha.events.dlq", p.id(), Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut dead: Vec<(String, Vec<u8>, BTreeMap<String, String>)> = Vec::new();
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while dead.len() < cases.len() && std::time::Instant::now() < end {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            let headers: BTreeMap<String, String> = m
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+                .unwrap_or_default();
+            dead.push((headers.get("jiancha.reason").cloned().unwrap_or_default(), m.payload().unwrap_or_default().to_vec(), headers));
+        }
+    }
+    assert_eq!(dead.len(), cases.len(), "every invalid record is dead-lettered, nothing else");
+    for (reason, bytes) in &cases {
+        let found = dead.iter().find(|(_, b, _)| b == bytes).unwrap_or_else(|| panic!("{reason} record not found byte for byte"));
+        assert_eq!(&found.0, reason);
+        assert!(found.2.contains_key("jiancha.message") && found.2.contains_key("jiancha.source.offset"), "{:?}", found.2);
+        assert_eq!(found.2.get("jiancha.source.topic").map(String::as_str), Some("jiancha.events"));
+    }
+}
+
+#[test]
+fn sigkill_mid_stream_loses_and_duplicates_nothing() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("kill");
+    let broker = Broker::start(&dir.0);
+    let lines = demo_lines();
+    let chunks: Vec<&[String]> = lines.chunks(lines.len() / 3 + 1).collect();
+
+    let mut first = start_monitor(&broker, &dir, "first", &[]);
+    produce(&broker.bootstrap(), chunks[0]);
+    wait_for("some alerts", Duration::from_secs(60), || read_alerts(&broker.bootstrap()).len() > 10);
+    first.kill9();
+
+    let mut second = start_monitor(&broker, &dir, "second", &[]);
+    produce(&broker.bootstrap(), chunks[1]);
+    std::thread::sleep(Duration::from_millis(700));
+    second.kill9();
+    let second_log = second.log_text();
+    assert!(
+        second_log.lines().any(|l| l.contains("Partition restored from the changelog") && !l.contains("items=0")),
+        "the restart restored items from the changelog:\n{second_log}"
+    );
+
+    let _third = start_monitor(&broker, &dir, "third", &[]);
+    produce(&broker.bootstrap(), chunks[2]);
+    let updates = wait_for_alerts(&broker.bootstrap(), &expected(&lines), Duration::from_secs(180));
+    assert_eq!(conflicting_ids(&updates), Vec::<String>::new(), "no alert id with two different contents");
+}
+
+#[test]
+fn a_second_instance_takes_over_partitions_without_gap_or_duplicate() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("rebalance");
+    let broker = Broker::start(&dir.0);
+    let lines = demo_lines();
+    let chunks: Vec<&[String]> = lines.chunks(lines.len() / 3 + 1).collect();
+
+    let mut a = start_monitor(&broker, &dir, "a", &[]);
+    produce(&broker.bootstrap(), chunks[0]);
+    let b = start_monitor(&broker, &dir, "b", &[]);
+    wait_for("a rebalance that gives b partitions", Duration::from_secs(60), || b.log_text().contains("Partition restored"));
+    produce(&broker.bootstrap(), chunks[1]);
+    assert!(a.terminate().success());
+    wait_for("b to take over a's partitions", Duration::from_secs(60), || {
+        b.log_text().matches("Partition restored from the changelog").count() >= 4
+    });
+    produce(&broker.bootstrap(), chunks[2]);
+    let updates = wait_for_alerts(&broker.bootstrap(), &expected(&lines), Duration::from_secs(180));
+    assert_eq!(conflicting_ids(&updates), Vec::<String>::new());
+    assert_eq!(duplicated_ids(&updates), Vec::<String>::new(), "a clean handover publishes no state twice");
+}
+
+#[test]
+fn the_monitor_rides_out_a_broker_restart() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("broker-restart");
+    let mut broker = Broker::start(&dir.0);
+    let lines = demo_lines();
+    let half = lines.len() / 2;
+    let _monitor = start_monitor(&broker, &dir, "monitor", &[]);
+    produce(&broker.bootstrap(), &lines[..half]);
+    broker.restart(Duration::from_secs(3));
+    produce(&broker.bootstrap(), &lines[half..]);
+    let updates = wait_for_alerts(&broker.bootstrap(), &expected(&lines), Duration::from_secs(180));
+    assert_eq!(conflicting_ids(&updates), Vec::<String>::new());
+}
