@@ -57,6 +57,36 @@ fn start_monitor(broker: &Broker, dir: &Scratch, name: &str, extra: &[&str]) -> 
     m
 }
 
+/// Waits until `m` has restored all four partitions since it started (a SIGKILLed
+/// member keeps its partitions until its session expires).
+fn wait_owns_all(m: &MonitorProcess) {
+    wait_for("one monitor to own every partition", Duration::from_secs(90), || {
+        m.log_text().matches("Partition restored from the changelog").count() >= 4
+    });
+}
+
+/// Waits until the topic's effective alert set equals `want`; returns every update read.
+/// On a timeout the monitors' logs are printed.
+fn wait_for_alerts_of(
+    monitors: &[&MonitorProcess],
+    bootstrap: &str,
+    want: &BTreeMap<String, (String, String)>,
+    limit: Duration,
+) -> Vec<serde_json::Value> {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wait_for_alerts(bootstrap, want, limit)));
+    match result {
+        Ok(updates) => updates,
+        Err(e) => {
+            for m in monitors {
+                let log = m.log_text();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("--- {} (last 40 lines)\n{}", m.log.display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            }
+            std::panic::resume_unwind(e)
+        }
+    }
+}
+
 /// Waits until the topic's effective alert set equals `want`; returns every update read.
 fn wait_for_alerts(bootstrap: &str, want: &BTreeMap<String, (String, String)>, limit: Duration) -> Vec<serde_json::Value> {
     let end = std::time::Instant::now() + limit;
@@ -178,13 +208,19 @@ fn sigkill_mid_stream_loses_and_duplicates_nothing() {
     let broker = Broker::start(&dir.0);
     let lines = demo_lines();
     let chunks: Vec<&[String]> = lines.chunks(lines.len() / 3 + 1).collect();
+    let config = dir.0.join("monitor.toml");
+    // A restarted instance keeps its identity in the group (static membership), so it
+    // takes its partitions back at once instead of waiting for the crashed one's eviction.
+    std::fs::write(&config, "rebalance_timeout = \"12s\"\ngroup_instance_id = \"monitor-1\"\n").unwrap();
+    let config = ["--config", config.to_str().unwrap()];
 
-    let mut first = start_monitor(&broker, &dir, "first", &[]);
+    let mut first = start_monitor(&broker, &dir, "first", &config);
     produce(&broker.bootstrap(), chunks[0]);
     wait_for("some alerts", Duration::from_secs(60), || read_alerts(&broker.bootstrap()).len() > 10);
     first.kill9();
 
-    let mut second = start_monitor(&broker, &dir, "second", &[]);
+    let mut second = start_monitor(&broker, &dir, "second", &config);
+    wait_owns_all(&second);
     produce(&broker.bootstrap(), chunks[1]);
     std::thread::sleep(Duration::from_millis(700));
     second.kill9();
@@ -194,9 +230,10 @@ fn sigkill_mid_stream_loses_and_duplicates_nothing() {
         "the restart restored items from the changelog:\n{second_log}"
     );
 
-    let _third = start_monitor(&broker, &dir, "third", &[]);
+    let third = start_monitor(&broker, &dir, "third", &config);
+    wait_owns_all(&third);
     produce(&broker.bootstrap(), chunks[2]);
-    let updates = wait_for_alerts(&broker.bootstrap(), &expected(&lines), Duration::from_secs(180));
+    let updates = wait_for_alerts_of(&[&first, &second, &third], &broker.bootstrap(), &expected(&lines), Duration::from_secs(180));
     assert_eq!(conflicting_ids(&updates), Vec::<String>::new(), "no alert id with two different contents");
 }
 

@@ -62,6 +62,14 @@ pub struct MonitorConfig {
     pub commit_interval: String,
     /// Prometheus metrics listen address; empty disables the endpoint.
     pub metrics_listen: String,
+    /// How long the group waits for a member during a rebalance ("60s"): a crashed
+    /// instance's partitions move after at most this long. A partition's restore must
+    /// finish within it (Kafka's max.poll.interval.ms).
+    pub rebalance_timeout: String,
+    /// Static group membership (Kafka's `group.instance.id`): an instance restarted with
+    /// the same id takes its partitions back at once, without waiting for the group to
+    /// evict its crashed predecessor. Unique per instance; unset by default.
+    pub group_instance_id: Option<String>,
 }
 
 impl Default for MonitorConfig {
@@ -80,6 +88,8 @@ impl Default for MonitorConfig {
             max_record_bytes: 1 << 20,
             commit_interval: "200ms".into(),
             metrics_listen: "127.0.0.1:9464".into(),
+            rebalance_timeout: "60s".into(),
+            group_instance_id: None,
         }
     }
 }
@@ -170,6 +180,11 @@ impl MonitorConfig {
     /// `timer_grace` as a duration.
     pub fn grace(&self) -> Duration {
         duration(&self.timer_grace)
+    }
+
+    /// `rebalance_timeout` as a duration.
+    pub fn rebalance(&self) -> Duration {
+        duration(&self.rebalance_timeout)
     }
 
     /// `commit_interval` as a duration.

@@ -210,13 +210,18 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
         .map_err(kafka("producer"))?;
     let shared = Arc::new(Mutex::new(Shared::default()));
     let context = MonitorContext { shared: shared.clone(), producer: producer.clone(), events_topic: config.topics.events.clone() };
-    let consumer: StreamConsumer<MonitorContext> = ClientConfig::new()
+    let mut consumer_config = ClientConfig::new();
+    if let Some(id) = &config.group_instance_id {
+        consumer_config.set("group.instance.id", id);
+    }
+    let consumer: StreamConsumer<MonitorContext> = consumer_config
         .set("bootstrap.servers", &config.kafka_bootstrap)
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "1000")
         .set("session.timeout.ms", "10000")
+        .set("max.poll.interval.ms", config.rebalance().as_millis().max(10_000).to_string())
         .set("heartbeat.interval.ms", "1000")
         .create_with_context(context)
         .map_err(kafka("consumer"))?;

@@ -102,7 +102,13 @@ pub async fn up(mut config: MonitorConfig, external_bootstrap: Option<String>, w
         println!("note: the embedded broker keeps everything in memory; nothing survives this process");
     }
     if !config.metrics_listen.is_empty() {
-        let addr = crate::telemetry::serve(&config.metrics_listen).map_err(MonitorError::Catalog)?;
+        // The default port may be taken (a second `up`): then any free port.
+        let addr = crate::telemetry::serve(&config.metrics_listen)
+            .or_else(|e| {
+                warn!(error = %e, "Metrics address busy; using a free port");
+                crate::telemetry::serve("127.0.0.1:0")
+            })
+            .map_err(MonitorError::Catalog)?;
         println!("metrics: http://{addr}/metrics");
     }
     config.metrics_listen = String::new();

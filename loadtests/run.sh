@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Starts a Tansu broker on a free loopback port with sqlite storage in a temp dir,
+# runs monitor-load against it, and stops the broker. Arguments go to monitor-load
+# (for example --events 200000 --restore-items 1000000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TANSU="${JIANCHA_TANSU:-$HOME/.cache/jiancha/tansu/bin/tansu}"
+[ -x "$TANSU" ] || { echo "Tansu not found at $TANSU: run ./scripts/test once (it installs it)" >&2; exit 1; }
+dir=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+(cd "$dir" && "$TANSU" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine sqlite://broker.db > broker.log 2>&1) &
+broker=$!
+trap 'kill $broker 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 50); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
+cargo run --release -q -p jiancha-loadtest --bin monitor-load -- --kafka-bootstrap "127.0.0.1:$port" "$@"
