@@ -8,7 +8,7 @@ TANSU="${JIANCHA_TANSU:-$HOME/.cache/jiancha/tansu/bin/tansu}"
 [ -x "$TANSU" ] || { echo "Tansu not found at $TANSU: run ./scripts/test once (it installs it)" >&2; exit 1; }
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(cd "$dir" && "$TANSU" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+(cd "$dir" && exec "$TANSU" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
     --storage-engine sqlite://broker.db > broker.log 2>&1) &
 broker=$!
 trap 'kill $broker 2>/dev/null; rm -rf "$dir"' EXIT

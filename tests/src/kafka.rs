@@ -232,13 +232,15 @@ fn consecutive(updates: &[Value], bad: impl Fn(&Value, &Value) -> bool) -> Vec<S
     let mut ids = Vec::new();
     for u in updates {
         let id = u["alert_id"].as_str().unwrap_or("").to_owned();
-        if let Some(prev) = last.get(&id) {
-            if prev["status"] == u["status"] && prev["triggered_at"] == u["triggered_at"] && bad(prev, u) {
-                if ids.is_empty() {
-                    eprintln!("first repeat of {id}:\n  {prev}\n  {u}");
-                }
-                ids.push(id.clone());
+        if let Some(prev) = last.get(&id)
+            && prev["status"] == u["status"]
+            && prev["triggered_at"] == u["triggered_at"]
+            && bad(prev, u)
+        {
+            if ids.is_empty() {
+                eprintln!("first repeat of {id}:\n  {prev}\n  {u}");
             }
+            ids.push(id.clone());
         }
         last.insert(id, u);
     }

@@ -2,6 +2,8 @@
 //! an independent day list exported from the `chinesecalendar` package's `is_workday`
 //! (tests/data/cn-mainland-days.csv, written by scripts/gen_cn_mainland_calendar.py).
 
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
 use chrono::NaiveDate;
 use jiancha_core::Calendars;
 use jiancha_scenarios::repo_root;

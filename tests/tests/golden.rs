@@ -1,5 +1,7 @@
 //! Golden scenarios: events in, alerts out, checked by hand (see tests/golden/README.md).
 
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
 use jiancha_core::Timestamp;
 use jiancha_scenarios::{load_catalog, normalise, replay_lines, repo_root};
 

@@ -2,6 +2,8 @@
 //! end to end against replay, dead letters, SIGKILL restarts, a rebalance between two
 //! instances, and a broker restart. Tests run one at a time (each owns a broker).
 
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
 use jiancha_core::Timestamp;
 use jiancha_scenarios::kafka::{
     Broker, MonitorProcess, Scratch, conflicting_ids, duplicated_ids, effective, effective_of_replay, read_alerts, wait_for,

@@ -1,5 +1,7 @@
 //! Properties of the clock and the engine, on generated histories.
 
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
 use jiancha_core::calendar::Calendars;
 use jiancha_core::catalog::DayKind;
 use jiancha_core::clock::{Counter, Pause};

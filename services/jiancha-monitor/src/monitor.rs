@@ -166,10 +166,10 @@ impl ConsumerContext for MonitorContext {
                 shared.revoked.push(el.partition());
                 shared.lag.remove(&el.partition());
             }
-            if commit.count() > 0 {
-                if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
-                    warn!(error = %e, "Commit on revoke failed; the next owner will reprocess");
-                }
+            if commit.count() > 0
+                && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
+            {
+                warn!(error = %e, "Commit on revoke failed; the next owner will reprocess");
             }
             info!(partitions = ?list.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "Partitions revoked");
         }

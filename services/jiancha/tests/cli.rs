@@ -1,5 +1,7 @@
 //! The `jiancha replay` contract (DOMAIN §8), through the built binary.
 
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
 use std::path::PathBuf;
 use std::process::Command;
 
