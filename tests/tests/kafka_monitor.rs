@@ -276,3 +276,45 @@ fn the_monitor_rides_out_a_broker_restart() {
     let updates = wait_for_alerts(&broker.bootstrap(), &expected(&lines), Duration::from_secs(180));
     assert_eq!(conflicting_ids(&updates), Vec::<String>::new());
 }
+
+#[test]
+fn a_catalog_change_is_picked_up_without_a_restart() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("reload");
+    let broker = Broker::start(&dir.0);
+    let catalog = dir.0.join("catalog.toml");
+    let original = std::fs::read_to_string(repo_root().join("deploy/demo/catalog.toml")).unwrap();
+    std::fs::write(&catalog, &original).unwrap();
+    let config = dir.0.join("monitor.toml");
+    std::fs::write(&config, "reload_interval = \"1s\"\n").unwrap();
+    let monitor = start_monitor(&broker, &dir, "monitor", &["--config", config.to_str().unwrap(), "--catalog", catalog.to_str().unwrap()]);
+
+    // JTJ-001 promises 12 working days: accepted Mon 2025-03-03, due 2025-03-20 00:00.
+    let lines: Vec<String> = [
+        r#"{"event_id":"R-1","item_id":"R","service_code":"JTJ-001","department_code":"JTJ","type":"SUBMITTED","occurred_at":"2025-03-03T09:00:00+08:00"}"#,
+        r#"{"event_id":"R-2","item_id":"R","department_code":"JTJ","type":"ACCEPTED","actor":"甲","occurred_at":"2025-03-03T10:00:00+08:00"}"#,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    produce(&broker.bootstrap(), &lines);
+    let promised = |updates: &[serde_json::Value]| -> Vec<String> {
+        updates
+            .iter()
+            .filter(|u| u["item_id"] == "R" && u["kind"] == "PROMISED_OVERDUE")
+            .map(|u| u["triggered_at"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    wait_for("the promised deadline to fire", Duration::from_secs(60), || {
+        promised(&read_alerts(&broker.bootstrap())) == ["2025-03-20T00:00:00+08:00"]
+    });
+
+    // An invalid change is refused and changes nothing.
+    std::fs::write(&catalog, original.replace("promised_days = 12", "promised_days = 99")).unwrap();
+    wait_for("the invalid catalog to be rejected", Duration::from_secs(30), || monitor.log_text().contains("change rejected"));
+    // A valid change moves the open item's alert: 15 working days end 2025-03-25 00:00.
+    std::fs::write(&catalog, original.replace("promised_days = 12", "promised_days = 15")).unwrap();
+    wait_for("the alert to move", Duration::from_secs(60), || {
+        promised(&read_alerts(&broker.bootstrap())) == ["2025-03-20T00:00:00+08:00", "2025-03-25T00:00:00+08:00"]
+    });
+    assert!(monitor.log_text().contains("open items recomputed"));
+}
