@@ -36,6 +36,9 @@ struct Args {
     /// Measure only the engine side of a restore (no broker needed).
     #[arg(long)]
     engine_restore_only: bool,
+    /// Skip the stream measurements; measure the restore only.
+    #[arg(long)]
+    restore_only: bool,
 }
 
 fn config(args: &Args, run: &str) -> MonitorConfig {
@@ -131,86 +134,10 @@ async fn main() -> Result<()> {
     }
     jiancha_monitor::monitor::ensure_topics(&cfg).await?;
 
-    // 1. Publish a realistic stream.
-    let sim = jiancha_sim::simulate(
-        &catalog,
-        &calendars,
-        &jiancha_sim::SimConfig {
-            seed: 11,
-            items: args.events / 6 + 1,
-            first_day: chrono::NaiveDate::from_ymd_opt(2025, 3, 3).expect("date"),
-            spread_days: 120,
-            irregular_share: 0.3,
-        },
-    );
-    let sim: Vec<_> = sim.into_iter().take(args.events).collect();
     let p = producer(&args.kafka_bootstrap)?;
-    let started = Instant::now();
-    let sent = send_all(
-        &p,
-        sim.iter().map(|e| (e.item_id.clone(), -1, e.json.to_string().into_bytes(), Some(e.received_at.0))),
-        "load.events",
-        true,
-    )
-    .await?;
-    let produce_s = started.elapsed().as_secs_f64();
-    println!("produce: {sent} events in {produce_s:.1}s = {:.0} events/s", sent as f64 / produce_s);
-
-    // 2. Raw consume rate of the same topic (a plain consumer, no processing).
-    let raw: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.kafka_bootstrap)
-        .set("group.id", format!("load-raw-{run}"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    raw.subscribe(&["load.events"])?;
-    let started = Instant::now();
-    let mut got = 0;
-    let mut shown = Instant::now();
-    while got < sent {
-        if shown.elapsed() > Duration::from_secs(5) {
-            shown = Instant::now();
-            eprintln!("  raw consume: {got}/{sent} after {:.0}s", started.elapsed().as_secs_f64());
-        }
-        if let Some(r) = raw.poll(Duration::from_secs(1)) {
-            r?;
-            got += 1;
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!("raw consume did not finish in 10 minutes ({got}/{sent})");
-        }
+    if !args.restore_only {
+        stream(&args, &cfg, &run, &catalog, &calendars, &p).await?;
     }
-    let raw_s = started.elapsed().as_secs_f64();
-    println!("raw consume: {got} records in {raw_s:.1}s = {:.0} records/s", got as f64 / raw_s);
-    drop(raw);
-
-    // 3. The monitor over the same records (it publishes alerts and changelog records too).
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let monitor = tokio::spawn(jiancha_monitor::monitor::run(cfg.clone(), shutdown));
-    let started = Instant::now();
-    let watcher: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", &args.kafka_bootstrap).set("group.id", &cfg.group_id).create()?;
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let done = committed_total(&watcher, "load.events", args.partitions)?;
-        if done >= sent as i64 {
-            break;
-        }
-        if monitor.is_finished() {
-            bail!("the monitor stopped early: {:?}", monitor.await);
-        }
-        if started.elapsed() > Duration::from_secs(900) {
-            bail!("the monitor did not finish in 15 minutes ({done}/{sent})");
-        }
-    }
-    let mon_s = started.elapsed().as_secs_f64();
-    println!(
-        "monitor: {sent} events processed and committed (effects acknowledged) in {mon_s:.1}s = {:.0} events/s ({:.0}% of the raw consume rate)",
-        sent as f64 / mon_s,
-        100.0 * (sent as f64 / mon_s) / (got as f64 / raw_s)
-    );
-    let _ = stop.send(true);
-    monitor.await.context("monitor task")??;
 
     // 4. Restore: N open items of six events on one changelog partition.
     let n = args.restore_items;
@@ -282,5 +209,90 @@ fn engine_restore(n: usize, catalog: &Catalog, calendars: &Calendars) -> Result<
         n as f64 / s,
         engine.open_items()
     );
+    Ok(())
+}
+
+/// Steps 1-3: produce, raw consume, the monitor over the same records.
+async fn stream(args: &Args, cfg: &MonitorConfig, run: &str, catalog: &Catalog, calendars: &Calendars, p: &FutureProducer) -> Result<()> {
+    // 1. Publish a realistic stream.
+    let sim = jiancha_sim::simulate(
+        catalog,
+        calendars,
+        &jiancha_sim::SimConfig {
+            seed: 11,
+            items: args.events / 6 + 1,
+            first_day: chrono::NaiveDate::from_ymd_opt(2025, 3, 3).expect("date"),
+            spread_days: 120,
+            irregular_share: 0.3,
+        },
+    );
+    let sim: Vec<_> = sim.into_iter().take(args.events).collect();
+    let started = Instant::now();
+    let sent = send_all(
+        p,
+        sim.iter().map(|e| (e.item_id.clone(), -1, e.json.to_string().into_bytes(), Some(e.received_at.0))),
+        "load.events",
+        true,
+    )
+    .await?;
+    let produce_s = started.elapsed().as_secs_f64();
+    println!("produce: {sent} events in {produce_s:.1}s = {:.0} events/s", sent as f64 / produce_s);
+
+    // 2. Raw consume rate of the same topic (a plain consumer, no processing).
+    let raw: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.kafka_bootstrap)
+        .set("group.id", format!("load-raw-{run}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    raw.subscribe(&["load.events"])?;
+    let started = Instant::now();
+    let mut got = 0;
+    let mut shown = Instant::now();
+    while got < sent {
+        if shown.elapsed() > Duration::from_secs(5) {
+            shown = Instant::now();
+            eprintln!("  raw consume: {got}/{sent} after {:.0}s", started.elapsed().as_secs_f64());
+        }
+        if let Some(r) = raw.poll(Duration::from_secs(1)) {
+            r?;
+            got += 1;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("raw consume did not finish in 10 minutes ({got}/{sent})");
+        }
+    }
+    let raw_s = started.elapsed().as_secs_f64();
+    println!("raw consume: {got} records in {raw_s:.1}s = {:.0} records/s", got as f64 / raw_s);
+    drop(raw);
+
+    // 3. The monitor over the same records (it publishes alerts and changelog records too).
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let monitor = tokio::spawn(jiancha_monitor::monitor::run(cfg.clone(), shutdown));
+    let started = Instant::now();
+    let watcher: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", &args.kafka_bootstrap).set("group.id", &cfg.group_id).create()?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let done = committed_total(&watcher, "load.events", args.partitions)?;
+        if done >= sent as i64 {
+            break;
+        }
+        if monitor.is_finished() {
+            bail!("the monitor stopped early: {:?}", monitor.await);
+        }
+        if started.elapsed() > Duration::from_secs(900) {
+            bail!("the monitor did not finish in 15 minutes ({done}/{sent})");
+        }
+    }
+    let mon_s = started.elapsed().as_secs_f64();
+    println!(
+        "monitor: {sent} events processed and committed (effects acknowledged) in {mon_s:.1}s = {:.0} events/s ({:.0}% of the raw consume rate)",
+        sent as f64 / mon_s,
+        100.0 * (sent as f64 / mon_s) / (got as f64 / raw_s)
+    );
+    let _ = stop.send(true);
+    monitor.await.context("monitor task")??;
+
     Ok(())
 }

@@ -254,7 +254,7 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
                         continue;
                     }
                 };
-                take_rebalances(&shared, &mut partitions, &config, &catalog, &calendars, &producer, &mut pending)?;
+                take_rebalances(&shared, &mut partitions, &config, &catalog, &calendars)?;
                 let p = msg.partition();
                 if !partitions.contains_key(&p) {
                     restore_partition(p, &mut partitions, &config, &catalog, &calendars)?;
@@ -269,7 +269,7 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
                 }
             }
             _ = tick.tick() => {
-                take_rebalances(&shared, &mut partitions, &config, &catalog, &calendars, &producer, &mut pending)?;
+                take_rebalances(&shared, &mut partitions, &config, &catalog, &calendars)?;
                 fire_timers(&config, &producer, &shared, &mut partitions, &mut effects, &mut pending, grace_ms)?;
                 if last_commit.elapsed() >= config.commit() {
                     commit(&consumer, &config, &shared, &mut pending, &mut oldest_pending).await?;
@@ -338,8 +338,6 @@ fn take_rebalances(
     config: &MonitorConfig,
     catalog: &Arc<Catalog>,
     calendars: &Calendars,
-    _producer: &FutureProducer,
-    _pending: &mut Vec<DeliveryFuture>,
 ) -> Result<(), MonitorError> {
     let (assigned, revoked) = {
         let mut s = shared.lock().expect("shared state");
