@@ -194,6 +194,94 @@ struct PartitionEngine {
     last_record: Option<i64>,
 }
 
+/// The processing loop's working state: the engines of the partitions this instance
+/// owns, and the effects handed to the producer but not yet acknowledged.
+struct Processor {
+    config: MonitorConfig,
+    producer: FutureProducer,
+    shared: Arc<Mutex<Shared>>,
+    partitions: HashMap<i32, PartitionEngine>,
+    effects: Vec<Effect>,
+    pending: Vec<DeliveryFuture>,
+    grace_ms: i64,
+}
+
+impl Processor {
+    /// Applies one record: an event to its partition's engine, or a dead letter.
+    fn process(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), MonitorError> {
+        let Processor { config, producer, shared, partitions, effects, pending, grace_ms } = self;
+        let (config, producer, shared, grace_ms) = (&*config, &*producer, &**shared, *grace_ms);
+        let p = msg.partition();
+        let started = Instant::now();
+        let content_type =
+            msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
+        let record_ts = msg.timestamp().to_millis().unwrap_or_else(wall_ms);
+        match codec::decode(content_type, msg.payload(), config.max_record_bytes) {
+            Err(bad) => {
+                metrics::counter!(m::EVENTS_INVALID, "reason" => bad.reason.as_str()).increment(1);
+                warn!(partition = p, offset = msg.offset(), reason = bad.reason.as_str(), message = %bad.message, "Invalid record sent to the dead-letter topic");
+                let headers = OwnedHeaders::new()
+                    .insert(Header { key: "jiancha.reason", value: Some(bad.reason.as_str()) })
+                    .insert(Header { key: "jiancha.message", value: Some(&bad.message) })
+                    .insert(Header { key: "jiancha.field", value: bad.field })
+                    .insert(Header { key: "jiancha.source.topic", value: Some(msg.topic()) })
+                    .insert(Header { key: "jiancha.source.partition", value: Some(&p.to_string()) })
+                    .insert(Header { key: "jiancha.source.offset", value: Some(&msg.offset().to_string()) });
+                let mut record = FutureRecord::<[u8], [u8]>::to(&config.topics.dead_letter).headers(headers).timestamp(record_ts);
+                if let Some(key) = msg.key() {
+                    record = record.key(key);
+                }
+                if let Some(payload) = msg.payload() {
+                    record = record.payload(payload);
+                }
+                pending.push(send(producer, record)?);
+            }
+            Ok(event) => {
+                let pe = partitions.get_mut(&p).expect("restored before processing");
+                pe.last_record = Some(pe.last_record.map_or(record_ts, |t| t.max(record_ts)));
+                let now = clock_of(shared, p, pe, config, grace_ms).unwrap_or(record_ts);
+                // Timers due by now fire before the event is applied.
+                fire_due(pe, now, effects);
+                metrics::counter!(m::EVENTS_CONSUMED, "type" => event.event_type().as_str()).increment(1);
+                let applied = pe.engine.apply(&event, Timestamp(record_ts), Timestamp(now), effects);
+                debug!(partition = p, offset = msg.offset(), item = %event.item_id, event = %event.event_id, ?applied, now, "Event");
+                if applied == jiancha_core::Applied::Duplicate {
+                    metrics::counter!(m::EVENTS_DUPLICATE).increment(1);
+                }
+                carry_out(p, config, producer, pe, effects, pending)?;
+            }
+        }
+        shared.lock().expect("shared state").processed.insert(p, msg.offset() + 1);
+        metrics::histogram!(m::PROCESSING).record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Fires every timer due on each partition's clock.
+    fn fire_timers(&mut self) -> Result<(), MonitorError> {
+        let Processor { config, producer, shared, partitions, effects, pending, grace_ms } = self;
+        let (config, producer, shared, grace_ms) = (&*config, &*producer, &**shared, *grace_ms);
+        for (p, pe) in partitions.iter_mut() {
+            if let Some(now) = clock_of(shared, *p, pe, config, grace_ms) {
+                fire_due(pe, now, effects);
+                carry_out(*p, config, producer, pe, effects, pending)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A new catalog and calendars: every partition's open items recomputed.
+    fn replace_rules(&mut self, catalog: &Arc<Catalog>, calendars: &Calendars) -> Result<(), MonitorError> {
+        let Processor { config, producer, shared, partitions, effects, pending, grace_ms } = self;
+        for (p, pe) in partitions.iter_mut() {
+            let now = Timestamp(clock_of(shared, *p, pe, config, *grace_ms).unwrap_or(wall_ms()));
+            pe.engine.replace_calendars(calendars.clone(), now, effects);
+            pe.engine.replace_catalog(catalog.clone(), now, effects);
+            carry_out(*p, config, producer, pe, effects, pending)?;
+        }
+        Ok(())
+    }
+}
+
 /// The monitor, running until `shutdown` turns true.
 pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), MonitorError> {
     config.validate()?;
@@ -228,15 +316,20 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
     consumer.subscribe(&[&config.topics.events]).map_err(kafka("subscribe"))?;
     info!(bootstrap = %config.kafka_bootstrap, group = %config.group_id, topic = %config.topics.events, "Monitor started");
 
-    let mut partitions: HashMap<i32, PartitionEngine> = HashMap::new();
-    let mut pending: Vec<DeliveryFuture> = Vec::new();
+    let mut pr = Processor {
+        config: config.clone(),
+        producer: producer.clone(),
+        shared: shared.clone(),
+        partitions: HashMap::new(),
+        effects: Vec::new(),
+        pending: Vec::new(),
+        grace_ms: config.grace().as_millis() as i64,
+    };
     let mut oldest_pending: Option<i64> = None;
     let mut last_commit = Instant::now();
     let mut last_reload_check = Instant::now();
     let mut watched = file_stamps(&config);
-    let mut effects: Vec<Effect> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let grace_ms = config.grace().as_millis() as i64;
 
     loop {
         tokio::select! {
@@ -254,25 +347,25 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
                         continue;
                     }
                 };
-                take_rebalances(&shared, &mut partitions, &config, &catalog, &calendars)?;
+                take_rebalances(&shared, &mut pr.partitions, &config, &catalog, &calendars)?;
                 let p = msg.partition();
-                if !partitions.contains_key(&p) {
-                    restore_partition(p, &mut partitions, &config, &catalog, &calendars)?;
+                if !pr.partitions.contains_key(&p) {
+                    restore_partition(p, &mut pr.partitions, &config, &catalog, &calendars)?;
                 }
-                process(&msg, &config, &producer, &shared, &mut partitions, &mut effects, &mut pending, grace_ms)?;
+                pr.process(&msg)?;
                 if let Some(ts) = msg.timestamp().to_millis() {
                     oldest_pending.get_or_insert(ts);
                 }
-                if pending.len() >= 5000 {
-                    commit(&consumer, &config, &shared, &mut pending, &mut oldest_pending).await?;
+                if pr.pending.len() >= 5000 {
+                    commit(&consumer, &config, &shared, &mut pr.pending, &mut oldest_pending).await?;
                     last_commit = Instant::now();
                 }
             }
             _ = tick.tick() => {
-                take_rebalances(&shared, &mut partitions, &config, &catalog, &calendars)?;
-                fire_timers(&config, &producer, &shared, &mut partitions, &mut effects, &mut pending, grace_ms)?;
+                take_rebalances(&shared, &mut pr.partitions, &config, &catalog, &calendars)?;
+                pr.fire_timers()?;
                 if last_commit.elapsed() >= config.commit() {
-                    commit(&consumer, &config, &shared, &mut pending, &mut oldest_pending).await?;
+                    commit(&consumer, &config, &shared, &mut pr.pending, &mut oldest_pending).await?;
                     last_commit = Instant::now();
                 }
                 if last_reload_check.elapsed() >= config.reload() {
@@ -284,12 +377,7 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
                             Ok((new_catalog, new_calendars)) => {
                                 catalog = new_catalog;
                                 calendars = new_calendars;
-                                for (p, pe) in partitions.iter_mut() {
-                                    let now = Timestamp(clock_of(&shared, *p, pe, &config, grace_ms).unwrap_or(wall_ms()));
-                                    pe.engine.replace_calendars(calendars.clone(), now, &mut effects);
-                                    pe.engine.replace_catalog(catalog.clone(), now, &mut effects);
-                                    carry_out(*p, &config, &producer, pe, &mut effects, &mut pending)?;
-                                }
+                                pr.replace_rules(&catalog, &calendars)?;
                                 metrics::counter!(m::RELOADS, "outcome" => "applied").increment(1);
                                 info!("Catalog and calendars reloaded; open items recomputed");
                             }
@@ -300,14 +388,14 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
                         }
                     }
                 }
-                let (open, items) = partitions.values().fold((0, 0), |(o, i), pe| (o + pe.engine.open_items(), i + pe.engine.len()));
+                let (open, items) = pr.partitions.values().fold((0, 0), |(o, i), pe| (o + pe.engine.open_items(), i + pe.engine.len()));
                 metrics::gauge!(m::OPEN_ITEMS).set(open as f64);
                 metrics::gauge!(m::ITEMS).set(items as f64);
             }
         }
     }
     info!("Shutting down: flushing effects and committing offsets");
-    commit(&consumer, &config, &shared, &mut pending, &mut oldest_pending).await?;
+    commit(&consumer, &config, &shared, &mut pr.pending, &mut oldest_pending).await?;
     producer.flush(Duration::from_secs(30)).map_err(kafka("flush"))?;
     consumer.unsubscribe();
     info!("Monitor stopped");
@@ -427,61 +515,6 @@ pub fn read_changelog(p: i32, config: &MonitorConfig, engine: &mut Engine, timer
     Ok(latest.len())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn process(
-    msg: &BorrowedMessage<'_>,
-    config: &MonitorConfig,
-    producer: &FutureProducer,
-    shared: &Mutex<Shared>,
-    partitions: &mut HashMap<i32, PartitionEngine>,
-    effects: &mut Vec<Effect>,
-    pending: &mut Vec<DeliveryFuture>,
-    grace_ms: i64,
-) -> Result<(), MonitorError> {
-    let p = msg.partition();
-    let started = Instant::now();
-    let content_type = msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
-    let record_ts = msg.timestamp().to_millis().unwrap_or_else(wall_ms);
-    match codec::decode(content_type, msg.payload(), config.max_record_bytes) {
-        Err(bad) => {
-            metrics::counter!(m::EVENTS_INVALID, "reason" => bad.reason.as_str()).increment(1);
-            warn!(partition = p, offset = msg.offset(), reason = bad.reason.as_str(), message = %bad.message, "Invalid record sent to the dead-letter topic");
-            let headers = OwnedHeaders::new()
-                .insert(Header { key: "jiancha.reason", value: Some(bad.reason.as_str()) })
-                .insert(Header { key: "jiancha.message", value: Some(&bad.message) })
-                .insert(Header { key: "jiancha.field", value: bad.field })
-                .insert(Header { key: "jiancha.source.topic", value: Some(msg.topic()) })
-                .insert(Header { key: "jiancha.source.partition", value: Some(&p.to_string()) })
-                .insert(Header { key: "jiancha.source.offset", value: Some(&msg.offset().to_string()) });
-            let mut record = FutureRecord::<[u8], [u8]>::to(&config.topics.dead_letter).headers(headers).timestamp(record_ts);
-            if let Some(key) = msg.key() {
-                record = record.key(key);
-            }
-            if let Some(payload) = msg.payload() {
-                record = record.payload(payload);
-            }
-            pending.push(send(producer, record)?);
-        }
-        Ok(event) => {
-            let pe = partitions.get_mut(&p).expect("restored before processing");
-            pe.last_record = Some(pe.last_record.map_or(record_ts, |t| t.max(record_ts)));
-            let now = clock_of(shared, p, pe, config, grace_ms).unwrap_or(record_ts);
-            // Timers due by now fire before the event is applied.
-            fire_due(pe, now, effects);
-            metrics::counter!(m::EVENTS_CONSUMED, "type" => event.event_type().as_str()).increment(1);
-            let applied = pe.engine.apply(&event, Timestamp(record_ts), Timestamp(now), effects);
-            debug!(partition = p, offset = msg.offset(), item = %event.item_id, event = %event.event_id, ?applied, now, "Event");
-            if applied == jiancha_core::Applied::Duplicate {
-                metrics::counter!(m::EVENTS_DUPLICATE).increment(1);
-            }
-            carry_out(p, config, producer, pe, effects, pending)?;
-        }
-    }
-    shared.lock().expect("shared state").processed.insert(p, msg.offset() + 1);
-    metrics::histogram!(m::PROCESSING).record(started.elapsed().as_secs_f64());
-    Ok(())
-}
-
 fn fire_due(pe: &mut PartitionEngine, now: i64, effects: &mut Vec<Effect>) {
     let wall = wall_ms();
     while let Some((item, at)) = pe.timers.pop_due(Timestamp(now)) {
@@ -498,24 +531,6 @@ fn fire_due(pe: &mut PartitionEngine, now: i64, effects: &mut Vec<Effect>) {
     if pe.timers.len() > 4096 && pe.timers.len() > 4 * pe.engine.len() {
         pe.timers.compact(&pe.engine);
     }
-}
-
-fn fire_timers(
-    config: &MonitorConfig,
-    producer: &FutureProducer,
-    shared: &Mutex<Shared>,
-    partitions: &mut HashMap<i32, PartitionEngine>,
-    effects: &mut Vec<Effect>,
-    pending: &mut Vec<DeliveryFuture>,
-    grace_ms: i64,
-) -> Result<(), MonitorError> {
-    for (p, pe) in partitions.iter_mut() {
-        if let Some(now) = clock_of(shared, *p, pe, config, grace_ms) {
-            fire_due(pe, now, effects);
-            carry_out(*p, config, producer, pe, effects, pending)?;
-        }
-    }
-    Ok(())
 }
 
 /// Publishes alert updates and changed item states; records timers.
