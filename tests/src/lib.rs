@@ -3,7 +3,7 @@
 
 pub mod kafka;
 
-use jiancha_core::{Alert, Calendars, Catalog, Engine, Replay, Timestamp, parse_json_event};
+use jiancha_core::{Alert, Calendars, Catalog, Engine, Replay, Timestamp};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,18 +23,10 @@ pub fn load_catalog(path: &Path) -> Catalog {
 pub fn replay_lines<'a>(catalog: &Catalog, lines: impl IntoIterator<Item = &'a str>, until: Option<Timestamp>) -> Vec<Alert> {
     let mut replay = Replay::new(Engine::new(Arc::new(catalog.clone()), Calendars::builtin()));
     let mut out = Vec::new();
-    let mut last = Timestamp(i64::MIN);
-    for line in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Ok(parsed) = parse_json_event(line.as_bytes()) {
-            let arrival = parsed.received_at.unwrap_or(parsed.event.occurred_at);
-            last = last.max(arrival);
-            replay.arrive(&parsed.event, arrival, &mut |a| out.push(a));
-        }
+    for line in lines.into_iter().filter(|l| !l.trim().is_empty()) {
+        let _ = replay.arrive_json(line.as_bytes(), &mut |a| out.push(a));
     }
-    replay.advance(until.unwrap_or(last).max(last), &mut |a| out.push(a));
+    replay.finish(until, &mut |a| out.push(a));
     out
 }
 

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use jiancha_core::{Alert, AlertStatus, Calendars, Catalog, Engine, Replay, parse_json_event};
+use jiancha_core::{Alert, AlertStatus, Calendars, Catalog, Engine, Replay};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -29,19 +29,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut replay = Replay::new(Engine::new(Arc::new(catalog), calendars));
     let mut alerts: Vec<Alert> = Vec::new();
     let (mut events, mut invalid) = (0, Vec::new());
-    let mut last = jiancha_core::Timestamp(i64::MIN);
     for (n, line) in EVENTS.lines().enumerate() {
-        match parse_json_event(line.as_bytes()) {
-            Ok(e) => {
-                events += 1;
-                let arrival = e.received_at.unwrap_or(e.event.occurred_at);
-                last = last.max(arrival);
-                replay.arrive(&e.event, arrival, &mut |a| alerts.push(a));
-            }
+        match replay.arrive_json(line.as_bytes(), &mut |a| alerts.push(a)) {
+            Ok(_) => events += 1,
             Err(bad) => invalid.push((n + 1, bad)),
         }
     }
-    replay.advance(last, &mut |a| alerts.push(a));
+    replay.finish(None, &mut |a| alerts.push(a));
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use jiancha_core::{Calendar, Calendars, Catalog, Engine, Replay, Timestamp, parse_json_event};
+use jiancha_core::{Calendar, Calendars, Catalog, Engine, Replay, Timestamp};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -80,18 +80,15 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         }
     };
 
-    let mut last_arrival = Timestamp(i64::MIN);
     for (n, line) in BufReader::new(file).split(b'\n').enumerate() {
         let line = line.with_context(|| format!("reading {}", args.events.display()))?;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match parse_json_event(&line) {
-            Ok(parsed) => {
+        match replay.arrive_json(&line, &mut sink) {
+            Ok(applied) => {
                 events += 1;
-                let arrival = parsed.received_at.unwrap_or(parsed.event.occurred_at);
-                last_arrival = last_arrival.max(arrival);
-                if replay.arrive(&parsed.event, arrival, &mut sink) == jiancha_core::Applied::Duplicate {
+                if applied == jiancha_core::Applied::Duplicate {
                     duplicates += 1;
                 }
             }
@@ -108,7 +105,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
             }
         }
     }
-    replay.advance(args.until.unwrap_or(last_arrival).max(last_arrival), &mut sink);
+    replay.finish(args.until, &mut sink);
     if let Some(e) = write_error {
         return Err(e).context("writing alerts to stdout");
     }

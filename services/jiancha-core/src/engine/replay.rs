@@ -3,7 +3,7 @@
 
 use super::{Applied, Effect, Engine, ItemRef};
 use crate::alert::Alert;
-use crate::event::Event;
+use crate::event::{Event, InvalidEvent, parse_json_event};
 use crate::time::Timestamp;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -102,6 +102,20 @@ impl Replay {
         let applied = self.engine.apply(event, arrival, self.clock, &mut self.effects);
         self.dispatch(sink);
         applied
+    }
+
+    /// One line of an events file (DOMAIN §8): it arrives at its `received_at`, or else
+    /// at its `occurred_at`. An invalid line changes nothing and is returned as the error.
+    pub fn arrive_json(&mut self, line: &[u8], sink: &mut impl FnMut(Alert)) -> Result<Applied, InvalidEvent> {
+        let parsed = parse_json_event(line)?;
+        let arrival = parsed.received_at.unwrap_or(parsed.event.occurred_at);
+        Ok(self.arrive(&parsed.event, arrival, sink))
+    }
+
+    /// The end of a replay: the clock moves to `until` when that is later than the last
+    /// arrival (an earlier `until` changes nothing), and every timer due by then fires.
+    pub fn finish(&mut self, until: Option<Timestamp>, sink: &mut impl FnMut(Alert)) {
+        self.advance(until.unwrap_or(self.clock), sink);
     }
 
     /// Moves the clock to `to` (if later) and fires every timer due by then.
