@@ -56,7 +56,6 @@ pub async fn produce(bootstrap: &str, topic: &str, lines: impl BufRead, skip_inv
             continue;
         }
         let parsed = parse_json_event(line.as_bytes());
-        let raw: Option<Value> = serde_json::from_str(&line).ok();
         let (key, ts) = match &parsed {
             Ok(e) => (Some(e.event.item_id.clone()), Some(e.received_at.unwrap_or(e.event.occurred_at).0)),
             Err(bad) => {
@@ -65,6 +64,8 @@ pub async fn produce(bootstrap: &str, topic: &str, lines: impl BufRead, skip_inv
                 if skip_invalid {
                     continue;
                 }
+                // Keep the record on the item's partition when the id can still be read.
+                let raw: Option<Value> = serde_json::from_str(&line).ok();
                 (raw.as_ref().and_then(|v| v["item_id"].as_str().map(str::to_owned)), None)
             }
         };

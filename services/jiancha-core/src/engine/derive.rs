@@ -485,9 +485,7 @@ fn calendar_facts(v: &View<'_>, anchor: i64, deadline: i64, kind: DayKind, zh: &
         zh.push(format!("期间共{working}个工作日"));
         en.push(format!("{working} working days in the period"));
     }
-    if kind == DayKind::Natural && !cal.is_working_day(cal.day_of(deadline - 1)) {
-        // Unreachable by construction (the rule moves such ends), kept for clarity of intent.
-    } else if kind == DayKind::Natural {
+    if kind == DayKind::Natural && cal.is_working_day(cal.day_of(deadline - 1)) {
         zh.push("按自然日计算；期间最后一日为法定休假日的，以休假日结束的次日（工作日）为最后一日（民法典第二百零三条）".into());
         en.push(
             "counted in natural days; a period whose last day is a day off runs to the end of the next working day (Civil Code art. 203)"

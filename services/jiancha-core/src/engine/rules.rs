@@ -159,7 +159,6 @@ impl Scratch {
     }
 
     /// A timer rule: holds if its deadline passed before `stop` and by `now`.
-    #[allow(clippy::too_many_arguments)]
     fn timer(&mut self, kind: AlertKind, trigger: Trigger, deadline: i64, stop: i64, now: i64, trace: Trace) {
         if stop < deadline {
             return; // Done strictly before the deadline: on time.
