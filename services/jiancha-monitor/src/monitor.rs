@@ -61,18 +61,22 @@ fn kafka(context: &'static str) -> impl FnOnce(KafkaError) -> MonitorError {
     move |source| MonitorError::Kafka { context, source }
 }
 
-/// Loads the catalog (the demo one when none is configured) and the calendars.
+/// Loads the catalog (the demo one when none is configured) and the built-in calendars
+/// plus `calendar_files`; every error names the file. Shared by every subcommand.
 pub fn load_rules(catalog: Option<&PathBuf>, calendar_files: &[PathBuf]) -> Result<(Arc<Catalog>, Calendars), MonitorError> {
     let mut calendars = Calendars::builtin();
     for file in calendar_files {
         let text = std::fs::read_to_string(file).map_err(|e| MonitorError::Catalog(format!("calendar {}: {e}", file.display())))?;
         calendars.insert(Calendar::from_toml(&text).map_err(|e| MonitorError::Catalog(format!("calendar {}: {e}", file.display())))?);
     }
-    let text = match catalog {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| MonitorError::Catalog(format!("catalog {}: {e}", path.display())))?,
-        None => crate::DEMO_CATALOG.to_owned(),
+    let (text, source) = match catalog {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|e| MonitorError::Catalog(format!("catalog {}: {e}", path.display())))?,
+            path.display().to_string(),
+        ),
+        None => (crate::DEMO_CATALOG.to_owned(), "deploy/demo/catalog.toml (built in)".to_owned()),
     };
-    let catalog = Catalog::from_toml(&text, &calendars).map_err(|e| MonitorError::Catalog(e.to_string()))?;
+    let catalog = Catalog::from_toml(&text, &calendars).map_err(|e| MonitorError::Catalog(format!("catalog {source}: {e}")))?;
     Ok((Arc::new(catalog), calendars))
 }
 

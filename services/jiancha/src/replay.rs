@@ -3,11 +3,11 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use jiancha_core::{Calendar, Calendars, Catalog, Engine, Replay, Timestamp};
+use jiancha_core::{Engine, Replay, Timestamp};
+use jiancha_monitor::monitor::load_rules;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(Args, Debug)]
 #[command(after_help = "\
@@ -39,28 +39,10 @@ fn parse_instant(text: &str) -> Result<Timestamp, String> {
     Timestamp::parse_rfc3339(text).map_err(|e| format!("`{text}` is not an RFC 3339 instant with an offset: {e}"))
 }
 
-/// Loads the built-in calendars plus the given files.
-pub fn load_calendars(files: &[PathBuf]) -> Result<Calendars> {
-    let mut calendars = Calendars::builtin();
-    for file in files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading calendar {}", file.display()))?;
-        let calendar = Calendar::from_toml(&text).with_context(|| format!("calendar {}", file.display()))?;
-        calendars.insert(calendar);
-    }
-    Ok(calendars)
-}
-
-/// Loads and validates a catalog against the calendars.
-pub fn load_catalog(file: &PathBuf, calendars: &Calendars) -> Result<Catalog> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading catalog {}", file.display()))?;
-    Catalog::from_toml(&text, calendars).with_context(|| format!("catalog {}", file.display()))
-}
-
 pub fn run(args: ReplayArgs) -> Result<()> {
-    let calendars = load_calendars(&args.calendars)?;
-    let catalog = load_catalog(&args.catalog, &calendars)?;
+    let (catalog, calendars) = load_rules(Some(&args.catalog), &args.calendars)?;
     let file = std::fs::File::open(&args.events).with_context(|| format!("opening events {}", args.events.display()))?;
-    let mut replay = Replay::new(Engine::new(Arc::new(catalog), calendars));
+    let mut replay = Replay::new(Engine::new(catalog, calendars));
 
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

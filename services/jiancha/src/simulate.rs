@@ -1,9 +1,9 @@
 //! `jiancha simulate`: a realistic event stream for a catalog, for demos and load tests.
 
-use crate::replay::{load_calendars, load_catalog};
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::Args;
+use jiancha_monitor::monitor::load_rules;
 use jiancha_sim::{SimConfig, simulate};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -43,8 +43,7 @@ pub struct SimulateArgs {
 }
 
 pub fn run(args: SimulateArgs) -> Result<()> {
-    let calendars = load_calendars(&args.calendars)?;
-    let catalog = load_catalog(&args.catalog, &calendars)?;
+    let (catalog, calendars) = load_rules(Some(&args.catalog), &args.calendars)?;
     let config = SimConfig {
         seed: args.seed,
         items: args.items,
