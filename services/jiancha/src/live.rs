@@ -112,10 +112,7 @@ pub struct UpArgs {
 }
 
 pub fn up(args: UpArgs) -> Result<()> {
-    let mut config = args.flags.config(None)?;
-    if args.flags.metrics_listen.is_none() && std::env::var_os("JIANCHA_METRICS_LISTEN").is_none() {
-        config.metrics_listen = "127.0.0.1:9464".into();
-    }
+    let config = args.flags.config(None)?;
     runtime()?.block_on(jiancha_monitor::up::up(config, args.kafka_bootstrap, !args.no_simulator))?;
     Ok(())
 }
