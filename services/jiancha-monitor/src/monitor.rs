@@ -532,9 +532,7 @@ fn fire_due(pe: &mut PartitionEngine, now: i64, effects: &mut Vec<Effect>) {
             pe.timers.record(e);
         }
     }
-    if pe.timers.len() > 4096 && pe.timers.len() > 4 * pe.engine.len() {
-        pe.timers.compact(&pe.engine);
-    }
+    pe.timers.compact(&pe.engine);
 }
 
 /// Publishes alert updates and changed item states; records timers.

@@ -36,8 +36,12 @@ impl TimerQueue {
         self.heap.peek().map(|Reverse((at, _))| Timestamp(*at))
     }
 
-    /// Drops timers the engine no longer holds, when stale entries outnumber live ones.
+    /// Drops timers the engine no longer holds, once the heap is large and stale entries
+    /// clearly outnumber live ones (more than four per item); otherwise does nothing.
     pub fn compact(&mut self, engine: &Engine) {
+        if self.heap.len() <= 4096 || self.heap.len() <= 4 * engine.len() {
+            return;
+        }
         let heap = std::mem::take(&mut self.heap);
         self.heap = heap.into_iter().filter(|Reverse((at, item))| engine.timer_of(ItemRef(*item)) == Some(Timestamp(*at))).collect();
     }
@@ -125,9 +129,7 @@ impl Replay {
             self.engine.fire(item, at, &mut self.effects);
             self.dispatch(sink);
         }
-        if self.timers.len() > 1024 && self.timers.len() > 4 * self.engine.len() {
-            self.timers.compact(&self.engine);
-        }
+        self.timers.compact(&self.engine);
     }
 
     fn dispatch(&mut self, sink: &mut impl FnMut(Alert)) {
