@@ -9,11 +9,13 @@ mod item;
 mod replay;
 mod rules;
 mod state;
+mod timeline;
 #[cfg(test)]
 mod tests;
 
 pub use replay::{Replay, TimerQueue};
 pub use state::{HeldAlert, ItemState, StoredEvent};
+pub use timeline::{ClockStatus, ClockView, ItemStatus, ItemSummary, Timeline};
 
 use crate::alert::{Alert, AlertKind, AlertStatus, Bilingual, alert_id};
 use crate::calendar::Calendars;

@@ -93,6 +93,19 @@ pub(crate) const EXT_SELF_APPROVED: u64 = 4;
 pub(crate) const EXT_OVER_MAX: u64 = 8;
 pub(crate) const EXT_AFTER_DEADLINE: u64 = 16;
 
+/// A clock as the rules counted it, for an item's timeline: the deadline, what stops it
+/// and how it was counted. Recorded for every clock the pass meets, running or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClockRecord {
+    /// The alert the clock guards.
+    pub kind: AlertKind,
+    pub trigger: Trigger,
+    pub deadline: i64,
+    /// When the clock stopped (the event that met or ended it), or OPEN.
+    pub stop: i64,
+    pub trace: Trace,
+}
+
 /// A lawful suspension and when it ends.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Suspension {
@@ -119,6 +132,12 @@ pub(crate) struct Scratch {
     pub next_due: i64,
     /// Whether the item is closed (DOMAIN §5: refused, withdrawn, denied, delivered, or approved with nothing to deliver).
     pub closed: bool,
+    /// Every clock met, in the order the pass met them.
+    pub clocks: Vec<ClockRecord>,
+    /// Whether the item is accepted or deemed accepted.
+    pub accepted: bool,
+    /// Whether a decision was made.
+    pub decided: bool,
 }
 
 /// The inputs of one evaluation.
@@ -151,7 +170,7 @@ struct Decision {
     denied: bool,
 }
 
-const OPEN: i64 = i64::MAX;
+pub(crate) const OPEN: i64 = i64::MAX;
 
 impl Scratch {
     fn fact(&mut self, kind: AlertKind, trigger: Trigger, at: i64, info: u64) {
@@ -160,6 +179,7 @@ impl Scratch {
 
     /// A timer rule: holds if its deadline passed before `stop` and by `now`.
     fn timer(&mut self, kind: AlertKind, trigger: Trigger, deadline: i64, stop: i64, now: i64, trace: Trace) {
+        self.clocks.push(ClockRecord { kind, trigger, deadline, stop, trace });
         if stop < deadline {
             return; // Done strictly before the deadline: on time.
         }
@@ -187,6 +207,7 @@ pub(crate) fn evaluate(input: &Input<'_>, s: &mut Scratch) {
     s.suspensions.clear();
     s.review_actors.clear();
     s.missing.clear();
+    s.clocks.clear();
     s.next_due = OPEN;
     let events = input.events;
     let resolved = input.resolved;
@@ -215,6 +236,14 @@ pub(crate) fn evaluate(input: &Input<'_>, s: &mut Scratch) {
         if let Some(w) = window.filter(|w| e.at >= w.deadline) {
             window = None;
             accepted = Some(deem(s, w, resolved));
+        }
+        let ends_window = matches!(
+            e.ty,
+            EventType::CorrectionRequested | EventType::Accepted | EventType::NotAccepted | EventType::Withdrawn | EventType::CorrectionSubmitted
+        );
+        if ends_window && (decision.is_none() && closed_at == OPEN) && let Some(w) = window {
+            // Met (or ended) by this event; a correction received opens a new window below.
+            s.clocks.push(window_clock(w, e.at, resolved));
         }
         if decision.is_some() || closed_at != OPEN {
             let first_delivery = e.ty == EventType::Delivered
@@ -390,14 +419,17 @@ pub(crate) fn evaluate(input: &Input<'_>, s: &mut Scratch) {
     }
 
     s.closed = closed_at != OPEN;
+    s.decided = decision.is_some();
     let now = input.now;
     if let Some(w) = window {
         if w.deadline <= now {
             accepted = Some(deem(s, w, resolved));
         } else {
+            s.clocks.push(window_clock(w, OPEN, resolved));
             s.next_due = s.next_due.min(w.deadline);
         }
     }
+    s.accepted = accepted.is_some();
     let (Some(r), Some(acc)) = (resolved, accepted) else {
         return;
     };
@@ -437,24 +469,24 @@ fn open_window(s: &mut Scratch, r: &Resolved, index: u32, start: i64) -> Window 
     Window { index, start, deadline }
 }
 
+/// The acceptance window as a clock record, stopped at `stop`.
+fn window_clock(w: Window, stop: i64, resolved: Option<&Resolved>) -> ClockRecord {
+    let budget = resolved.map_or(0, |r| i64::from(r.service.acceptance_days) * r.calendar.day_len());
+    ClockRecord {
+        kind: AlertKind::AcceptanceOverdue,
+        trigger: Trigger::StartedBy(w.index),
+        deadline: w.deadline,
+        stop,
+        trace: Trace { start: w.start, origin: Origin::Event(w.index), budget, applied: 0, pauses_only: true, kind: DayKind::Working },
+    }
+}
+
 /// The window ran out in silence: ACCEPTANCE_OVERDUE, and the item is deemed accepted
 /// at the instant the window started.
 fn deem(s: &mut Scratch, w: Window, resolved: Option<&Resolved>) -> Acceptance {
-    let budget = resolved.map_or(0, |r| i64::from(r.service.acceptance_days) * r.calendar.day_len());
-    s.facts.push(Fact {
-        kind: AlertKind::AcceptanceOverdue,
-        trigger: Trigger::StartedBy(w.index),
-        at: w.deadline,
-        info: 0,
-        trace: Some(Trace {
-            start: w.start,
-            origin: Origin::Event(w.index),
-            budget,
-            applied: 0,
-            pauses_only: true,
-            kind: DayKind::Working,
-        }),
-    });
+    let clock = window_clock(w, OPEN, resolved);
+    s.clocks.push(clock);
+    s.facts.push(Fact { kind: clock.kind, trigger: clock.trigger, at: w.deadline, info: 0, trace: Some(clock.trace) });
     Acceptance { clock_start: w.start, origin: Origin::Deemed(w.index) }
 }
 
