@@ -23,7 +23,8 @@ const TABLE_END_YEAR: i32 = 2130;
 pub const DEFAULT_CALENDAR: &str = "cn-mainland";
 
 /// The official mainland China calendar shipped with the product.
-const CN_MAINLAND_TOML: &str = include_str!("../data/calendars/cn-mainland.toml");
+/// The built-in cn-mainland calendar file.
+pub const CN_MAINLAND_TOML: &str = include_str!("../data/calendars/cn-mainland.toml");
 
 const WORKING: u8 = 1;
 const HOLIDAY: u8 = 2;

@@ -31,6 +31,88 @@ impl Default for Topics {
     }
 }
 
+/// How callers prove who they are (DOMAIN §6 roles in signed JWT bearer tokens).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The `iss` every token must carry.
+    pub issuer: String,
+    /// The `aud` every token must carry, when set.
+    pub audience: Option<String>,
+    /// HS256, EdDSA, RS256 or ES256.
+    pub algorithm: String,
+    /// HS256: a file holding the shared secret (at least 32 bytes).
+    pub secret_file: Option<PathBuf>,
+    /// EdDSA, RS256, ES256: the issuer's public key (PEM).
+    pub public_key_file: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { issuer: "jiancha".into(), audience: None, algorithm: "HS256".into(), secret_file: None, public_key_file: None }
+    }
+}
+
+/// The gRPC gateway (ingest, monitor queries, live alerts, catalog).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    /// Listen address.
+    pub listen: String,
+    /// Server certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CA of department systems' client certificates (mutual TLS), when set.
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: refuse connections without a client certificate.
+    pub require_client_cert: bool,
+    /// Serve without TLS. For local use only; the log warns.
+    pub plaintext: bool,
+    /// Tokens.
+    pub auth: AuthConfig,
+    /// Largest request message, bytes.
+    pub max_message_bytes: usize,
+    /// Events per second one caller may submit (token bucket; streams are slowed down,
+    /// single submits refused with RESOURCE_EXHAUSTED).
+    pub rate_per_caller: f64,
+    /// Events one caller may submit at once above the rate.
+    pub burst_per_caller: f64,
+    /// Live alert streams one caller may hold.
+    pub watchers_per_caller: usize,
+    /// Alert updates kept in memory for resuming streams; older cursors are served from the topic.
+    pub watch_buffer: usize,
+    /// Longest time a request may take when the client sets no deadline ("30s").
+    pub request_timeout: String,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            listen: "127.0.0.1:50051".into(),
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            require_client_cert: false,
+            plaintext: false,
+            auth: AuthConfig::default(),
+            max_message_bytes: 4 << 20,
+            rate_per_caller: 5000.0,
+            burst_per_caller: 10000.0,
+            watchers_per_caller: 32,
+            watch_buffer: 100_000,
+            request_timeout: "30s".into(),
+        }
+    }
+}
+
+impl GrpcConfig {
+    /// `request_timeout` as a duration.
+    pub fn timeout(&self) -> Duration {
+        duration(&self.request_timeout)
+    }
+}
+
 /// Everything the monitor needs.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -49,6 +131,9 @@ pub struct MonitorConfig {
     pub catalog: Option<PathBuf>,
     /// Extra calendar files.
     pub calendars: Vec<PathBuf>,
+    /// A directory whose `*.toml` files are calendars too; the gateway's ReplaceCalendar
+    /// writes a calendar that no listed file holds there.
+    pub calendar_dir: Option<PathBuf>,
     /// How often the catalog and calendar files are checked for changes ("5s").
     pub reload_interval: String,
     /// Timers fire this long after their deadline on the wall clock ("0s").
@@ -70,6 +155,8 @@ pub struct MonitorConfig {
     /// the same id takes its partitions back at once, without waiting for the group to
     /// evict its crashed predecessor. Unique per instance; unset by default.
     pub group_instance_id: Option<String>,
+    /// The gRPC gateway.
+    pub grpc: GrpcConfig,
 }
 
 impl Default for MonitorConfig {
@@ -82,6 +169,7 @@ impl Default for MonitorConfig {
             replication: 1,
             catalog: None,
             calendars: Vec::new(),
+            calendar_dir: None,
             reload_interval: "5s".into(),
             timer_grace: "0s".into(),
             catch_up_lag: 1000,
@@ -90,6 +178,7 @@ impl Default for MonitorConfig {
             metrics_listen: "127.0.0.1:9464".into(),
             rebalance_timeout: "60s".into(),
             group_instance_id: None,
+            grpc: GrpcConfig::default(),
         }
     }
 }
@@ -148,6 +237,9 @@ impl MonitorConfig {
         if let Some(v) = env("JIANCHA_CATALOG") {
             config.catalog = Some(v.into());
         }
+        if let Some(v) = env("JIANCHA_GRPC_LISTEN") {
+            config.grpc.listen = v;
+        }
         Ok(config)
     }
 
@@ -166,10 +258,38 @@ impl MonitorConfig {
         if self.replication < 1 {
             return Err(ConfigError::Invalid { key: "replication", value: self.replication.to_string(), rule: "at least 1" });
         }
+        if parse_duration_ms(&self.grpc.request_timeout).is_none() {
+            return Err(ConfigError::Invalid {
+                key: "grpc.request_timeout",
+                value: self.grpc.request_timeout.clone(),
+                rule: "a duration such as \"30s\"",
+            });
+        }
+        if !(self.grpc.rate_per_caller > 0.0 && self.grpc.burst_per_caller >= 1.0) {
+            return Err(ConfigError::Invalid {
+                key: "grpc.rate_per_caller",
+                value: format!("{} (burst {})", self.grpc.rate_per_caller, self.grpc.burst_per_caller),
+                rule: "a rate above 0 and a burst of at least 1",
+            });
+        }
         if self.kafka_bootstrap.trim().is_empty() {
             return Err(ConfigError::Invalid { key: "kafka_bootstrap", value: String::new(), rule: "host:port of a Kafka broker" });
         }
         Ok(())
+    }
+
+    /// Every calendar file: those listed, then the `*.toml` files of `calendar_dir` in name order.
+    pub fn calendar_files(&self) -> Vec<PathBuf> {
+        let mut files = self.calendars.clone();
+        if let Some(dir) = &self.calendar_dir
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            let mut found: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+            found.sort();
+            files.extend(found.into_iter().filter(|f| !self.calendars.contains(f)));
+        }
+        files
     }
 
     /// `reload_interval` as a duration.

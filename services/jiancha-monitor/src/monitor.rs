@@ -289,7 +289,7 @@ impl Processor {
 /// The monitor, running until `shutdown` turns true.
 pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), MonitorError> {
     config.validate()?;
-    let (mut catalog, mut calendars) = load_rules(config.catalog.as_ref(), &config.calendars)?;
+    let (mut catalog, mut calendars) = load_rules(config.catalog.as_ref(), &config.calendar_files())?;
     ensure_topics(&config).await?;
 
     let producer: FutureProducer = ClientConfig::new()
@@ -377,7 +377,7 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
                     let stamps = file_stamps(&config);
                     if stamps != watched {
                         watched = stamps;
-                        match load_rules(config.catalog.as_ref(), &config.calendars) {
+                        match load_rules(config.catalog.as_ref(), &config.calendar_files()) {
                             Ok((new_catalog, new_calendars)) => {
                                 catalog = new_catalog;
                                 calendars = new_calendars;
@@ -420,8 +420,8 @@ fn clock_of(shared: &Mutex<Shared>, p: i32, pe: &PartitionEngine, config: &Monit
     }
 }
 
-fn file_stamps(config: &MonitorConfig) -> Vec<Option<SystemTime>> {
-    config.catalog.iter().chain(config.calendars.iter()).map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok()).collect()
+fn file_stamps(config: &MonitorConfig) -> Vec<(PathBuf, Option<SystemTime>)> {
+    config.catalog.iter().cloned().chain(config.calendar_files()).map(|f| (f.clone(), std::fs::metadata(&f).and_then(|m| m.modified()).ok())).collect()
 }
 
 fn take_rebalances(

@@ -24,7 +24,7 @@ pub async fn simulator(
     period: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), MonitorError> {
-    let (catalog, calendars) = load_rules(config.catalog.as_ref(), &config.calendars)?;
+    let (catalog, calendars) = load_rules(config.catalog.as_ref(), &config.calendar_files())?;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("enable.idempotence", "true")

@@ -7,6 +7,9 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/jiancha.v1.rs"));
 }
 
+/// The encoded `FileDescriptorSet` of every `jiancha.v1` file, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/jiancha_v1_descriptor.bin"));
+
 use jiancha_core::Timestamp;
 use jiancha_core::alert::{Alert, AlertKind, AlertStatus, Level};
 use jiancha_core::engine::{HeldAlert, ItemState, StoredEvent};

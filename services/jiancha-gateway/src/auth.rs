@@ -1,0 +1,365 @@
+//! Who is calling: signed JWT bearer tokens carrying a DOMAIN §6 role, checked on every
+//! request; and what each role may do.
+//!
+//! A missing, malformed, expired or wrongly signed token is `UNAUTHENTICATED`; a valid
+//! token whose role may not call the method, or a department reaching for another
+//! department's data, is `PERMISSION_DENIED`. Both carry a `google.rpc.ErrorInfo` whose
+//! reason a client can act on.
+
+use jiancha_monitor::config::AuthConfig;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::str::FromStr;
+use tonic::{Code, Request, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The domain of every `ErrorInfo` the gateway sends.
+pub const ERROR_DOMAIN: &str = "jiancha.gov.cn";
+
+/// DOMAIN §6 roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    /// 纪检监察 inspectors: every department, may resolve.
+    Inspector,
+    /// A department's system or staff: its own department only.
+    Department,
+    /// Runs the system: catalog, calendars, health; no case contents.
+    Operator,
+    /// Reads everything, changes nothing.
+    Auditor,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [Role::Inspector, Role::Department, Role::Operator, Role::Auditor];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Inspector => "INSPECTOR",
+            Role::Department => "DEPARTMENT",
+            Role::Operator => "OPERATOR",
+            Role::Auditor => "AUDITOR",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown role `{s}`: one of INSPECTOR, DEPARTMENT, OPERATOR, AUDITOR"))
+    }
+}
+
+/// The claims of a jiancha token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Who: a person's or a system's id; rate limits are per subject.
+    pub sub: String,
+    /// The issuer, checked against the configuration.
+    pub iss: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Issued at.
+    #[serde(default)]
+    pub iat: u64,
+    /// The audience, when the deployment uses one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// The role.
+    pub role: Role,
+    /// DEPARTMENT tokens: the department's code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+}
+
+/// An authenticated caller, put in each request's extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's subject.
+    pub subject: String,
+    /// Its role.
+    pub role: Role,
+    /// Its department, for DEPARTMENT callers.
+    pub department: Option<String>,
+}
+
+impl Caller {
+    /// PERMISSION_DENIED unless the caller has one of `roles`.
+    pub fn require(&self, method: &str, roles: &[Role]) -> Result<(), Status> {
+        if roles.contains(&self.role) {
+            return Ok(());
+        }
+        let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        Err(denied(
+            "ROLE_NOT_ALLOWED",
+            format!("{method} is not open to role {}; it needs one of {}", self.role.as_str(), allowed.join(", ")),
+            [("role", self.role.as_str().to_owned()), ("method", method.to_owned())],
+        ))
+    }
+
+    /// The departments this caller may see: None for every department.
+    pub fn department_scope(&self) -> Option<&str> {
+        match self.role {
+            Role::Department => Some(self.department.as_deref().unwrap_or("")),
+            _ => None,
+        }
+    }
+
+    /// PERMISSION_DENIED when a DEPARTMENT caller reaches for another department's data.
+    pub fn check_department(&self, what: &str, department: &str) -> Result<(), Status> {
+        match self.department_scope() {
+            Some(own) if own != department => Err(denied(
+                "OTHER_DEPARTMENT",
+                format!("{what} belongs to department {department}; this token is for department {own}"),
+                [("department_code", department.to_owned()), ("token_department", own.to_owned())],
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A PERMISSION_DENIED status with its ErrorInfo.
+pub fn denied<const N: usize>(reason: &str, message: String, metadata: [(&str, String); N]) -> Status {
+    let mut details = ErrorDetails::new();
+    let metadata: HashMap<String, String> = metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    details.set_error_info(reason, ERROR_DOMAIN, metadata);
+    Status::with_error_details(Code::PermissionDenied, message, details)
+}
+
+fn unauthenticated(reason: &str, message: impl Into<String>) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details(Code::Unauthenticated, message, details)
+}
+
+/// A configuration the gateway cannot authenticate with.
+#[derive(Debug, thiserror::Error)]
+#[error("grpc.auth: {0}")]
+pub struct AuthConfigError(String);
+
+/// Verifies tokens.
+#[derive(Clone)]
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("algorithm", &self.validation.algorithms).finish_non_exhaustive()
+    }
+}
+
+fn algorithm(name: &str) -> Result<Algorithm, AuthConfigError> {
+    match name {
+        "HS256" => Ok(Algorithm::HS256),
+        "EdDSA" => Ok(Algorithm::EdDSA),
+        "RS256" => Ok(Algorithm::RS256),
+        "ES256" => Ok(Algorithm::ES256),
+        other => Err(AuthConfigError(format!("algorithm `{other}` is not supported: HS256, EdDSA, RS256 or ES256"))),
+    }
+}
+
+fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>, AuthConfigError> {
+    std::fs::read(path).map_err(|e| AuthConfigError(format!("{what} {}: {e}", path.display())))
+}
+
+impl Authenticator {
+    /// From the configuration: the algorithm, the key, the issuer and audience to require.
+    pub fn from_config(config: &AuthConfig) -> Result<Authenticator, AuthConfigError> {
+        let alg = algorithm(&config.algorithm)?;
+        let key = match alg {
+            Algorithm::HS256 => {
+                let path = config.secret_file.as_ref().ok_or_else(|| AuthConfigError("HS256 needs `secret_file`".into()))?;
+                let secret = read(path, "secret_file")?;
+                let secret = secret.trim_ascii();
+                if secret.len() < 32 {
+                    return Err(AuthConfigError(format!("secret_file {}: at least 32 bytes are needed", path.display())));
+                }
+                DecodingKey::from_secret(secret)
+            }
+            _ => {
+                let path = config.public_key_file.as_ref().ok_or_else(|| AuthConfigError(format!("{alg:?} needs `public_key_file`")))?;
+                let pem = read(path, "public_key_file")?;
+                let parsed = match alg {
+                    Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
+                    Algorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
+                    _ => DecodingKey::from_ec_pem(&pem),
+                };
+                parsed.map_err(|e| AuthConfigError(format!("public_key_file {}: {e}", path.display())))?
+            }
+        };
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        match &config.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        validation.leeway = 30;
+        Ok(Authenticator { key, validation })
+    }
+
+    /// The caller of a request, from its `authorization: Bearer …` header.
+    pub fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .ok_or_else(|| unauthenticated("TOKEN_MISSING", "no `authorization: Bearer <token>` header"))?;
+        let text = header.to_str().map_err(|_| unauthenticated("TOKEN_MALFORMED", "the authorization header is not ASCII"))?;
+        let token = text
+            .strip_prefix("Bearer ")
+            .or_else(|| text.strip_prefix("bearer "))
+            .ok_or_else(|| unauthenticated("TOKEN_MALFORMED", "the authorization header must be `Bearer <token>`"))?;
+        self.verify(token.trim())
+    }
+
+    /// The caller a token stands for.
+    pub fn verify(&self, token: &str) -> Result<Caller, Status> {
+        use jsonwebtoken::errors::ErrorKind;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
+            let (reason, message) = match e.kind() {
+                ErrorKind::ExpiredSignature => ("TOKEN_EXPIRED", "the token has expired".to_owned()),
+                ErrorKind::InvalidIssuer => ("TOKEN_WRONG_ISSUER", "the token was issued by another issuer".to_owned()),
+                ErrorKind::InvalidAudience => ("TOKEN_WRONG_AUDIENCE", "the token is for another audience".to_owned()),
+                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
+                    ("TOKEN_BAD_SIGNATURE", "the token's signature does not verify with the configured key".to_owned())
+                }
+                ErrorKind::MissingRequiredClaim(c) => ("TOKEN_MALFORMED", format!("the token has no `{c}` claim")),
+                ErrorKind::Json(err) => ("TOKEN_MALFORMED", format!("the token's claims are not valid: {err}")),
+                other => ("TOKEN_MALFORMED", format!("the token cannot be read: {other:?}")),
+            };
+            unauthenticated(reason, message)
+        })?;
+        let claims = data.claims;
+        let department = claims.department.filter(|d| !d.trim().is_empty());
+        if claims.role == Role::Department && department.is_none() {
+            return Err(unauthenticated("TOKEN_MALFORMED", "a DEPARTMENT token must carry a `department` claim"));
+        }
+        Ok(Caller { subject: claims.sub, role: claims.role, department })
+    }
+}
+
+/// What a new token says.
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    /// Subject.
+    pub subject: String,
+    /// Role.
+    pub role: Role,
+    /// Department (DEPARTMENT tokens).
+    pub department: Option<String>,
+    /// Issuer.
+    pub issuer: String,
+    /// Audience.
+    pub audience: Option<String>,
+    /// Validity, seconds.
+    pub ttl_secs: u64,
+}
+
+/// Signs a token: HS256 with `key` as the shared secret, or EdDSA/RS256/ES256 with `key`
+/// as a PEM private key.
+pub fn mint(req: &TokenRequest, algorithm_name: &str, key: &[u8], now_secs: u64) -> Result<String, AuthConfigError> {
+    let alg = algorithm(algorithm_name)?;
+    let encoding = match alg {
+        Algorithm::HS256 => EncodingKey::from_secret(key.trim_ascii()),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(key).map_err(|e| AuthConfigError(e.to_string()))?,
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(key).map_err(|e| AuthConfigError(e.to_string()))?,
+        _ => EncodingKey::from_ec_pem(key).map_err(|e| AuthConfigError(e.to_string()))?,
+    };
+    if req.role == Role::Department && req.department.is_none() {
+        return Err(AuthConfigError("a DEPARTMENT token needs a department code".into()));
+    }
+    let claims = Claims {
+        sub: req.subject.clone(),
+        iss: req.issuer.clone(),
+        exp: now_secs + req.ttl_secs,
+        iat: now_secs,
+        aud: req.audience.clone(),
+        role: req.role,
+        department: req.department.clone(),
+    };
+    jsonwebtoken::encode(&Header::new(alg), &claims, &encoding).map_err(|e| AuthConfigError(e.to_string()))
+}
+
+/// The caller put in a request's extensions by the interceptor.
+pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request.extensions().get::<Caller>().cloned().ok_or_else(|| unauthenticated("TOKEN_MISSING", "the request was not authenticated"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (Authenticator, Vec<u8>, AuthConfig) {
+        let dir = std::env::temp_dir().join(format!("jiancha-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = b"0123456789abcdef0123456789abcdef-test".to_vec();
+        std::fs::write(dir.join("secret"), &secret).unwrap();
+        let config = AuthConfig { secret_file: Some(dir.join("secret")), ..AuthConfig::default() };
+        (Authenticator::from_config(&config).unwrap(), secret, config)
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    fn req(role: Role, department: Option<&str>) -> TokenRequest {
+        TokenRequest {
+            subject: "t".into(),
+            role,
+            department: department.map(Into::into),
+            issuer: "jiancha".into(),
+            audience: None,
+            ttl_secs: 600,
+        }
+    }
+
+    fn reason(status: &Status) -> String {
+        status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+    }
+
+    #[test]
+    fn tokens_round_trip_and_failures_are_named() {
+        let (auth, secret, _) = setup();
+        let token = mint(&req(Role::Department, Some("SCJG")), "HS256", &secret, now()).unwrap();
+        let caller = auth.verify(&token).unwrap();
+        assert_eq!(caller.role, Role::Department);
+        assert_eq!(caller.department.as_deref(), Some("SCJG"));
+
+        let expired = mint(&req(Role::Inspector, None), "HS256", &secret, now() - 3600).unwrap();
+        let err = auth.verify(&expired).unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+        assert_eq!(reason(&err), "TOKEN_EXPIRED");
+
+        let forged = mint(&req(Role::Inspector, None), "HS256", b"another-secret-another-secret-another", now()).unwrap();
+        assert_eq!(reason(&auth.verify(&forged).unwrap_err()), "TOKEN_BAD_SIGNATURE");
+
+        let mut other = req(Role::Inspector, None);
+        other.issuer = "elsewhere".into();
+        let wrong_issuer = mint(&other, "HS256", &secret, now()).unwrap();
+        assert_eq!(reason(&auth.verify(&wrong_issuer).unwrap_err()), "TOKEN_WRONG_ISSUER");
+        assert_eq!(reason(&auth.verify("not a token").unwrap_err()), "TOKEN_MALFORMED");
+        assert!(mint(&req(Role::Department, None), "HS256", &secret, now()).is_err());
+    }
+
+    #[test]
+    fn roles_and_departments_are_enforced() {
+        let dept = Caller { subject: "s".into(), role: Role::Department, department: Some("A".into()) };
+        assert!(dept.check_department("item X", "A").is_ok());
+        let err = dept.check_department("item X", "B").unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied);
+        assert_eq!(reason(&err), "OTHER_DEPARTMENT");
+        let err = dept.require("ReplaceCatalog", &[Role::Operator]).unwrap_err();
+        assert_eq!(reason(&err), "ROLE_NOT_ALLOWED");
+        let inspector = Caller { subject: "i".into(), role: Role::Inspector, department: None };
+        assert!(inspector.check_department("item X", "B").is_ok());
+    }
+}
