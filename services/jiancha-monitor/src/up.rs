@@ -83,8 +83,20 @@ pub async fn simulator(
     }
 }
 
-/// Runs the broker, the monitor and (unless disabled) the simulator until Ctrl-C.
-pub async fn up(mut config: MonitorConfig, external_bootstrap: Option<String>, with_simulator: bool) -> Result<(), MonitorError> {
+/// More services to run next to the monitor (the gRPC gateway, the accountability
+/// queue): started with the final configuration, they stop when the receiver turns true.
+pub type Extra = Box<
+    dyn FnOnce(MonitorConfig, watch::Receiver<bool>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send,
+>;
+
+/// Runs the broker, the monitor, `extra` and (unless disabled) the simulator until Ctrl-C.
+pub async fn up(
+    mut config: MonitorConfig,
+    external_bootstrap: Option<String>,
+    with_simulator: bool,
+    extra: Vec<Extra>,
+) -> Result<(), MonitorError> {
     let cluster = match external_bootstrap {
         Some(_) => None,
         None => Some(rdkafka::mocking::MockCluster::new(1).map_err(|e| MonitorError::Kafka { context: "embedded broker", source: e })?),
@@ -114,6 +126,7 @@ pub async fn up(mut config: MonitorConfig, external_bootstrap: Option<String>, w
     config.metrics_listen = String::new();
     let (stop, shutdown) = watch::channel(false);
     let monitor = tokio::spawn(monitor::run(config.clone(), shutdown.clone()));
+    let extra: Vec<_> = extra.into_iter().map(|start| tokio::spawn(start(config.clone(), shutdown.clone()))).collect();
     let simulator = with_simulator
         .then(|| tokio::spawn(simulator(config.kafka_bootstrap.clone(), config.clone(), Duration::from_secs(10), shutdown.clone())));
     println!("alerts: jiancha alerts --kafka-bootstrap {} --follow", config.kafka_bootstrap);
@@ -122,6 +135,13 @@ pub async fn up(mut config: MonitorConfig, external_bootstrap: Option<String>, w
     let _ = stop.send(true);
     if let Some(s) = simulator {
         let _ = s.await;
+    }
+    for task in extra {
+        match task.await {
+            Ok(Err(e)) => warn!(error = %e, "A service stopped with an error"),
+            Err(e) => warn!(error = %e, "A service task failed"),
+            Ok(Ok(())) => {}
+        }
     }
     let result = monitor.await.unwrap_or(Ok(()));
     drop(cluster);

@@ -3,6 +3,7 @@
 //! workspace tests run the same CLI as a separate process.
 
 mod demo;
+mod grpc;
 mod live;
 mod replay;
 mod simulate;
@@ -28,6 +29,10 @@ pub enum Command {
     Up(live::UpArgs),
     /// The live monitor: consume approval events from Kafka, publish alerts.
     Monitor(live::MonitorArgs),
+    /// The gRPC gateway: event ingest, item timelines, live alerts, catalog (TLS, JWT roles).
+    Gateway(grpc::GatewayArgs),
+    /// Sign a bearer token for the gRPC services.
+    Token(grpc::TokenArgs),
     /// Publish an events file (JSON lines) to the event topic.
     Produce(live::ProduceArgs),
     /// Print the alert topic as JSON lines.
@@ -48,6 +53,8 @@ pub fn main() -> ExitCode {
         Command::Up(args) => live::up(args),
         Command::Monitor(args) => live::monitor(args),
         Command::Produce(args) => live::produce(args),
+        Command::Gateway(args) => grpc::gateway(args),
+        Command::Token(args) => grpc::token(args),
         Command::Alerts(args) => live::alerts(args),
         Command::Replay(args) => replay::run(args),
         Command::Simulate(args) => simulate::run(args),

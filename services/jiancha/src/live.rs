@@ -107,13 +107,21 @@ pub struct UpArgs {
     /// Do not simulate department systems.
     #[arg(long)]
     no_simulator: bool,
+    /// Where the local TLS certificates, token secret, tokens and the editable catalog are written.
+    #[arg(long, default_value = ".jiancha")]
+    state_dir: PathBuf,
+    /// gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    grpc_listen: String,
     #[command(flatten)]
     flags: MonitorFlags,
 }
 
 pub fn up(args: UpArgs) -> Result<()> {
-    let config = args.flags.config(None)?;
-    runtime()?.block_on(jiancha_monitor::up::up(config, args.kafka_bootstrap, !args.no_simulator))?;
+    let mut config = args.flags.config(None)?;
+    config.grpc.listen = args.grpc_listen;
+    let (config, gateway) = crate::grpc::up_gateway(config, &args.state_dir)?;
+    runtime()?.block_on(jiancha_monitor::up::up(config, args.kafka_bootstrap, !args.no_simulator, vec![gateway]))?;
     Ok(())
 }
 
@@ -187,6 +195,6 @@ pub fn alerts(args: AlertsArgs) -> Result<()> {
     Ok(())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
