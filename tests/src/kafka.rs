@@ -246,3 +246,45 @@ fn consecutive(updates: &[Value], bad: impl Fn(&Value, &Value) -> bool) -> Vec<S
     }
     ids
 }
+
+/// Every record of a topic (key, value), read from the beginning to the high watermarks.
+pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "jiancha-it-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = 0;
+    let mut highs = BTreeMap::new();
+    for p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks");
+        if high > low {
+            tpl.add_partition_offset(topic, p, Offset::Beginning).expect("assign");
+            highs.insert(p, high);
+            remaining += 1;
+        }
+    }
+    let mut out = Vec::new();
+    if remaining == 0 {
+        return out;
+    }
+    consumer.assign(&tpl).expect("assign");
+    let end = Instant::now() + Duration::from_secs(30);
+    while remaining > 0 && Instant::now() < end {
+        if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(200)) {
+            out.push((msg.key().unwrap_or_default().to_vec(), msg.payload().unwrap_or_default().to_vec()));
+            if highs.get(&msg.partition()).is_some_and(|&h| msg.offset() + 1 == h) {
+                remaining -= 1;
+            }
+        }
+    }
+    out
+}

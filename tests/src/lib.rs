@@ -1,6 +1,7 @@
 //! Helpers shared by the workspace-level tests: replaying a file through the engine and
 //! normalising alerts for comparison.
 
+pub mod grpc;
 pub mod kafka;
 
 use jiancha_core::{Alert, Calendars, Catalog, Engine, Replay, Timestamp};

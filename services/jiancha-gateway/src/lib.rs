@@ -67,8 +67,9 @@ pub use view::View;
 impl Gateway {
     /// Waits for the server to stop (after the shutdown signal).
     pub async fn wait(self) -> Result<(), GatewayError> {
+        let result = self.server.await;
         self.view.stop();
-        match self.server.await {
+        match result {
             Ok(r) => r.map_err(GatewayError::from),
             Err(e) => Err(GatewayError::Config(format!("server task: {e}"))),
         }

@@ -193,10 +193,19 @@ pub fn tail(view: Arc<View>, config: MonitorConfig) -> Result<(), KafkaError> {
     // What existed at start: (topic, partition) → high watermark still to reach.
     let mut waiting: HashMap<(String, i32), i64> = HashMap::new();
     for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
-        let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len());
+        // A topic created a moment ago may show no partitions yet: ask again.
+        let mut partitions = 0;
+        for attempt in 0..50 {
+            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+            partitions = metadata.topics().first().filter(|t| t.error().is_none()).map_or(0, |t| t.partitions().len());
+            if partitions > 0 || view.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100 * (attempt + 1).min(10)));
+        }
+        info!(topic, partitions, "Gateway view reading");
         for p in 0..partitions as i32 {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+            tpl.add_partition_offset(topic, p, Offset::Offset(0))?;
             let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(30))?;
             if high > low {
                 waiting.insert((topic.to_owned(), p), high);
