@@ -25,6 +25,8 @@ use tonic::{Request, Status};
 pub const OWN: &str = "SCJG";
 /// Another department.
 pub const OTHER: &str = "ZRZY";
+/// Every department of the demo catalog (each gets a DEPARTMENT token).
+pub const DEPARTMENTS: [&str; 8] = ["GAJ", "JTJ", "JYJ", "SCJG", "SHJ", "WJW", "ZJJ", "ZRZY"];
 
 /// Adds `authorization: Bearer …` to every call (or nothing, for the unauthenticated case).
 #[derive(Clone, Debug)]
@@ -76,7 +78,7 @@ impl Stack {
         let broker = Broker::start(&dir.0);
         let catalog = dir.0.join("catalog.toml");
         std::fs::copy(repo_root().join("deploy/demo/catalog.toml"), &catalog).expect("catalog copy");
-        let local = prepare(&dir.0.join("local"), "jiancha", &[OWN, OTHER], 3600).expect("local TLS and tokens");
+        let local = prepare(&dir.0.join("local"), "jiancha", &DEPARTMENTS, 3600).expect("local TLS and tokens");
         let mut config = MonitorConfig {
             kafka_bootstrap: broker.bootstrap(),
             partitions: 2,

@@ -536,3 +536,71 @@ fn mutual_tls_and_per_caller_limits() {
     assert_eq!(second.code(), Code::ResourceExhausted);
     drop(first);
 }
+
+/// The demo events that already happened, squeezed into the last 40 minutes (order kept),
+/// so that neither path reports them late and no deadline passes during the test.
+fn recent_demo_lines() -> Vec<String> {
+    let text = std::fs::read_to_string(jiancha_scenarios::repo_root().join("deploy/demo/events.jsonl")).unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut events: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| jiancha_core::parse_json_event(l.as_bytes()).ok().filter(|e| e.received_at.unwrap_or(e.event.occurred_at).0 <= now).map(|_| l))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = |v: &serde_json::Value| jiancha_core::Timestamp::parse_rfc3339(v["occurred_at"].as_str().unwrap()).unwrap().0;
+    let (t0, t1) = (events.iter().map(at).min().unwrap(), events.iter().map(at).max().unwrap());
+    let span = (t1 - t0).max(1) as f64;
+    for v in &mut events {
+        let t = now - 40 * 60_000 + ((at(v) - t0) as f64 / span * 30.0 * 60_000.0) as i64;
+        let when = chrono::DateTime::from_timestamp_millis(t).unwrap().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap());
+        v["occurred_at"] = when.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into();
+        v.as_object_mut().unwrap().remove("received_at");
+    }
+    events.iter().map(|v| v.to_string()).collect()
+}
+
+/// The effective alert set once the topic is quiet for 3 s.
+fn settled_effective(s: &Stack) -> std::collections::BTreeMap<String, (String, String)> {
+    settled_alerts(s);
+    jiancha_scenarios::kafka::effective(&jiancha_scenarios::kafka::read_alerts(&s.broker.bootstrap()))
+}
+
+#[test]
+fn events_through_grpc_give_the_same_alerts_as_through_jiancha_produce() {
+    let _g = serial();
+    let lines = recent_demo_lines();
+    assert!(lines.len() > 500, "{} lines", lines.len());
+
+    // Through `jiancha produce` (the Kafka path).
+    let via_produce = {
+        let s = Stack::start("grpc-vs-produce-a", |_| {});
+        let text = lines.join("\n");
+        let report = s
+            .rt
+            .block_on(jiancha_monitor::tools::produce(&s.broker.bootstrap(), "jiancha.events", std::io::Cursor::new(text.into_bytes()), true))
+            .unwrap();
+        assert_eq!(report.sent, lines.len());
+        settled_effective(&s)
+    };
+
+    // Through SubmitStream, one stream per department with that department's token.
+    let via_grpc = {
+        let s = Stack::start("grpc-vs-produce-b", |_| {});
+        let mut by_department: std::collections::BTreeMap<String, Vec<v1::SubmitRequest>> = Default::default();
+        for line in &lines {
+            let e = jiancha_core::parse_json_event(line.as_bytes()).unwrap().event;
+            by_department.entry(e.department_code.clone()).or_default().push(v1::SubmitRequest { event: Some(v1::Event::from(&e)) });
+        }
+        let mut accepted = 0;
+        for (department, requests) in by_department {
+            let mut ingest = s.ingest(Some(s.token(Role::Department, Some(&department))));
+            let answer = s.rt.block_on(ingest.submit_stream(futures::stream::iter(requests))).unwrap().into_inner();
+            assert_eq!(answer.rejected, 0, "{:?}", answer.results.iter().find(|r| r.code != "OK"));
+            accepted += answer.accepted;
+        }
+        assert_eq!(accepted as usize, lines.len());
+        settled_effective(&s)
+    };
+    assert!(via_produce.len() > 50, "{} alerts", via_produce.len());
+    assert_eq!(via_grpc, via_produce);
+}
