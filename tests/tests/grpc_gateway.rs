@@ -50,7 +50,8 @@ fn every_method_answers_over_tls() {
     let mut health = tonic_health::pb::health_client::HealthClient::new(s.channel());
     wait_for("the gateway to report SERVING", Duration::from_secs(60), || {
         let req = tonic_health::pb::HealthCheckRequest { service: "jiancha.v1.MonitorService".into() };
-        s.rt.block_on(health.check(req)).is_ok_and(|r| r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
+        s.rt.block_on(health.check(req))
+            .is_ok_and(|r| r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
     });
     let mut reflection = tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(s.channel());
     let req = tonic_reflection::pb::v1::ServerReflectionRequest {
@@ -86,11 +87,10 @@ fn every_method_answers_over_tls() {
     fourth.occurred_at = ago(0, 10);
     let batch = [event("B-1", "IT-B", T::Submitted, &ago(0, 30), OWN), second, third, fourth];
     let mut ingest = s.ingest(Some(dept.clone()));
-    let answer = s
-        .rt
-        .block_on(ingest.submit_stream(futures::stream::iter(batch.map(|e| v1::SubmitRequest { event: Some(e) }))))
-        .unwrap()
-        .into_inner();
+    let answer =
+        s.rt.block_on(ingest.submit_stream(futures::stream::iter(batch.map(|e| v1::SubmitRequest { event: Some(e) }))))
+            .unwrap()
+            .into_inner();
     let codes: Vec<&str> = answer.results.iter().map(|r| r.code.as_str()).collect();
     assert_eq!(codes, ["OK", "OK", "INVALID_ARGUMENT", "OK"]);
     assert_eq!((answer.accepted, answer.rejected), (3, 1));
@@ -135,10 +135,12 @@ fn every_method_answers_over_tls() {
 
     // WatchAlerts from the beginning: CORRECTION_REPEATED of IT-B and the overdue of IT-A.
     let kinds: BTreeSet<i32> = s.rt.block_on(async {
-        let mut stream = monitor.watch_alerts(v1::WatchAlertsRequest { cursor: "earliest".into(), ..Default::default() }).await.unwrap().into_inner();
+        let mut stream =
+            monitor.watch_alerts(v1::WatchAlertsRequest { cursor: "earliest".into(), ..Default::default() }).await.unwrap().into_inner();
         let mut kinds = BTreeSet::new();
         while !(kinds.contains(&(v1::AlertKind::CorrectionRepeated as i32)) && kinds.contains(&(v1::AlertKind::AcceptanceOverdue as i32))) {
-            let update = tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("an update within 60 s").unwrap().unwrap();
+            let update =
+                tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("an update within 60 s").unwrap().unwrap();
             assert!(!update.cursor.is_empty());
             kinds.insert(update.alert.unwrap().kind);
         }
@@ -151,23 +153,28 @@ fn every_method_answers_over_tls() {
     let doc = s.rt.block_on(catalog.get_catalog(v1::GetCatalogRequest {})).unwrap().into_inner();
     assert!(doc.services > 10);
     let changed = doc.toml.replacen("promised_days = 10", "promised_days = 12", 1);
-    let replaced = s
-        .rt
-        .block_on(catalog.replace_catalog(v1::ReplaceCatalogRequest { toml: changed.clone(), expected_version: doc.version.clone() }))
-        .unwrap()
-        .into_inner();
+    let replaced =
+        s.rt.block_on(catalog.replace_catalog(v1::ReplaceCatalogRequest { toml: changed.clone(), expected_version: doc.version.clone() }))
+            .unwrap()
+            .into_inner();
     assert_ne!(replaced.version, doc.version);
     assert_eq!(std::fs::read_to_string(s.config.catalog.as_ref().unwrap()).unwrap(), changed);
-    let stale = s.rt.block_on(catalog.replace_catalog(v1::ReplaceCatalogRequest { toml: changed.clone(), expected_version: doc.version })).unwrap_err();
+    let stale =
+        s.rt.block_on(catalog.replace_catalog(v1::ReplaceCatalogRequest { toml: changed.clone(), expected_version: doc.version }))
+            .unwrap_err();
     assert_eq!(stale.code(), Code::Aborted);
     let broken = changed.replacen("promised_days = 12", "promised_days = 80", 1);
-    let invalid = s.rt.block_on(catalog.replace_catalog(v1::ReplaceCatalogRequest { toml: broken, expected_version: String::new() })).unwrap_err();
+    let invalid =
+        s.rt.block_on(catalog.replace_catalog(v1::ReplaceCatalogRequest { toml: broken, expected_version: String::new() })).unwrap_err();
     assert_eq!(invalid.code(), Code::InvalidArgument);
     assert!(first_violation_field(&invalid).contains("promised_days"), "{invalid:?}");
 
     // PreviewChange: a longer acceptance window moves IT-B's acceptance deadline, nothing is applied.
     let longer = changed.replacen("acceptance_days = 5", "acceptance_days = 7", 1);
-    let preview = s.rt.block_on(catalog.preview_change(v1::PreviewChangeRequest { catalog_toml: longer, calendar_tomls: vec![] })).unwrap().into_inner();
+    let preview =
+        s.rt.block_on(catalog.preview_change(v1::PreviewChangeRequest { catalog_toml: longer, calendar_tomls: vec![] }))
+            .unwrap()
+            .into_inner();
     assert!(preview.items_examined >= 2, "{preview:?}");
     let b = preview.items.iter().find(|i| i.item_id == "IT-B").expect("IT-B changes");
     assert!(b.deadlines.iter().any(|d| d.clock == "acceptance" && d.before != d.after), "{b:?}");
@@ -179,15 +186,21 @@ fn every_method_answers_over_tls() {
     assert!(cn.years.contains(&2025));
     let city = cn.toml.replacen("name = \"cn-mainland\"", "name = \"test-city\"", 1);
     assert_ne!(city, cn.toml, "the calendar text names itself");
-    let written = s
-        .rt
-        .block_on(catalog.replace_calendar(v1::ReplaceCalendarRequest { name: "test-city".into(), toml: city.clone(), expected_version: String::new() }))
+    let written =
+        s.rt.block_on(catalog.replace_calendar(v1::ReplaceCalendarRequest {
+            name: "test-city".into(),
+            toml: city.clone(),
+            expected_version: String::new(),
+        }))
         .unwrap()
         .into_inner();
     assert!(std::path::Path::new(&written.source).exists());
-    let wrong = s
-        .rt
-        .block_on(catalog.replace_calendar(v1::ReplaceCalendarRequest { name: "other".into(), toml: city, expected_version: String::new() }))
+    let wrong =
+        s.rt.block_on(catalog.replace_calendar(v1::ReplaceCalendarRequest {
+            name: "other".into(),
+            toml: city,
+            expected_version: String::new(),
+        }))
         .unwrap_err();
     assert_eq!(wrong.code(), Code::InvalidArgument);
     assert_eq!(first_violation_field(&wrong), "name");
@@ -211,7 +224,8 @@ fn a_dropped_alert_stream_resumes_without_gap_or_duplicate() {
     // Receive two updates, then drop the connection.
     let mut c = s.monitor(Some(inspector.clone()));
     let (first, cursor) = s.rt.block_on(async {
-        let mut stream = c.watch_alerts(v1::WatchAlertsRequest { cursor: "earliest".into(), ..Default::default() }).await.unwrap().into_inner();
+        let mut stream =
+            c.watch_alerts(v1::WatchAlertsRequest { cursor: "earliest".into(), ..Default::default() }).await.unwrap().into_inner();
         let mut got = Vec::new();
         let mut cursor = String::new();
         while got.len() < 2 {
@@ -231,7 +245,8 @@ fn a_dropped_alert_stream_resumes_without_gap_or_duplicate() {
 
     let mut c = s.monitor(Some(inspector.clone()));
     let (resumed, last_cursor) = s.rt.block_on(async {
-        let mut stream = c.watch_alerts(v1::WatchAlertsRequest { cursor: cursor.clone(), ..Default::default() }).await.unwrap().into_inner();
+        let mut stream =
+            c.watch_alerts(v1::WatchAlertsRequest { cursor: cursor.clone(), ..Default::default() }).await.unwrap().into_inner();
         let mut got = Vec::new();
         let mut last = cursor.clone();
         while first.len() + got.len() < all.len() {
@@ -326,13 +341,19 @@ fn every_method_checks_the_role_and_the_department() {
         for who in [Who::Nobody, Who::Forged, Who::Inspector, Who::Own, Who::Operator, Who::Auditor] {
             for target in [OWN, OTHER] {
                 n += 1;
-                let expected = expected_code(method, who == Who::Own, matches!(who, Who::Nobody | Who::Forged), match who {
-                    Who::Inspector => Some(Role::Inspector),
-                    Who::Own => Some(Role::Department),
-                    Who::Operator => Some(Role::Operator),
-                    Who::Auditor => Some(Role::Auditor),
-                    _ => None,
-                }, target == OWN);
+                let expected = expected_code(
+                    method,
+                    who == Who::Own,
+                    matches!(who, Who::Nobody | Who::Forged),
+                    match who {
+                        Who::Inspector => Some(Role::Inspector),
+                        Who::Own => Some(Role::Department),
+                        Who::Operator => Some(Role::Operator),
+                        Who::Auditor => Some(Role::Auditor),
+                        _ => None,
+                    },
+                    target == OWN,
+                );
                 let got = call(&s, method, token(who), target, &catalog_text, &calendar_text, n);
                 if got != expected {
                     failures.push(format!("{method} as {who:?} on {target}: expected {expected:?}, got {got:?}"));
@@ -396,12 +417,19 @@ fn call(s: &Stack, method: &str, token: Option<String>, target: &str, catalog: &
             ),
             "GetCatalog" => code(catalogs.get_catalog(v1::GetCatalogRequest {}).await.map(drop)),
             "ReplaceCatalog" => code(
-                catalogs.replace_catalog(v1::ReplaceCatalogRequest { toml: catalog.into(), expected_version: String::new() }).await.map(drop),
+                catalogs
+                    .replace_catalog(v1::ReplaceCatalogRequest { toml: catalog.into(), expected_version: String::new() })
+                    .await
+                    .map(drop),
             ),
             "ListCalendars" => code(catalogs.list_calendars(v1::ListCalendarsRequest {}).await.map(drop)),
             "ReplaceCalendar" => code(
                 catalogs
-                    .replace_calendar(v1::ReplaceCalendarRequest { name: "authz-city".into(), toml: calendar.into(), expected_version: String::new() })
+                    .replace_calendar(v1::ReplaceCalendarRequest {
+                        name: "authz-city".into(),
+                        toml: calendar.into(),
+                        expected_version: String::new(),
+                    })
                     .await
                     .map(drop),
             ),
@@ -422,45 +450,75 @@ fn every_field_rule_of_domain_2_is_refused_by_name_and_nothing_is_published() {
     type Breaker = Box<dyn Fn(&mut v1::Event)>;
     let cases: Vec<(&str, Breaker)> = vec![
         ("event_id", Box::new(|e| e.event_id.clear())),
-        ("event_id", Box::new({ let l = long.clone(); move |e| e.event_id = l.clone() })),
+        (
+            "event_id",
+            Box::new({
+                let l = long.clone();
+                move |e| e.event_id = l.clone()
+            }),
+        ),
         ("item_id", Box::new(|e| e.item_id.clear())),
-        ("item_id", Box::new({ let l = long.clone(); move |e| e.item_id = l.clone() })),
+        (
+            "item_id",
+            Box::new({
+                let l = long.clone();
+                move |e| e.item_id = l.clone()
+            }),
+        ),
         ("department_code", Box::new(|e| e.department_code.clear())),
         ("type", Box::new(|e| e.r#type = 0)),
         ("type", Box::new(|e| e.r#type = 99)),
         ("occurred_at", Box::new(|e| e.occurred_at.clear())),
         ("occurred_at", Box::new(|e| e.occurred_at = "2025-03-03T09:00:00".into())),
         ("occurred_at", Box::new(|e| e.occurred_at = "yesterday".into())),
-        ("service_code", Box::new(|e| {
-            e.r#type = T::Submitted as i32;
-            e.service_code = None;
-        })),
+        (
+            "service_code",
+            Box::new(|e| {
+                e.r#type = T::Submitted as i32;
+                e.service_code = None;
+            }),
+        ),
         ("actor", Box::new(|e| e.actor = None)),
         ("materials", Box::new(|e| e.r#type = T::CorrectionRequested as i32)),
         ("step", Box::new(|e| e.r#type = T::StepCompleted as i32)),
-        ("suspension_kind", Box::new(|e| {
-            e.r#type = T::Suspended as i32;
-            e.expected_days = Some(5);
-        })),
-        ("expected_days", Box::new(|e| {
-            e.r#type = T::Suspended as i32;
-            e.suspension_kind = Some("HEARING".into());
-            e.expected_days = Some(0);
-        })),
-        ("days", Box::new(|e| {
-            e.r#type = T::Extended as i32;
-            e.days = Some(-3);
-        })),
-        ("amount_fen", Box::new(|e| {
-            e.r#type = T::FeeCharged as i32;
-            e.amount_fen = Some(-1);
-        })),
+        (
+            "suspension_kind",
+            Box::new(|e| {
+                e.r#type = T::Suspended as i32;
+                e.expected_days = Some(5);
+            }),
+        ),
+        (
+            "expected_days",
+            Box::new(|e| {
+                e.r#type = T::Suspended as i32;
+                e.suspension_kind = Some("HEARING".into());
+                e.expected_days = Some(0);
+            }),
+        ),
+        (
+            "days",
+            Box::new(|e| {
+                e.r#type = T::Extended as i32;
+                e.days = Some(-3);
+            }),
+        ),
+        (
+            "amount_fen",
+            Box::new(|e| {
+                e.r#type = T::FeeCharged as i32;
+                e.amount_fen = Some(-1);
+            }),
+        ),
         ("amount_fen", Box::new(|e| e.r#type = T::FeeCharged as i32)),
         ("outcome", Box::new(|e| e.r#type = T::Decided as i32)),
-        ("outcome", Box::new(|e| {
-            e.r#type = T::Decided as i32;
-            e.outcome = 7;
-        })),
+        (
+            "outcome",
+            Box::new(|e| {
+                e.r#type = T::Decided as i32;
+                e.outcome = 7;
+            }),
+        ),
     ];
     for (i, (field, breaker)) in cases.iter().enumerate() {
         let mut e = base();
@@ -516,7 +574,10 @@ fn mutual_tls_and_per_caller_limits() {
     assert!(refused, "a client without a certificate must not get through");
     // With the certificate: three submits in the burst, the fourth is over the rate.
     let channel = s.channel_with(Some(s.client_identity()));
-    let mut ingest = v1::ingest_service_client::IngestServiceClient::with_interceptor(channel.clone(), jiancha_scenarios::grpc::Bearer(Some(dept.clone())));
+    let mut ingest = v1::ingest_service_client::IngestServiceClient::with_interceptor(
+        channel.clone(),
+        jiancha_scenarios::grpc::Bearer(Some(dept.clone())),
+    );
     for i in 0..3 {
         let e = event(&format!("L-{i}"), "LIMIT-1", T::Submitted, &ago(0, 5), OWN);
         s.rt.block_on(ingest.submit(v1::SubmitRequest { event: Some(e) })).unwrap();
@@ -527,10 +588,13 @@ fn mutual_tls_and_per_caller_limits() {
     assert!(err.get_details_retry_info().is_some());
     // Another caller is not affected by this one's rate.
     let other = s.token(Role::Department, Some(OTHER));
-    let mut other_ingest = v1::ingest_service_client::IngestServiceClient::with_interceptor(channel.clone(), jiancha_scenarios::grpc::Bearer(Some(other)));
-    s.rt.block_on(other_ingest.submit(v1::SubmitRequest { event: Some(event("O-1", "LIMIT-2", T::Submitted, &ago(0, 5), OTHER)) })).unwrap();
+    let mut other_ingest =
+        v1::ingest_service_client::IngestServiceClient::with_interceptor(channel.clone(), jiancha_scenarios::grpc::Bearer(Some(other)));
+    s.rt.block_on(other_ingest.submit(v1::SubmitRequest { event: Some(event("O-1", "LIMIT-2", T::Submitted, &ago(0, 5), OTHER)) }))
+        .unwrap();
     // One live stream per caller here: the second is refused.
-    let mut monitor = v1::monitor_service_client::MonitorServiceClient::with_interceptor(channel, jiancha_scenarios::grpc::Bearer(Some(dept)));
+    let mut monitor =
+        v1::monitor_service_client::MonitorServiceClient::with_interceptor(channel, jiancha_scenarios::grpc::Bearer(Some(dept)));
     let first = s.rt.block_on(monitor.watch_alerts(v1::WatchAlertsRequest::default())).unwrap();
     let second = s.rt.block_on(monitor.watch_alerts(v1::WatchAlertsRequest::default())).unwrap_err();
     assert_eq!(second.code(), Code::ResourceExhausted);
@@ -544,7 +608,9 @@ fn recent_demo_lines() -> Vec<String> {
     let now = chrono::Utc::now().timestamp_millis();
     let mut events: Vec<serde_json::Value> = text
         .lines()
-        .filter_map(|l| jiancha_core::parse_json_event(l.as_bytes()).ok().filter(|e| e.received_at.unwrap_or(e.event.occurred_at).0 <= now).map(|_| l))
+        .filter_map(|l| {
+            jiancha_core::parse_json_event(l.as_bytes()).ok().filter(|e| e.received_at.unwrap_or(e.event.occurred_at).0 <= now).map(|_| l)
+        })
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let at = |v: &serde_json::Value| jiancha_core::Timestamp::parse_rfc3339(v["occurred_at"].as_str().unwrap()).unwrap().0;
@@ -575,9 +641,13 @@ fn events_through_grpc_give_the_same_alerts_as_through_jiancha_produce() {
     let via_produce = {
         let s = Stack::start("grpc-vs-produce-a", |_| {});
         let text = lines.join("\n");
-        let report = s
-            .rt
-            .block_on(jiancha_monitor::tools::produce(&s.broker.bootstrap(), "jiancha.events", std::io::Cursor::new(text.into_bytes()), true))
+        let report =
+            s.rt.block_on(jiancha_monitor::tools::produce(
+                &s.broker.bootstrap(),
+                "jiancha.events",
+                std::io::Cursor::new(text.into_bytes()),
+                true,
+            ))
             .unwrap();
         assert_eq!(report.sent, lines.len());
         settled_effective(&s)

@@ -196,7 +196,8 @@ impl CatalogService for CatalogApi {
         caller.require("ReplaceCalendar", &[Role::Operator])?;
         let req = request.into_inner();
         let years: Vec<i32> = Calendar::from_toml(&req.toml).map(|c| c.covered_years().collect()).unwrap_or_default();
-        let cal = Calendar::from_toml(&req.toml).map_err(|e| invalid(format!("the calendar is not valid: {e}"), vec![("toml".into(), e.to_string())]))?;
+        let cal = Calendar::from_toml(&req.toml)
+            .map_err(|e| invalid(format!("the calendar is not valid: {e}"), vec![("toml".into(), e.to_string())]))?;
         if cal.name() != req.name {
             return Err(invalid(
                 format!("the text defines calendar `{}`, not `{}`", cal.name(), req.name),
@@ -272,11 +273,7 @@ fn preview(view: &View, catalog: Arc<Catalog>, calendars: Calendars, at: Timesta
         state.held = t
             .alerts
             .iter()
-            .map(|a| jiancha_core::engine::HeldAlert {
-                kind: a.kind,
-                trigger: trigger_of(a, &t),
-                triggered_at: a.triggered_at,
-            })
+            .map(|a| jiancha_core::engine::HeldAlert { kind: a.kind, trigger: trigger_of(a, &t), triggered_at: a.triggered_at })
             .collect();
         proposed.import(&state, &mut scratch);
         before.insert(t.state.item_id.clone(), t.clocks.iter().map(|c| (c.name.clone(), c.deadline)).collect());

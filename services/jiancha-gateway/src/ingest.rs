@@ -81,7 +81,9 @@ impl Ingest {
         let record = FutureRecord::to(&self.topic).key(&item_id).payload(&bytes).headers(headers);
         match self.producer.send(record, Timeout::After(timeout)).await {
             Ok(delivery) => Ok((delivery.partition, delivery.offset)),
-            Err((e, _)) => Err(Status::unavailable(format!("the event topic did not acknowledge the event: {e}; it was not stored, send it again"))),
+            Err((e, _)) => {
+                Err(Status::unavailable(format!("the event topic did not acknowledge the event: {e}; it was not stored, send it again")))
+            }
         }
     }
 
@@ -110,7 +112,11 @@ fn refusal_of(e: &InvalidEvent) -> Refusal {
         Some(id) => format!("event {id} is invalid: {}: {}", field, e.message),
         None => format!("the event is invalid: {}: {}", field, e.message),
     };
-    Refusal { event_id: e.event_id.clone().unwrap_or_default(), status: invalid_status(&message, e.reason.as_str(), &v), violations: vec![v] }
+    Refusal {
+        event_id: e.event_id.clone().unwrap_or_default(),
+        status: invalid_status(&message, e.reason.as_str(), &v),
+        violations: vec![v],
+    }
 }
 
 fn count(result: &'static str) {
@@ -142,10 +148,7 @@ impl IngestService for Ingest {
         Ok(Response::new(v1::SubmitResponse { event_id: event.event_id, partition, offset }))
     }
 
-    async fn submit_stream(
-        &self,
-        request: Request<Streaming<v1::SubmitRequest>>,
-    ) -> Result<Response<v1::SubmitStreamResponse>, Status> {
+    async fn submit_stream(&self, request: Request<Streaming<v1::SubmitRequest>>) -> Result<Response<v1::SubmitStreamResponse>, Status> {
         let caller = auth::caller(&request)?;
         caller.require("SubmitStream", &[Role::Department])?;
         let timeout = self.deadline(request.metadata());

@@ -95,9 +95,9 @@ fn tls_config(config: &MonitorConfig) -> Result<Option<ServerTlsConfig>, Gateway
             warn!(listen = %g.listen, "gRPC is served WITHOUT TLS (grpc.plaintext = true): tokens and events cross the network in clear; for local use only");
             Ok(None)
         }
-        (None, None) => Err(GatewayError::Config(
-            "TLS needs grpc.tls_cert and grpc.tls_key; for local use only, set grpc.plaintext = true".into(),
-        )),
+        (None, None) => {
+            Err(GatewayError::Config("TLS needs grpc.tls_cert and grpc.tls_key; for local use only, set grpc.plaintext = true".into()))
+        }
         _ => Err(GatewayError::Config("grpc.tls_cert and grpc.tls_key go together".into())),
     }
 }
@@ -142,12 +142,7 @@ pub async fn start(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -
     };
 
     let (reporter, health) = tonic_health::server::health_reporter();
-    let names = [
-        "",
-        "jiancha.v1.IngestService",
-        "jiancha.v1.MonitorService",
-        "jiancha.v1.CatalogService",
-    ];
+    let names = ["", "jiancha.v1.IngestService", "jiancha.v1.MonitorService", "jiancha.v1.CatalogService"];
     for name in names {
         reporter.set_service_status(name, ServingStatus::NotServing).await;
     }
@@ -183,10 +178,7 @@ pub async fn start(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -
     let router = builder
         .add_service(health)
         .add_service(reflection)
-        .add_service(InterceptedService::new(
-            IngestServiceServer::new(ingest).max_decoding_message_size(max),
-            interceptor.clone(),
-        ))
+        .add_service(InterceptedService::new(IngestServiceServer::new(ingest).max_decoding_message_size(max), interceptor.clone()))
         .add_service(InterceptedService::new(
             MonitorServiceServer::new(monitor).max_decoding_message_size(max).max_encoding_message_size(64 << 20),
             interceptor.clone(),

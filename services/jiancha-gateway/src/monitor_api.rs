@@ -269,7 +269,9 @@ impl MonitorService for Monitor {
         let start: u32 = if req.page_token.is_empty() {
             0
         } else {
-            req.page_token.parse().map_err(|_| bad_request("page_token", format!("page_token `{}` was not issued by this service", req.page_token)))?
+            req.page_token
+                .parse()
+                .map_err(|_| bad_request("page_token", format!("page_token `{}` was not issued by this service", req.page_token)))?
         };
         let status = req.status.map(|s| v1::ItemStatus::try_from(s).unwrap_or(v1::ItemStatus::Unspecified));
         let engine = self.view.engine.read().unwrap_or_else(|e| e.into_inner());
@@ -406,7 +408,14 @@ async fn deliver(entry: &Logged, filter: &Filter, cursor: &mut Vec<i64>, tx: &Tx
 }
 
 /// Reads `[from, to)` of each gap from the alert topic and sends what passes the filter.
-fn catch_up(bootstrap: &str, topic: &str, gaps: &[(i32, i64, i64)], mut cursor: Vec<i64>, filter: &Filter, tx: &Tx) -> Result<Vec<i64>, Status> {
+fn catch_up(
+    bootstrap: &str,
+    topic: &str,
+    gaps: &[(i32, i64, i64)],
+    mut cursor: Vec<i64>,
+    filter: &Filter,
+    tx: &Tx,
+) -> Result<Vec<i64>, Status> {
     let unavailable = |e: rdkafka::error::KafkaError| Status::unavailable(format!("reading the alert topic: {e}"));
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)

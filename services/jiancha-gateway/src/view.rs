@@ -95,7 +95,12 @@ impl AlertLog {
 
     /// Partitions where `cursor` is older than memory: (partition, from, to).
     pub fn gaps(&self, cursor: &[i64]) -> Vec<(i32, i64, i64)> {
-        self.start.iter().enumerate().filter(|&(p, &s)| cursor.get(p).copied().unwrap_or(0) < s).map(|(p, &s)| (p as i32, cursor[p], s)).collect()
+        self.start
+            .iter()
+            .enumerate()
+            .filter(|&(p, &s)| cursor.get(p).copied().unwrap_or(0) < s)
+            .map(|(p, &s)| (p as i32, cursor[p], s))
+            .collect()
     }
 
     /// Up to `max` updates from sequence `from` on.
@@ -227,7 +232,11 @@ pub fn tail(view: Arc<View>, config: MonitorConfig) -> Result<(), KafkaError> {
                         waiting.remove(&key);
                         if waiting.is_empty() {
                             let items = view.engine.read().map_or(0, |e| e.len());
-                            info!(items, seconds = started.elapsed().as_secs_f64(), "Gateway view caught up with the alert and state topics");
+                            info!(
+                                items,
+                                seconds = started.elapsed().as_secs_f64(),
+                                "Gateway view caught up with the alert and state topics"
+                            );
                             view.ready.send_replace(true);
                         }
                     }

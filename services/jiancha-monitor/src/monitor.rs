@@ -421,7 +421,13 @@ fn clock_of(shared: &Mutex<Shared>, p: i32, pe: &PartitionEngine, config: &Monit
 }
 
 fn file_stamps(config: &MonitorConfig) -> Vec<(PathBuf, Option<SystemTime>)> {
-    config.catalog.iter().cloned().chain(config.calendar_files()).map(|f| (f.clone(), std::fs::metadata(&f).and_then(|m| m.modified()).ok())).collect()
+    config
+        .catalog
+        .iter()
+        .cloned()
+        .chain(config.calendar_files())
+        .map(|f| (f.clone(), std::fs::metadata(&f).and_then(|m| m.modified()).ok()))
+        .collect()
 }
 
 fn take_rebalances(

@@ -149,7 +149,9 @@ pub fn token(args: TokenArgs) -> Result<()> {
         _ => bail!("give exactly one of --secret-file (HS256) and --private-key (EdDSA, RS256, ES256)"),
     };
     let key = std::fs::read(key_file).with_context(|| format!("reading {}", key_file.display()))?;
-    let ttl_ms = jiancha_core::time::parse_duration_ms(&args.ttl).filter(|&ms| ms > 0).with_context(|| format!("--ttl `{}` is not a duration", args.ttl))?;
+    let ttl_ms = jiancha_core::time::parse_duration_ms(&args.ttl)
+        .filter(|&ms| ms > 0)
+        .with_context(|| format!("--ttl `{}` is not a duration", args.ttl))?;
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_secs();
     let req = TokenRequest {
         subject: args.subject,
@@ -170,7 +172,8 @@ pub fn up_gateway(mut config: MonitorConfig, state_dir: &Path) -> Result<(Monito
     let mut departments: Vec<&str> = catalog.services().iter().map(|s| &*s.department).collect();
     departments.sort();
     departments.dedup();
-    let setup = jiancha_gateway::local::prepare(state_dir, &config.grpc.auth.issuer, &departments, 7 * 24 * 3600).map_err(anyhow::Error::msg)?;
+    let setup =
+        jiancha_gateway::local::prepare(state_dir, &config.grpc.auth.issuer, &departments, 7 * 24 * 3600).map_err(anyhow::Error::msg)?;
     if config.catalog.is_none() {
         // A file, so that CatalogService can replace it and the monitor reload it.
         let file = state_dir.join("catalog.toml");
@@ -210,7 +213,12 @@ pub fn up_gateway(mut config: MonitorConfig, state_dir: &Path) -> Result<(Monito
             println!("grpc tls: CA {} (server certificate for localhost and 127.0.0.1)", setup.ca_cert.display());
             for (role, department, file) in &setup.tokens {
                 if department.is_none() || department.as_deref() == Some("SCJG") {
-                    println!("grpc token {}{}: {}", role.as_str(), department.as_deref().map(|d| format!(" {d}")).unwrap_or_default(), file.display());
+                    println!(
+                        "grpc token {}{}: {}",
+                        role.as_str(),
+                        department.as_deref().map(|d| format!(" {d}")).unwrap_or_default(),
+                        file.display()
+                    );
                 }
             }
             gateway.wait().await.map_err(|e| e.to_string())

@@ -9,9 +9,9 @@ mod item;
 mod replay;
 mod rules;
 mod state;
-mod timeline;
 #[cfg(test)]
 mod tests;
+mod timeline;
 
 pub use replay::{Replay, TimerQueue};
 pub use state::{HeldAlert, ItemState, StoredEvent};

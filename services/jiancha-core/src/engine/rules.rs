@@ -239,9 +239,16 @@ pub(crate) fn evaluate(input: &Input<'_>, s: &mut Scratch) {
         }
         let ends_window = matches!(
             e.ty,
-            EventType::CorrectionRequested | EventType::Accepted | EventType::NotAccepted | EventType::Withdrawn | EventType::CorrectionSubmitted
+            EventType::CorrectionRequested
+                | EventType::Accepted
+                | EventType::NotAccepted
+                | EventType::Withdrawn
+                | EventType::CorrectionSubmitted
         );
-        if ends_window && (decision.is_none() && closed_at == OPEN) && let Some(w) = window {
+        if ends_window
+            && (decision.is_none() && closed_at == OPEN)
+            && let Some(w) = window
+        {
             // Met (or ended) by this event; a correction received opens a new window below.
             s.clocks.push(window_clock(w, e.at, resolved));
         }

@@ -176,12 +176,7 @@ impl Engine {
             step_changes: &s.step_changes,
             late_limit_ms,
         };
-        let clocks = s
-            .clocks
-            .iter()
-            .filter(|c| c.kind != AlertKind::PromisedDeadlineNear)
-            .map(|c| clock_view(&view, c, now.0))
-            .collect();
+        let clocks = s.clocks.iter().filter(|c| c.kind != AlertKind::PromisedDeadlineNear).map(|c| clock_view(&view, c, now.0)).collect();
         let alerts = s.facts.iter().map(|f| fired(&view, f)).collect();
         Some(Timeline { state: self.export(item)?, status: status(it, &s, now.0), clocks, alerts, zone: calendar.tz() })
     }
