@@ -165,8 +165,9 @@ pub async fn start(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -
         .build_v1()
         .map_err(|e| GatewayError::Config(format!("reflection: {e}")))?;
 
+    // No server-wide timeout: it would cut long SubmitStream and WatchAlerts streams.
+    // A client's grpc-timeout is honoured by tonic; ingest bounds its wait for the broker.
     let mut builder = Server::builder()
-        .timeout(config.grpc.timeout())
         .concurrency_limit_per_connection(1024)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
