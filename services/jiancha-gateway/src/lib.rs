@@ -159,11 +159,14 @@ pub async fn start(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -
             }
         });
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(jiancha_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| GatewayError::Config(format!("reflection: {e}")))?;
+    // Reflection v1 and v1alpha: grpcurl, Postman and older clients ask for either.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(jiancha_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder().build_v1().map_err(|e| GatewayError::Config(format!("reflection: {e}")))?;
+    let reflection_alpha = reflection_builder().build_v1alpha().map_err(|e| GatewayError::Config(format!("reflection: {e}")))?;
 
     // No server-wide timeout: it would cut long SubmitStream and WatchAlerts streams.
     // A client's grpc-timeout is honoured by tonic; ingest bounds its wait for the broker.
@@ -179,6 +182,7 @@ pub async fn start(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -
     let router = builder
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(InterceptedService::new(IngestServiceServer::new(ingest).max_decoding_message_size(max), interceptor.clone()))
         .add_service(InterceptedService::new(
             MonitorServiceServer::new(monitor).max_decoding_message_size(max).max_encoding_message_size(64 << 20),

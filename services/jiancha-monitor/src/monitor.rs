@@ -92,6 +92,15 @@ pub async fn ensure_topics(config: &MonitorConfig) -> Result<(), MonitorError> {
         NewTopic::new(&t.dead_letter, config.partitions, r()),
         NewTopic::new(&t.state, config.partitions, r()).set("cleanup.policy", "compact"),
     ];
+    // Nothing to create when every topic exists (the usual case after the first start).
+    let names = [&t.events, &t.alerts, &t.dead_letter, &t.state];
+    if let Ok(metadata) = admin.inner().fetch_metadata(None, Duration::from_secs(10))
+        && names
+            .iter()
+            .all(|n| metadata.topics().iter().any(|t| t.name() == n.as_str() && t.error().is_none() && !t.partitions().is_empty()))
+    {
+        return Ok(());
+    }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(15)));
     let results = match admin.create_topics(&topics, &options).await {
         Ok(results) => results,

@@ -264,6 +264,19 @@ fn clock_view(view: &derive::View<'_>, c: &ClockRecord, now: i64) -> ClockView {
         })
         .collect();
     let anchor = counter.anchor(tr.start);
+    // An acceptance window that ran out in silence ends, for the reader, at the event
+    // that finally answered the application (late acceptance, refusal, notice, withdrawal).
+    let mut c = *c;
+    if c.kind == AlertKind::AcceptanceOverdue && c.stop == OPEN {
+        let answered = view.item.events.iter().find(|e| {
+            e.at >= c.deadline
+                && e.at <= now
+                && matches!(e.ty, EventType::Accepted | EventType::NotAccepted | EventType::CorrectionRequested | EventType::Withdrawn)
+        });
+        if let Some(e) = answered {
+            c.stop = e.at;
+        }
+    }
     let until = now.min(c.stop);
     let remaining = counter.consumed(anchor, c.deadline, &pauses) - counter.consumed(anchor, until.max(anchor), &pauses);
     let remaining = if until > c.deadline { -(counter.elapsed(until) - counter.elapsed(c.deadline)) } else { remaining };
@@ -400,6 +413,20 @@ days = 2
         // Deemed accepted on 03-03, the first step's 3 days have run out too.
         let kinds: Vec<AlertKind> = t.alerts.iter().map(|a| a.kind).collect();
         assert_eq!(kinds, [AlertKind::AcceptanceOverdue, AlertKind::StepOverdue]);
+    }
+
+    #[test]
+    fn a_late_acceptance_stops_the_overdue_window_where_it_happened() {
+        let mut e = engine();
+        ev(&mut e, "e1", "SUBMITTED", "2025-03-03T09:00:00+08:00", |_| {});
+        // The window ended 2025-03-11 00:00; accepted Wednesday noon, 1.5 working days late.
+        ev(&mut e, "e2", "ACCEPTED", "2025-03-12T12:00:00+08:00", |_| {});
+        let item = e.find("I1").expect("item");
+        let t = e.timeline(item, at("2025-03-20T12:00:00+08:00")).expect("timeline");
+        let acceptance = t.clocks.iter().find(|c| c.name == "acceptance").expect("acceptance clock");
+        assert_eq!(acceptance.status, ClockStatus::Overdue);
+        assert_eq!(acceptance.stopped_at, Some(at("2025-03-12T12:00:00+08:00")));
+        assert!((acceptance.remaining_days + 1.5).abs() < 1e-9, "{}", acceptance.remaining_days);
     }
 
     #[test]
