@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "jiancha/v1/ingest.proto",
         "jiancha/v1/monitor.proto",
         "jiancha/v1/catalog.proto",
+        "jiancha/v1/accountability.proto",
+        "jiancha/v1/stats.proto",
     ];
     let descriptors = protox::compile(files, [&root])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);

@@ -3,6 +3,7 @@
 
 pub mod grpc;
 pub mod kafka;
+pub mod pg;
 
 use jiancha_core::{Alert, Calendars, Catalog, Engine, Replay, Timestamp};
 use serde_json::{Value, json};
