@@ -6,7 +6,11 @@
 //! SQLite with a hash-chained audit log, escalates unreplied YELLOW cases (督办), and
 //! serves AccountabilityService and StatsService over gRPC with the gateway's roles.
 
+pub mod api;
 pub mod audit;
+pub mod facts;
+pub mod service;
+pub mod stats;
 pub mod store;
 pub mod workflow;
 

@@ -81,7 +81,7 @@ fn read(path: &std::path::Path, key: &str) -> Result<Vec<u8>, GatewayError> {
 }
 
 /// The TLS settings, or None for explicitly configured plaintext.
-fn tls_config(config: &MonitorConfig) -> Result<Option<ServerTlsConfig>, GatewayError> {
+pub fn tls_config(config: &MonitorConfig) -> Result<Option<ServerTlsConfig>, GatewayError> {
     let g = &config.grpc;
     match (&g.tls_cert, &g.tls_key) {
         (Some(cert), Some(key)) => {
@@ -99,6 +99,17 @@ fn tls_config(config: &MonitorConfig) -> Result<Option<ServerTlsConfig>, Gateway
             Err(GatewayError::Config("TLS needs grpc.tls_cert and grpc.tls_key; for local use only, set grpc.plaintext = true".into()))
         }
         _ => Err(GatewayError::Config("grpc.tls_cert and grpc.tls_key go together".into())),
+    }
+}
+
+/// An interceptor that authenticates every request and puts the [`auth::Caller`] in its extensions.
+pub fn auth_interceptor(
+    authenticator: Arc<Authenticator>,
+) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone + Send + Sync + 'static {
+    move |mut req: Request<()>| -> Result<Request<()>, Status> {
+        let caller = authenticator.authenticate(&req)?;
+        req.extensions_mut().insert(caller);
+        Ok(req)
     }
 }
 
@@ -134,12 +145,7 @@ pub async fn start(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -
     let ingest = ingest::Ingest::new(producer, &config.topics.events, limiter, config.grpc.timeout());
     let monitor = monitor_api::Monitor::new(view.clone(), config.clone());
     let catalog = catalog_api::CatalogApi::new(view.clone(), config.clone());
-    let authenticator = Arc::new(authenticator);
-    let interceptor = move |mut req: Request<()>| -> Result<Request<()>, Status> {
-        let caller = authenticator.authenticate(&req)?;
-        req.extensions_mut().insert(caller);
-        Ok(req)
-    };
+    let interceptor = auth_interceptor(Arc::new(authenticator));
 
     let (reporter, health) = tonic_health::server::health_reporter();
     let names = ["", "jiancha.v1.IngestService", "jiancha.v1.MonitorService", "jiancha.v1.CatalogService"];

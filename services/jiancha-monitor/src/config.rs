@@ -113,6 +113,63 @@ impl GrpcConfig {
     }
 }
 
+/// The score of DOMAIN §7: points taken off per 100 items decided.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoreWeights {
+    /// The score with nothing taken off.
+    pub base: f64,
+    /// Per STEP_OVERDUE alert.
+    pub step_overdue: f64,
+    /// Per YELLOW alert.
+    pub yellow: f64,
+    /// Per RED alert.
+    pub red: f64,
+    /// Per repeat-offender mark.
+    pub repeat_offender: f64,
+}
+
+impl Default for ScoreWeights {
+    fn default() -> Self {
+        ScoreWeights { base: 100.0, step_overdue: 1.0, yellow: 2.0, red: 5.0, repeat_offender: 10.0 }
+    }
+}
+
+/// The accountability queue and statistics.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountabilityConfig {
+    /// `postgres://user:password@host/db` or `sqlite://FILE`.
+    pub database: String,
+    /// gRPC listen address of AccountabilityService and StatsService (TLS and tokens as in `[grpc]`).
+    pub listen: String,
+    /// Consumer group.
+    pub group_id: String,
+    /// How often unreplied YELLOW cases are checked for 督办 escalation ("30s").
+    pub escalation_interval: String,
+    /// Score weights.
+    pub weights: ScoreWeights,
+}
+
+impl Default for AccountabilityConfig {
+    fn default() -> Self {
+        AccountabilityConfig {
+            database: "sqlite://jiancha-accountability.db".into(),
+            listen: "127.0.0.1:50052".into(),
+            group_id: "jiancha-accountability".into(),
+            escalation_interval: "30s".into(),
+            weights: ScoreWeights::default(),
+        }
+    }
+}
+
+impl AccountabilityConfig {
+    /// `escalation_interval` as a duration.
+    pub fn escalation(&self) -> Duration {
+        duration(&self.escalation_interval)
+    }
+}
+
 /// Everything the monitor needs.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -157,6 +214,8 @@ pub struct MonitorConfig {
     pub group_instance_id: Option<String>,
     /// The gRPC gateway.
     pub grpc: GrpcConfig,
+    /// The accountability queue.
+    pub accountability: AccountabilityConfig,
 }
 
 impl Default for MonitorConfig {
@@ -179,6 +238,7 @@ impl Default for MonitorConfig {
             rebalance_timeout: "60s".into(),
             group_instance_id: None,
             grpc: GrpcConfig::default(),
+            accountability: AccountabilityConfig::default(),
         }
     }
 }
@@ -240,6 +300,9 @@ impl MonitorConfig {
         if let Some(v) = env("JIANCHA_GRPC_LISTEN") {
             config.grpc.listen = v;
         }
+        if let Some(v) = env("JIANCHA_DATABASE") {
+            config.accountability.database = v;
+        }
         Ok(config)
     }
 
@@ -257,6 +320,13 @@ impl MonitorConfig {
         }
         if self.replication < 1 {
             return Err(ConfigError::Invalid { key: "replication", value: self.replication.to_string(), rule: "at least 1" });
+        }
+        if parse_duration_ms(&self.accountability.escalation_interval).is_none_or(|ms| ms <= 0) {
+            return Err(ConfigError::Invalid {
+                key: "accountability.escalation_interval",
+                value: self.accountability.escalation_interval.clone(),
+                rule: "a positive duration such as \"30s\"",
+            });
         }
         if parse_duration_ms(&self.grpc.request_timeout).is_none() {
             return Err(ConfigError::Invalid {

@@ -117,6 +117,9 @@ pub struct ClockView {
     pub remaining_ms: i64,
     /// `remaining_ms` in days of `day_kind`.
     pub remaining_days: f64,
+    /// Counted time used from the start (start day not counted, pauses excluded) to the
+    /// stop or the instant asked about, in days of `day_kind`.
+    pub used_days: f64,
     /// How the deadline was counted: start, start day not counted, budget, pauses,
     /// extensions, holidays and 调休, the deadline.
     pub derivation: Bilingual,
@@ -315,6 +318,7 @@ fn clock_view(view: &derive::View<'_>, c: &ClockRecord, now: i64) -> ClockView {
         day_kind: tr.kind,
         remaining_ms: remaining,
         remaining_days: remaining as f64 / unit as f64,
+        used_days: counter.consumed(anchor, until.max(anchor), &pauses) as f64 / unit as f64,
         derivation: derive::derivation(view, &fact),
     }
 }
@@ -389,6 +393,7 @@ days = 2
         assert_eq!(promised.budget_days, 10.0);
         // At Thursday noon, 1.5 working days are used (Wed, half of Thu): 8.5 remain.
         assert!((promised.remaining_days - 8.5).abs() < 1e-9, "{}", promised.remaining_days);
+        assert!((promised.used_days - 1.5).abs() < 1e-9, "{}", promised.used_days);
         assert!(promised.derivation.zh.contains("起算当日不计入"), "{}", promised.derivation.zh);
         assert!(promised.derivation.zh.contains("2025-03-19 00:00"), "{}", promised.derivation.zh);
         // Only the current step has a clock.

@@ -1,0 +1,427 @@
+//! AccountabilityService and StatsService over gRPC, with the roles of DOMAIN §6: an
+//! inspector sees every case and resolves; a department sees and answers only its own
+//! cases and never resolves; an auditor reads everything including the audit log; an
+//! operator sees no case contents.
+
+use crate::stats::{self, GroupBy};
+use crate::store::{AttachmentRow, CaseFilter, CaseRow, CommentRow, Store, StoreError};
+use crate::workflow::{self, Disposition, Status, WorkflowError};
+use jiancha_core::{Catalog, Timestamp};
+use jiancha_gateway::auth::{self, Caller, Role};
+use jiancha_monitor::config::ScoreWeights;
+use jiancha_proto::v1;
+use jiancha_proto::v1::accountability_service_server::AccountabilityService;
+use jiancha_proto::v1::stats_service_server::StatsService;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status as GrpcStatus};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Both services over one store.
+#[derive(Clone, Debug)]
+pub struct Api {
+    store: Arc<Store>,
+    catalog: Arc<Catalog>,
+    zone: chrono_tz::Tz,
+    weights: ScoreWeights,
+}
+
+impl Api {
+    /// Over `store`; `catalog` names services in reports; instants are written in `zone`.
+    pub fn new(store: Arc<Store>, catalog: Arc<Catalog>, zone: chrono_tz::Tz, weights: ScoreWeights) -> Api {
+        Api { store, catalog, zone, weights }
+    }
+
+    fn t(&self, ms: i64) -> String {
+        Timestamp(ms).to_rfc3339_in(self.zone)
+    }
+
+    fn case_message(&self, c: &CaseRow) -> v1::Case {
+        let s = &c.state;
+        let level = |l: &str| v1::Level::from_str_name(l).map_or(0, |l| l as i32);
+        v1::Case {
+            case_id: c.case_id,
+            alert_id: c.alert_id.clone(),
+            item_id: c.item_id.clone(),
+            service_code: c.service_code.clone(),
+            department_code: c.department_code.clone(),
+            kind: v1::AlertKind::from_str_name(&c.kind).map_or(0, |k| k as i32),
+            level: level(&s.level),
+            alert_level: level(&c.alert_level),
+            triggered_at: c.triggered_at.clone(),
+            message: Some(v1::Bilingual { zh: c.message_zh.clone(), en: c.message_en.clone() }),
+            derivation: Some(v1::Bilingual { zh: c.derivation_zh.clone(), en: c.derivation_en.clone() }),
+            status: status_value(s.status) as i32,
+            opened_at: self.t(c.opened_at),
+            escalate_at: c.escalate_at.map(|t| self.t(t)),
+            escalated: s.escalated,
+            assigned_to: s.assigned_to.clone(),
+            reply: s.reply.clone(),
+            replied_by: s.replied_by.clone(),
+            replied_at: c.replied_at.map(|t| self.t(t)),
+            disposition: s.disposition.map_or(0, |d| disposition_value(d) as i32),
+            resolution_reason: s.resolution_reason.clone(),
+            resolved_by: s.resolved_by.clone(),
+            resolved_at: c.resolved_at.map(|t| self.t(t)),
+            responsible_actor: s.responsible_actor.clone(),
+            repeat_offender_department: s.repeat_department,
+            repeat_offender_actor: s.repeat_actor,
+            updated_at: self.t(c.updated_at),
+        }
+    }
+
+    fn entry_message(&self, e: &crate::audit::Entry) -> v1::AuditEntry {
+        v1::AuditEntry {
+            seq: e.seq,
+            case_id: e.case_id,
+            at: self.t(e.at),
+            who: e.who.clone(),
+            role: e.role.clone(),
+            action: e.action.clone(),
+            before: e.before.clone(),
+            after: e.after.clone(),
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+        }
+    }
+
+    fn comment_message(&self, c: &CommentRow) -> v1::CaseComment {
+        let file = |a: &AttachmentRow| v1::Attachment {
+            attachment_id: a.attachment_id,
+            file_name: a.file_name.clone(),
+            media_type: a.media_type.clone(),
+            size_bytes: a.size_bytes,
+            sha256: a.sha256.clone(),
+            uploaded_by: a.uploaded_by.clone(),
+            at: self.t(a.at),
+        };
+        v1::CaseComment {
+            comment_id: c.comment_id,
+            author: c.author.clone(),
+            role: c.role.clone(),
+            text: c.text.clone(),
+            at: self.t(c.at),
+            attachments: c.attachments.iter().map(file).collect(),
+        }
+    }
+
+    /// The case, after checking that the caller may see it.
+    async fn visible_case(&self, caller: &Caller, case_id: i64) -> Result<CaseRow, GrpcStatus> {
+        let case = self.store.case(case_id).await.map_err(status_of)?;
+        caller.check_department(&format!("case {case_id}"), &case.department_code)?;
+        Ok(case)
+    }
+
+    async fn detail(&self, caller: &Caller, case: &CaseRow) -> Result<v1::CaseDetail, GrpcStatus> {
+        let comments = self.store.comments(case.case_id).await.map_err(status_of)?;
+        let audit = if matches!(caller.role, Role::Inspector | Role::Auditor) {
+            self.store
+                .audit_entries(0, Some(case.case_id), 10_000)
+                .await
+                .map_err(status_of)?
+                .iter()
+                .map(|e| self.entry_message(e))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(v1::CaseDetail {
+            case: Some(self.case_message(case)),
+            comments: comments.iter().map(|c| self.comment_message(c)).collect(),
+            audit,
+        })
+    }
+}
+
+fn status_value(s: Status) -> v1::CaseStatus {
+    match s {
+        Status::Open => v1::CaseStatus::CaseOpen,
+        Status::Replied => v1::CaseStatus::CaseReplied,
+        Status::Resolved => v1::CaseStatus::CaseResolved,
+    }
+}
+
+fn disposition_value(d: Disposition) -> v1::Disposition {
+    v1::Disposition::from_str_name(d.as_str()).unwrap_or(v1::Disposition::Unspecified)
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn bad_request(field: &str, message: String) -> GrpcStatus {
+    let mut details = ErrorDetails::new();
+    details.add_bad_request_violation(field, &message);
+    GrpcStatus::with_error_details(Code::InvalidArgument, message, details)
+}
+
+/// The gRPC status of a store error.
+pub fn status_of(e: StoreError) -> GrpcStatus {
+    match e {
+        StoreError::NotFound(id) => GrpcStatus::not_found(format!("case {id} does not exist")),
+        StoreError::Workflow(WorkflowError::State(m)) => GrpcStatus::failed_precondition(m),
+        StoreError::Workflow(WorkflowError::Field { field, message }) => bad_request(field, format!("{field}: {message}")),
+        other => GrpcStatus::unavailable(format!("the case store failed: {other}")),
+    }
+}
+
+const READERS: [Role; 3] = [Role::Inspector, Role::Department, Role::Auditor];
+
+type CaseStream = Pin<Box<dyn futures::Stream<Item = Result<v1::CaseUpdate, GrpcStatus>> + Send>>;
+
+#[tonic::async_trait]
+impl AccountabilityService for Api {
+    async fn list_cases(&self, request: Request<v1::ListCasesRequest>) -> Result<Response<v1::ListCasesResponse>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("ListCases", &READERS)?;
+        let req = request.into_inner();
+        let department = match (caller.department_scope(), req.department_code) {
+            (Some(own), Some(asked)) => {
+                caller.check_department("the cases asked for", &asked)?;
+                Some(own.to_owned())
+            }
+            (Some(own), None) => Some(own.to_owned()),
+            (None, asked) => asked,
+        };
+        let status = match req.status.map(v1::CaseStatus::try_from) {
+            None => None,
+            Some(Ok(v1::CaseStatus::CaseOpen)) => Some(Status::Open),
+            Some(Ok(v1::CaseStatus::CaseReplied)) => Some(Status::Replied),
+            Some(Ok(v1::CaseStatus::CaseResolved)) => Some(Status::Resolved),
+            Some(_) => return Err(bad_request("status", "status must be CASE_OPEN, CASE_REPLIED or CASE_RESOLVED".into())),
+        };
+        let level = match req.level.map(v1::Level::try_from) {
+            None => None,
+            Some(Ok(l @ (v1::Level::Yellow | v1::Level::Red))) => Some(l.as_str_name().to_owned()),
+            Some(_) => return Err(bad_request("level", "cases are YELLOW or RED".into())),
+        };
+        let after: i64 = if req.page_token.is_empty() {
+            0
+        } else {
+            req.page_token.parse().map_err(|_| bad_request("page_token", format!("page_token `{}` was not issued here", req.page_token)))?
+        };
+        let limit = match req.page_size {
+            0 => 100,
+            n if n > 1000 => return Err(bad_request("page_size", format!("page_size {n} is over 1000"))),
+            n => i64::from(n),
+        };
+        let filter = CaseFilter {
+            status,
+            department_code: department,
+            level,
+            escalated: req.escalated,
+            repeat_offender: req.repeat_offender,
+            assigned_to: req.assigned_to,
+            after_case_id: after,
+            limit: limit + 1,
+        };
+        let mut rows = self.store.cases(&filter).await.map_err(status_of)?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_page_token = if more { rows.last().map(|c| c.case_id.to_string()).unwrap_or_default() } else { String::new() };
+        Ok(Response::new(v1::ListCasesResponse { cases: rows.iter().map(|c| self.case_message(c)).collect(), next_page_token }))
+    }
+
+    async fn get_case(&self, request: Request<v1::GetCaseRequest>) -> Result<Response<v1::CaseDetail>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("GetCase", &READERS)?;
+        let case = self.visible_case(&caller, request.into_inner().case_id).await?;
+        Ok(Response::new(self.detail(&caller, &case).await?))
+    }
+
+    async fn reply(&self, request: Request<v1::ReplyRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("Reply", &[Role::Department])?;
+        let req = request.into_inner();
+        self.visible_case(&caller, req.case_id).await?;
+        let who = caller.subject.clone();
+        let case = self
+            .store
+            .change(req.case_id, now(), &caller.subject, caller.role.as_str(), "REPLY", |s| {
+                workflow::reply(req.case_id, s, &who, &req.explanation)
+            })
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(self.case_message(&case)))
+    }
+
+    async fn assign(&self, request: Request<v1::AssignRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("Assign", &[Role::Inspector])?;
+        let req = request.into_inner();
+        let case = self
+            .store
+            .change(req.case_id, now(), &caller.subject, caller.role.as_str(), "ASSIGN", |s| {
+                workflow::assign(req.case_id, s, &req.inspector)
+            })
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(self.case_message(&case)))
+    }
+
+    async fn comment(&self, request: Request<v1::CommentRequest>) -> Result<Response<v1::CaseDetail>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("Comment", &[Role::Inspector, Role::Department])?;
+        let req = request.into_inner();
+        self.visible_case(&caller, req.case_id).await?;
+        let mut files = Vec::new();
+        for (i, a) in req.attachments.iter().enumerate() {
+            if a.file_name.trim().is_empty() {
+                return Err(bad_request(&format!("attachments[{i}].file_name"), "an attachment needs a file name".into()));
+            }
+            if a.sha256.len() != 64 || !a.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(bad_request(&format!("attachments[{i}].sha256"), "the SHA-256 of the file, 64 hex digits".into()));
+            }
+            if a.size_bytes < 0 {
+                return Err(bad_request(&format!("attachments[{i}].size_bytes"), "a size cannot be negative".into()));
+            }
+            files.push((a.file_name.clone(), a.media_type.clone(), a.size_bytes, a.sha256.to_ascii_lowercase()));
+        }
+        self.store.comment(req.case_id, now(), &caller.subject, caller.role.as_str(), &req.text, &files).await.map_err(status_of)?;
+        let case = self.store.case(req.case_id).await.map_err(status_of)?;
+        Ok(Response::new(self.detail(&caller, &case).await?))
+    }
+
+    async fn resolve(&self, request: Request<v1::ResolveRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("Resolve", &[Role::Inspector])?;
+        let req = request.into_inner();
+        let disposition =
+            v1::Disposition::try_from(req.disposition).ok().and_then(|d| Disposition::parse(d.as_str_name())).ok_or_else(|| {
+                bad_request("disposition", "one of NO_FAULT, RECTIFY, EFFICIENCY_WARNING, CRITICISM, ADMONITION, REFERRED".into())
+            })?;
+        let who = caller.subject.clone();
+        let case = self
+            .store
+            .change(req.case_id, now(), &caller.subject, caller.role.as_str(), "RESOLVE", |s| {
+                workflow::resolve(req.case_id, s, &who, disposition, &req.reason, &req.responsible_actor)
+            })
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(self.case_message(&case)))
+    }
+
+    type WatchCasesStream = CaseStream;
+
+    async fn watch_cases(&self, request: Request<v1::WatchCasesRequest>) -> Result<Response<CaseStream>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("WatchCases", &READERS)?;
+        let after = request.into_inner().after_seq;
+        let mut seq = if after < 0 { *self.store.appended.borrow() } else { after };
+        let (tx, rx) = mpsc::channel(256);
+        let api = self.clone();
+        tokio::spawn(async move {
+            let mut appended = api.store.appended.subscribe();
+            loop {
+                let page = match api.store.audit_entries(seq, None, 500).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(Err(status_of(e))).await;
+                        return;
+                    }
+                };
+                if page.is_empty() {
+                    tokio::select! {
+                        changed = appended.changed() => if changed.is_err() { return },
+                        _ = tx.closed() => return,
+                    }
+                    continue;
+                }
+                for e in page {
+                    seq = e.seq;
+                    let Ok(case) = api.store.case(e.case_id).await else { continue };
+                    if caller.check_department("", &case.department_code).is_err() {
+                        continue;
+                    }
+                    let update = v1::CaseUpdate { entry: Some(api.entry_message(&e)), case: Some(api.case_message(&case)) };
+                    if tx.send(Ok(update)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx)) as CaseStream))
+    }
+
+    async fn list_audit_entries(
+        &self,
+        request: Request<v1::ListAuditEntriesRequest>,
+    ) -> Result<Response<v1::ListAuditEntriesResponse>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("ListAuditEntries", &[Role::Auditor, Role::Inspector])?;
+        let req = request.into_inner();
+        let limit = if req.limit == 0 { 1000 } else { i64::from(req.limit.min(10_000)) };
+        let entries = self.store.audit_entries(req.after_seq, req.case_id, limit).await.map_err(status_of)?;
+        Ok(Response::new(v1::ListAuditEntriesResponse { entries: entries.iter().map(|e| self.entry_message(e)).collect() }))
+    }
+
+    async fn verify_audit(&self, request: Request<v1::VerifyAuditRequest>) -> Result<Response<v1::VerifyAuditResponse>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("VerifyAudit", &[Role::Auditor, Role::Inspector])?;
+        Ok(Response::new(match self.store.verify_audit().await.map_err(status_of)? {
+            Ok(n) => v1::VerifyAuditResponse { ok: true, entries: n, bad_seq: None, problem: String::new() },
+            Err(b) => v1::VerifyAuditResponse { ok: false, entries: 0, bad_seq: Some(b.seq), problem: b.to_string() },
+        }))
+    }
+}
+
+/// The wire form of a report.
+pub fn report_message(r: &stats::Report, generated_at: String) -> v1::StatsReport {
+    v1::StatsReport {
+        period: r.period.clone(),
+        from: r.from.clone(),
+        to: r.to.clone(),
+        group_by: match r.group_by {
+            GroupBy::Department => "department".into(),
+            GroupBy::Service => "service".into(),
+        },
+        rows: r
+            .rows
+            .iter()
+            .map(|x| v1::StatsRow {
+                key: x.key.clone(),
+                name: x.name.clone(),
+                department_code: x.department_code.clone(),
+                received: x.received,
+                accepted: x.accepted,
+                decided: x.decided,
+                decided_on_time: x.decided_on_time,
+                decided_early: x.decided_early,
+                on_time_rate: x.on_time_rate,
+                early_rate: x.early_rate,
+                overdue_promised: x.overdue_promised,
+                overdue_statutory: x.overdue_statutory,
+                mean_working_days: x.mean_working_days,
+                p90_working_days: x.p90_working_days,
+                promised_share_used: x.promised_share_used,
+                warnings: x.warnings,
+                yellow: x.yellow,
+                red: x.red,
+                step_overdue: x.step_overdue,
+                late_report_share: x.late_report_share,
+                dispositions: x.dispositions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                repeat_offender_marks: x.repeat_offender_marks,
+                score: x.score,
+                rank: x.rank,
+            })
+            .collect(),
+        generated_at,
+    }
+}
+
+#[tonic::async_trait]
+impl StatsService for Api {
+    async fn get_stats(&self, request: Request<v1::GetStatsRequest>) -> Result<Response<v1::StatsReport>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        // The 绩效评估通报 is published to every department; aggregate figures only.
+        caller.require("GetStats", &Role::ALL)?;
+        let req = request.into_inner();
+        let period = stats::parse_period(&req.period, self.zone).map_err(|e| bad_request("period", e))?;
+        let group_by = GroupBy::parse(&req.group_by).map_err(|e| bad_request("group_by", e))?;
+        let report = stats::report(&self.store, &self.catalog, &period, group_by, &self.weights).await.map_err(status_of)?;
+        Ok(Response::new(report_message(&report, self.t(now()))))
+    }
+}

@@ -1,0 +1,430 @@
+//! Performance statistics (绩效评估, DOMAIN §7) per department or per service over a
+//! period, with the score and ranking; written as CSV, JSON or an HTML page with charts
+//! (the monthly and quarterly 绩效评估通报). Definitions: docs/statistics.md.
+
+use crate::store::{Store, StoreError};
+use crate::workflow::Disposition;
+use chrono::{Datelike, NaiveDate, TimeZone};
+use chrono_tz::Tz;
+use jiancha_core::Catalog;
+use serde::Serialize;
+use sqlx::Row as _;
+use std::collections::BTreeMap;
+
+/// The score's weights (the `[accountability.weights]` configuration).
+pub use jiancha_monitor::config::ScoreWeights as Weights;
+
+/// A period: `[from, to)` in milliseconds, and its label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Period {
+    /// As asked: `2025-03`, `2025-Q1`, `2025`, `2025-03-01..2025-03-15`.
+    pub label: String,
+    /// First day.
+    pub first: NaiveDate,
+    /// Day after the last.
+    pub end: NaiveDate,
+    /// Start instant.
+    pub from: i64,
+    /// End instant (exclusive).
+    pub to: i64,
+}
+
+/// Reads a period in the calendar's zone.
+pub fn parse_period(text: &str, tz: Tz) -> Result<Period, String> {
+    let bad =
+        || format!("period `{text}`: use 2025-03 (month), 2025-Q1 (quarter), 2025 (year) or 2025-03-01..2025-03-15 (days, both included)");
+    let date = |y: i32, m: u32, d: u32| NaiveDate::from_ymd_opt(y, m, d).ok_or_else(bad);
+    let (first, end) = if let Some((a, b)) = text.split_once("..") {
+        let a = NaiveDate::parse_from_str(a.trim(), "%Y-%m-%d").map_err(|_| bad())?;
+        let b = NaiveDate::parse_from_str(b.trim(), "%Y-%m-%d").map_err(|_| bad())?;
+        (a, b.succ_opt().ok_or_else(bad)?)
+    } else if let Some((y, q)) = text.split_once("-Q") {
+        let y: i32 = y.parse().map_err(|_| bad())?;
+        let q: u32 = q.parse().ok().filter(|q| (1..=4).contains(q)).ok_or_else(bad)?;
+        let first = date(y, 3 * q - 2, 1)?;
+        (first, if q == 4 { date(y + 1, 1, 1)? } else { date(y, 3 * q + 1, 1)? })
+    } else if let Some((y, m)) = text.split_once('-') {
+        let y: i32 = y.parse().map_err(|_| bad())?;
+        let m: u32 = m.parse().ok().filter(|m| (1..=12).contains(m)).ok_or_else(bad)?;
+        (date(y, m, 1)?, if m == 12 { date(y + 1, 1, 1)? } else { date(y, m + 1, 1)? })
+    } else {
+        let y: i32 = text.parse().map_err(|_| bad())?;
+        (date(y, 1, 1)?, date(y + 1, 1, 1)?)
+    };
+    if end <= first {
+        return Err(bad());
+    }
+    let instant =
+        |d: NaiveDate| tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default()).earliest().map_or(0, |t| t.timestamp_millis());
+    Ok(Period { label: text.to_owned(), first, end, from: instant(first), to: instant(end) })
+}
+
+/// Group by department or by service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// 部门.
+    Department,
+    /// 事项.
+    Service,
+}
+
+impl GroupBy {
+    /// From `department` / `service`.
+    pub fn parse(s: &str) -> Result<GroupBy, String> {
+        match s {
+            "" | "department" => Ok(GroupBy::Department),
+            "service" => Ok(GroupBy::Service),
+            other => Err(format!("group_by `{other}`: department or service")),
+        }
+    }
+}
+
+/// One row of a report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct Row {
+    pub key: String,
+    pub name: String,
+    pub department_code: String,
+    pub received: u64,
+    pub accepted: u64,
+    pub decided: u64,
+    pub decided_on_time: u64,
+    pub decided_early: u64,
+    pub on_time_rate: f64,
+    pub early_rate: f64,
+    pub overdue_promised: u64,
+    pub overdue_statutory: u64,
+    pub mean_working_days: f64,
+    pub p90_working_days: f64,
+    pub promised_share_used: f64,
+    pub warnings: u64,
+    pub yellow: u64,
+    pub red: u64,
+    pub step_overdue: u64,
+    pub late_report_share: f64,
+    pub dispositions: BTreeMap<String, u64>,
+    pub repeat_offender_marks: u64,
+    pub score: f64,
+    pub rank: u32,
+    #[serde(skip)]
+    used: Vec<f64>,
+    #[serde(skip)]
+    shares: Vec<f64>,
+    #[serde(skip)]
+    late_items: u64,
+}
+
+/// A report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// The period as asked.
+    pub period: String,
+    /// First day.
+    pub from: String,
+    /// Last day.
+    pub to: String,
+    /// Grouping.
+    pub group_by: GroupBy,
+    /// One row per department or service, by rank.
+    pub rows: Vec<Row>,
+}
+
+fn in_period(t: Option<i64>, p: &Period) -> bool {
+    t.is_some_and(|t| t >= p.from && t < p.to)
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Computes the report of `period` grouped by `group_by`.
+pub async fn report(store: &Store, catalog: &Catalog, period: &Period, group_by: GroupBy, weights: &Weights) -> Result<Report, StoreError> {
+    let pool = store.pool();
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let key_of = |department: &str, service: Option<&str>| -> String {
+        match group_by {
+            GroupBy::Department => department.to_owned(),
+            GroupBy::Service => service.unwrap_or("(unknown)").to_owned(),
+        }
+    };
+    fn row<'a>(rows: &'a mut BTreeMap<String, Row>, key: String, department: &str) -> &'a mut Row {
+        rows.entry(key.clone()).or_insert_with(|| Row { key, department_code: department.to_owned(), ..Row::default() })
+    }
+
+    let items = sqlx::query(
+        "SELECT department_code, service_code, submitted_at, accepted_at, decided_at, promised_days, used_days, promised_met, late_reports \
+         FROM items WHERE (submitted_at >= $1 AND submitted_at < $2) OR (accepted_at >= $1 AND accepted_at < $2) \
+         OR (decided_at >= $1 AND decided_at < $2)",
+    )
+    .bind(period.from)
+    .bind(period.to)
+    .fetch_all(pool)
+    .await?;
+    for r in &items {
+        let department: String = r.try_get("department_code")?;
+        let service: Option<String> = r.try_get("service_code")?;
+        let x = row(&mut rows, key_of(&department, service.as_deref()), &department);
+        let submitted: Option<i64> = r.try_get("submitted_at")?;
+        if in_period(submitted, period) {
+            x.received += 1;
+            if r.try_get::<i64, _>("late_reports")? > 0 {
+                x.late_items += 1;
+            }
+        }
+        if in_period(r.try_get("accepted_at")?, period) {
+            x.accepted += 1;
+        }
+        if in_period(r.try_get("decided_at")?, period) {
+            x.decided += 1;
+            let promised: Option<f64> = r.try_get("promised_days")?;
+            let used: Option<f64> = r.try_get("used_days")?;
+            let met = r.try_get::<Option<i64>, _>("promised_met")? == Some(1);
+            if met {
+                x.decided_on_time += 1;
+            }
+            if let Some(u) = used {
+                x.used.push(u);
+                if let Some(p) = promised.filter(|p| *p > 0.0) {
+                    x.shares.push(u / p);
+                    if met && u <= p - 1.0 {
+                        x.decided_early += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    let alerts = sqlx::query(
+        "SELECT department_code, service_code, kind, level FROM alerts WHERE status = 'FIRED' AND triggered_at >= $1 AND triggered_at < $2 \
+         AND department_code IS NOT NULL",
+    )
+    .bind(period.from)
+    .bind(period.to)
+    .fetch_all(pool)
+    .await?;
+    for r in &alerts {
+        let department: String = r.try_get("department_code")?;
+        let service: Option<String> = r.try_get("service_code")?;
+        let kind: String = r.try_get("kind")?;
+        let level: String = r.try_get("level")?;
+        let x = row(&mut rows, key_of(&department, service.as_deref()), &department);
+        match level.as_str() {
+            "WARNING" => x.warnings += 1,
+            "YELLOW" => x.yellow += 1,
+            "RED" => x.red += 1,
+            _ => {}
+        }
+        match kind.as_str() {
+            "PROMISED_OVERDUE" => x.overdue_promised += 1,
+            "STATUTORY_OVERDUE" => x.overdue_statutory += 1,
+            "STEP_OVERDUE" => x.step_overdue += 1,
+            _ => {}
+        }
+    }
+
+    let cases = sqlx::query(
+        "SELECT department_code, service_code, disposition, repeat_department, repeat_actor FROM cases \
+         WHERE status = 'RESOLVED' AND resolved_at >= $1 AND resolved_at < $2",
+    )
+    .bind(period.from)
+    .bind(period.to)
+    .fetch_all(pool)
+    .await?;
+    for r in &cases {
+        let department: String = r.try_get("department_code")?;
+        let service: Option<String> = r.try_get("service_code")?;
+        let x = row(&mut rows, key_of(&department, service.as_deref()), &department);
+        if let Some(d) = r.try_get::<Option<String>, _>("disposition")? {
+            *x.dispositions.entry(d).or_default() += 1;
+        }
+        x.repeat_offender_marks += (r.try_get::<i64, _>("repeat_department")? + r.try_get::<i64, _>("repeat_actor")?) as u64;
+    }
+
+    let mut out: Vec<Row> = rows.into_values().collect();
+    for x in &mut out {
+        x.name = match group_by {
+            GroupBy::Department => x.key.clone(),
+            GroupBy::Service => catalog.get(&x.key).map_or_else(|| x.key.clone(), |s| s.name.to_string()),
+        };
+        for d in Disposition::ALL {
+            x.dispositions.entry(d.as_str().to_owned()).or_default();
+        }
+        x.on_time_rate = ratio(x.decided_on_time, x.decided);
+        x.early_rate = ratio(x.decided_early, x.decided);
+        x.used.sort_by(f64::total_cmp);
+        x.mean_working_days = if x.used.is_empty() { 0.0 } else { x.used.iter().sum::<f64>() / x.used.len() as f64 };
+        x.p90_working_days = percentile(&x.used, 0.9);
+        x.promised_share_used = if x.shares.is_empty() { 0.0 } else { x.shares.iter().sum::<f64>() / x.shares.len() as f64 };
+        x.late_report_share = ratio(x.late_items, x.received);
+        let penalty = weights.step_overdue * x.step_overdue as f64
+            + weights.yellow * x.yellow as f64
+            + weights.red * x.red as f64
+            + weights.repeat_offender * x.repeat_offender_marks as f64;
+        x.score = (weights.base - penalty * 100.0 / x.decided.max(1) as f64).clamp(0.0, weights.base);
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.on_time_rate.total_cmp(&a.on_time_rate)).then(a.key.cmp(&b.key)));
+    for (i, x) in out.iter_mut().enumerate() {
+        x.rank = i as u32 + 1;
+    }
+    let last = period.end.pred_opt().unwrap_or(period.end);
+    Ok(Report { period: period.label.clone(), from: period.first.to_string(), to: last.to_string(), group_by, rows: out })
+}
+
+const CSV_HEADER: &str = "rank,key,name,department_code,received,accepted,decided,decided_on_time,on_time_rate,decided_early,early_rate,\
+overdue_promised,overdue_statutory,mean_working_days,p90_working_days,promised_share_used,warnings,yellow,red,step_overdue,\
+late_report_share,no_fault,rectify,efficiency_warning,criticism,admonition,referred,repeat_offender_marks,score";
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+}
+
+impl Report {
+    /// CSV, one row per department or service, by rank.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from(CSV_HEADER);
+        out.push('\n');
+        for x in &self.rows {
+            let d = |k: &str| x.dispositions.get(k).copied().unwrap_or(0);
+            out += &format!(
+                "{},{},{},{},{},{},{},{},{:.4},{},{:.4},{},{},{:.2},{:.2},{:.4},{},{},{},{},{:.4},{},{},{},{},{},{},{},{:.2}\n",
+                x.rank,
+                csv_field(&x.key),
+                csv_field(&x.name),
+                csv_field(&x.department_code),
+                x.received,
+                x.accepted,
+                x.decided,
+                x.decided_on_time,
+                x.on_time_rate,
+                x.decided_early,
+                x.early_rate,
+                x.overdue_promised,
+                x.overdue_statutory,
+                x.mean_working_days,
+                x.p90_working_days,
+                x.promised_share_used,
+                x.warnings,
+                x.yellow,
+                x.red,
+                x.step_overdue,
+                x.late_report_share,
+                d("NO_FAULT"),
+                d("RECTIFY"),
+                d("EFFICIENCY_WARNING"),
+                d("CRITICISM"),
+                d("ADMONITION"),
+                d("REFERRED"),
+                x.repeat_offender_marks,
+                x.score
+            );
+        }
+        out
+    }
+
+    /// The page of the 绩效评估通报: a ranking table and bar charts (inline SVG, no scripts).
+    pub fn to_html(&self) -> String {
+        let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let by = if self.group_by == GroupBy::Department { "部门" } else { "事项" };
+        let bars = |title: &str, value: &dyn Fn(&Row) -> f64, max: f64, fmt: &dyn Fn(f64) -> String| {
+            let h = 22 * self.rows.len() + 30;
+            let mut svg = format!("<h2>{title}</h2><svg width=\"720\" height=\"{h}\" role=\"img\" aria-label=\"{title}\">");
+            for (i, x) in self.rows.iter().enumerate() {
+                let y = 20 + 22 * i;
+                let w = if max > 0.0 { (value(x) / max * 480.0).max(0.0) } else { 0.0 };
+                svg += &format!(
+                    "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"180\" y=\"{}\" width=\"{w:.1}\" height=\"16\" fill=\"#b22\"/>\
+                     <text x=\"{:.1}\" y=\"{}\" font-size=\"12\">{}</text>",
+                    y + 12,
+                    esc(&x.name),
+                    y,
+                    186.0 + w,
+                    y + 12,
+                    fmt(value(x))
+                );
+            }
+            svg + "</svg>"
+        };
+        let mut page = format!(
+            "<!doctype html><html lang=\"zh\"><meta charset=\"utf-8\"><title>绩效评估通报 {p}</title>\
+             <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:2px 6px;text-align:right}}</style>\
+             <h1>行政审批绩效评估通报（{p}，{from} 至 {to}，按{by}）</h1>\
+             <table><tr><th>排名</th><th>{by}</th><th>收件</th><th>受理</th><th>办结</th><th>按时办结率</th><th>提前办结率</th><th>超承诺时限</th><th>超法定时限</th>\
+             <th>平均用时(工作日)</th><th>P90用时</th><th>承诺时限使用率</th><th>预警</th><th>黄牌</th><th>红牌</th><th>迟报率</th><th>屡犯标记</th><th>得分</th></tr>",
+            p = esc(&self.period),
+            from = self.from,
+            to = self.to,
+        );
+        for x in &self.rows {
+            page += &format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.1}%</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}%</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{}</td><td>{:.2}</td></tr>",
+                x.rank,
+                esc(&x.name),
+                x.received,
+                x.accepted,
+                x.decided,
+                x.on_time_rate * 100.0,
+                x.early_rate * 100.0,
+                x.overdue_promised,
+                x.overdue_statutory,
+                x.mean_working_days,
+                x.p90_working_days,
+                x.promised_share_used * 100.0,
+                x.warnings,
+                x.yellow,
+                x.red,
+                x.late_report_share * 100.0,
+                x.repeat_offender_marks,
+                x.score
+            );
+        }
+        page += "</table>";
+        page += &bars("得分", &|x| x.score, 100.0, &|v| format!("{v:.1}"));
+        page += &bars("按时办结率", &|x| x.on_time_rate, 1.0, &|v| format!("{:.1}%", v * 100.0));
+        let max_alerts = self.rows.iter().map(|x| (x.yellow + x.red) as f64).fold(0.0, f64::max);
+        page += &bars("黄牌与红牌", &|x| (x.yellow + x.red) as f64, max_alerts, &|v| format!("{v:.0}"));
+        page + "<p>评分：基础分100，每百件办结扣：环节超时1分、黄牌2分、红牌5分、屡犯标记10分（权重可配置）。</p></html>\n"
+    }
+}
+
+/// The month or quarter a date is in, as a period label (for defaults).
+pub fn month_label(d: NaiveDate) -> String {
+    format!("{:04}-{:02}", d.year(), d.month())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_parse_in_the_calendar_zone() {
+        let tz: Tz = "Asia/Shanghai".parse().unwrap();
+        let m = parse_period("2025-03", tz).unwrap();
+        assert_eq!((m.first.to_string(), m.end.to_string()), ("2025-03-01".into(), "2025-04-01".into()));
+        assert_eq!(m.from, jiancha_core::Timestamp::parse_rfc3339("2025-03-01T00:00:00+08:00").unwrap().0);
+        let q = parse_period("2025-Q4", tz).unwrap();
+        assert_eq!((q.first.to_string(), q.end.to_string()), ("2025-10-01".into(), "2026-01-01".into()));
+        let r = parse_period("2025-03-01..2025-03-15", tz).unwrap();
+        assert_eq!(r.end.to_string(), "2025-03-16");
+        assert!(parse_period("2025-13", tz).is_err());
+        assert!(parse_period("March", tz).unwrap_err().contains("2025-Q1"));
+    }
+
+    #[test]
+    fn nearest_rank_percentile() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        assert_eq!(percentile(&v, 0.9), 9.0);
+        assert_eq!(percentile(&[4.0], 0.9), 4.0);
+        assert_eq!(percentile(&[], 0.9), 0.0);
+    }
+}
