@@ -2,6 +2,7 @@
 //! same engine from `jiancha-core`. The binary is `src/main.rs`; this library lets the
 //! workspace tests run the same CLI as a separate process.
 
+mod accountability;
 mod demo;
 mod grpc;
 mod live;
@@ -31,6 +32,12 @@ pub enum Command {
     Monitor(live::MonitorArgs),
     /// The gRPC gateway: event ingest, item timelines, live alerts, catalog (TLS, JWT roles).
     Gateway(grpc::GatewayArgs),
+    /// The accountability queue: cases from alerts, 督办, audit log, statistics, over gRPC.
+    Accountability(accountability::ServeArgs),
+    /// The audit log of the accountability queue.
+    Audit(accountability::AuditArgs),
+    /// The performance report (绩效评估通报) of a month, quarter, year or range of days.
+    Report(accountability::ReportArgs),
     /// Sign a bearer token for the gRPC services.
     Token(grpc::TokenArgs),
     /// Publish an events file (JSON lines) to the event topic.
@@ -55,6 +62,9 @@ pub fn main() -> ExitCode {
         Command::Produce(args) => live::produce(args),
         Command::Gateway(args) => grpc::gateway(args),
         Command::Token(args) => grpc::token(args),
+        Command::Accountability(args) => accountability::serve(args),
+        Command::Audit(args) => accountability::audit(args),
+        Command::Report(args) => accountability::report(args),
         Command::Alerts(args) => live::alerts(args),
         Command::Replay(args) => replay::run(args),
         Command::Simulate(args) => simulate::run(args),

@@ -121,7 +121,8 @@ pub fn up(args: UpArgs) -> Result<()> {
     let mut config = args.flags.config(None)?;
     config.grpc.listen = args.grpc_listen;
     let (config, gateway) = crate::grpc::up_gateway(config, &args.state_dir)?;
-    runtime()?.block_on(jiancha_monitor::up::up(config, args.kafka_bootstrap, !args.no_simulator, vec![gateway]))?;
+    let (config, accountability) = crate::accountability::up_accountability(config, &args.state_dir)?;
+    runtime()?.block_on(jiancha_monitor::up::up(config, args.kafka_bootstrap, !args.no_simulator, vec![gateway, accountability]))?;
     Ok(())
 }
 

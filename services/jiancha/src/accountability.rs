@@ -1,0 +1,236 @@
+//! `jiancha accountability`, `jiancha audit verify`, `jiancha report`, and the
+//! accountability service's part in `jiancha up`.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use jiancha_accountability::stats::{self, GroupBy};
+use jiancha_accountability::store::Store;
+use jiancha_monitor::config::MonitorConfig;
+use jiancha_monitor::up::Extra;
+use std::path::{Path, PathBuf};
+
+/// Settings shared by the accountability subcommands.
+#[derive(Args, Debug)]
+pub struct DbFlags {
+    /// Configuration (TOML; see docs/accountability.md).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// `postgres://user:password@host/db` or `sqlite://FILE` (else `accountability.database`, or JIANCHA_DATABASE).
+    #[arg(long)]
+    database: Option<String>,
+    /// The service catalog (service names, calendars); the demo catalog when absent.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// An extra calendar file (repeatable).
+    #[arg(long = "calendar")]
+    calendars: Vec<PathBuf>,
+}
+
+impl DbFlags {
+    fn config(&self) -> Result<MonitorConfig> {
+        let mut c = MonitorConfig::load(self.config.as_deref())?;
+        if let Some(d) = &self.database {
+            c.accountability.database = d.clone();
+        }
+        if let Some(v) = &self.catalog {
+            c.catalog = Some(v.clone());
+        }
+        if !self.calendars.is_empty() {
+            c.calendars = self.calendars.clone();
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  jiancha accountability --kafka-bootstrap kafka:9092 --database postgres://jiancha@db/jiancha --config /etc/jiancha/jiancha.toml
+  jiancha accountability --kafka-bootstrap 127.0.0.1:9092 --database sqlite://cases.db --plaintext --auth-secret-file jwt.secret
+
+Consumes jiancha.alerts (every YELLOW and RED alert opens one case; a retraction closes it)
+and jiancha.monitor.state (item figures for the statistics), escalates unreplied YELLOW
+cases after 5 working days (督办), and serves jiancha.v1.AccountabilityService and
+StatsService with the gateway's TLS and tokens. Migrations are applied at start.")]
+pub struct ServeArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long)]
+    kafka_bootstrap: Option<String>,
+    /// gRPC listen address.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Server certificate chain (PEM).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Serve without TLS (local use only; logged as a warning).
+    #[arg(long)]
+    plaintext: bool,
+    /// HS256 secret file for tokens.
+    #[arg(long)]
+    auth_secret_file: Option<PathBuf>,
+    /// Prometheus endpoint address.
+    #[arg(long)]
+    metrics_listen: Option<String>,
+    #[command(flatten)]
+    db: DbFlags,
+}
+
+pub fn serve(args: ServeArgs) -> Result<()> {
+    let mut c = args.db.config()?;
+    if let Some(v) = args.kafka_bootstrap {
+        c.kafka_bootstrap = v;
+    }
+    if let Some(v) = args.listen {
+        c.accountability.listen = v;
+    }
+    if args.tls_cert.is_some() {
+        c.grpc.tls_cert = args.tls_cert;
+    }
+    if args.tls_key.is_some() {
+        c.grpc.tls_key = args.tls_key;
+    }
+    c.grpc.plaintext |= args.plaintext;
+    if args.auth_secret_file.is_some() {
+        c.grpc.auth.secret_file = args.auth_secret_file;
+        c.grpc.auth.algorithm = "HS256".into();
+    }
+    if let Some(v) = args.metrics_listen {
+        c.metrics_listen = v;
+    }
+    c.validate()?;
+    crate::live::runtime()?.block_on(async move {
+        if !c.metrics_listen.is_empty() {
+            let addr = jiancha_monitor::telemetry::serve(&c.metrics_listen).map_err(anyhow::Error::msg)?;
+            println!("metrics: http://{addr}/metrics");
+        }
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let running = jiancha_accountability::service::start(c, shutdown).await?;
+        println!("accountability grpc: {}", running.addr);
+        jiancha_monitor::up::wait_for_signal().await;
+        let _ = stop.send(true);
+        running.wait().await?;
+        Ok(())
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    command: AuditCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Checks the audit log's hash chain and every case against its last entry; names the first bad entry.
+    Verify(DbFlags),
+}
+
+pub fn audit(args: AuditArgs) -> Result<()> {
+    let AuditCommand::Verify(db) = args.command;
+    let c = db.config()?;
+    let result = crate::live::runtime()?.block_on(async {
+        let store = Store::open(&c.accountability.database).await?;
+        store.verify_audit().await
+    })?;
+    match result {
+        Ok(n) => {
+            println!("audit log intact: {n} entries, every case matches its last entry");
+            Ok(())
+        }
+        Err(b) => bail!("audit log broken at {b}"),
+    }
+}
+
+/// Report formats.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    /// One row per department or service.
+    Csv,
+    /// The whole report.
+    Json,
+    /// A page with a ranking table and charts.
+    Html,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Examples:
+  jiancha report --period 2025-03 --format csv --database postgres://jiancha@db/jiancha
+  jiancha report --period 2025-Q1 --format html --output 2025-Q1.html
+  jiancha report --period 2025-03-01..2025-03-15 --group-by service --format json
+
+The 绩效评估通报 of DOMAIN §7: per department (or service) received, accepted, decided,
+on time, early, overdue, working days used (mean and p90), share of the promised limit
+used, alerts by level, LATE_REPORT share, dispositions, repeat-offender marks, score and rank.")]
+pub struct ReportArgs {
+    /// `2025-03` (month), `2025-Q1` (quarter), `2025` (year) or `2025-03-01..2025-03-15`.
+    #[arg(long)]
+    period: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    format: Format,
+    /// `department` or `service`.
+    #[arg(long, default_value = "department")]
+    group_by: String,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    db: DbFlags,
+}
+
+pub fn report(args: ReportArgs) -> Result<()> {
+    let c = args.db.config()?;
+    let (catalog, calendars) = jiancha_monitor::monitor::load_rules(c.catalog.as_ref(), &c.calendar_files())?;
+    let period = stats::parse_period(&args.period, calendars.default_calendar().tz()).map_err(anyhow::Error::msg)?;
+    let group_by = GroupBy::parse(&args.group_by).map_err(anyhow::Error::msg)?;
+    let started = std::time::Instant::now();
+    let report = crate::live::runtime()?.block_on(async {
+        let store = Store::open(&c.accountability.database).await?;
+        stats::report(&store, &catalog, &period, group_by, &c.accountability.weights).await
+    })?;
+    let text = match args.format {
+        Format::Csv => report.to_csv(),
+        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        Format::Html => report.to_html(),
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    eprintln!("report {} ({} rows) in {:.2} s", report.period, report.rows.len(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The accountability service inside `jiancha up`, on SQLite under `state_dir` (fresh
+/// each start, like the embedded broker), sharing the gateway's TLS and tokens.
+pub fn up_accountability(mut config: MonitorConfig, state_dir: &Path) -> Result<(MonitorConfig, Extra)> {
+    if config.accountability.database == MonitorConfig::default().accountability.database {
+        let file = state_dir.join("accountability.db");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+        }
+        config.accountability.database = format!("sqlite://{}", file.display());
+    }
+    let extra: Extra = Box::new(move |mut config: MonitorConfig, shutdown| {
+        Box::pin(async move {
+            let running = match jiancha_accountability::service::start(config.clone(), shutdown.clone()).await {
+                Ok(r) => r,
+                Err(jiancha_accountability::service::ServiceError::Config(e)) if e.contains("accountability.listen") => {
+                    config.accountability.listen = "127.0.0.1:0".into();
+                    jiancha_accountability::service::start(config.clone(), shutdown).await.map_err(|e| e.to_string())?
+                }
+                Err(e) => {
+                    eprintln!("jiancha: the accountability service could not start: {e}");
+                    return Err(e.to_string());
+                }
+            };
+            println!("accountability grpc: {} (cases in {})", running.addr, config.accountability.database);
+            running.wait().await.map_err(|e| e.to_string())
+        })
+    });
+    Ok((config, extra))
+}
