@@ -1,0 +1,356 @@
+//! AccountabilityService and StatsService over TLS with a real tonic client: the role
+//! of every caller on every method (DOMAIN §6), the workflow through the API, and the
+//! statistics of a scenario whose figures are computed by hand.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
+
+use futures::StreamExt;
+use jiancha_accountability::store::{Incoming, ItemFacts, Store};
+use jiancha_accountability::workflow::{self, Disposition};
+use jiancha_core::{Calendars, Catalog, Timestamp};
+use jiancha_gateway::auth::Role;
+use jiancha_monitor::config::MonitorConfig;
+use jiancha_proto::v1;
+use jiancha_proto::v1::accountability_service_client::AccountabilityServiceClient;
+use jiancha_proto::v1::stats_service_client::StatsServiceClient;
+use jiancha_scenarios::grpc::Bearer;
+use jiancha_scenarios::kafka::Scratch;
+use jiancha_scenarios::repo_root;
+use std::sync::Arc;
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic_types::StatusExt;
+
+const OWN: &str = "SCJG";
+const OTHER: &str = "ZRZY";
+
+fn at(text: &str) -> i64 {
+    Timestamp::parse_rfc3339(text).unwrap().0
+}
+
+fn rules() -> (Arc<Catalog>, Calendars) {
+    let calendars = Calendars::builtin();
+    let text = std::fs::read_to_string(repo_root().join("deploy/demo/catalog.toml")).unwrap();
+    (Arc::new(Catalog::from_toml(&text, &calendars).unwrap()), calendars)
+}
+
+fn alert(id: &str, item: &str, department: &str, service: &str, kind: v1::AlertKind, level: v1::Level, triggered: &str) -> v1::Alert {
+    v1::Alert {
+        alert_id: id.into(),
+        status: v1::AlertStatus::Fired as i32,
+        item_id: Some(item.into()),
+        service_code: Some(service.into()),
+        department_code: Some(department.into()),
+        kind: kind as i32,
+        level: level as i32,
+        triggered_at: triggered.into(),
+        event_id: None,
+        message: Some(v1::Bilingual { zh: "消息".into(), en: "message".into() }),
+        derivation: Some(v1::Bilingual { zh: "推导".into(), en: "derivation".into() }),
+    }
+}
+
+/// The API on a SQLite store, over TLS with the local tokens.
+struct Api {
+    rt: tokio::runtime::Runtime,
+    store: Arc<Store>,
+    _dir: Scratch,
+    local: jiancha_gateway::local::LocalSetup,
+    addr: std::net::SocketAddr,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Api {
+    fn start(name: &str) -> Api {
+        let dir = Scratch::new(name);
+        let local = jiancha_gateway::local::prepare(&dir.0.join("local"), "jiancha", &[OWN, OTHER], 3600).unwrap();
+        let mut config = MonitorConfig::default();
+        config.accountability.listen = "127.0.0.1:0".into();
+        config.grpc.tls_cert = Some(local.server_cert.clone());
+        config.grpc.tls_key = Some(local.server_key.clone());
+        config.grpc.auth.secret_file = Some(local.secret_file.clone());
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let (catalog, calendars) = rules();
+        let url = format!("sqlite://{}", dir.0.join("cases.db").display());
+        let (store, addr) = rt.block_on(async {
+            let store = Arc::new(Store::open(&url).await.unwrap());
+            let (addr, _server) = jiancha_accountability::service::serve_api(&config, store.clone(), catalog, &calendars, shutdown).await.unwrap();
+            (store, addr)
+        });
+        Api { rt, store, _dir: dir, local, addr, _stop: stop }
+    }
+
+    fn token(&self, role: Role, department: Option<&str>) -> String {
+        let (_, _, f) = self.local.tokens.iter().find(|(r, d, _)| *r == role && d.as_deref() == department).unwrap();
+        std::fs::read_to_string(f).unwrap()
+    }
+
+    fn channel(&self) -> Channel {
+        let ca = std::fs::read(&self.local.ca_cert).unwrap();
+        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name("localhost");
+        let endpoint = Channel::from_shared(format!("https://127.0.0.1:{}", self.addr.port())).unwrap().tls_config(tls).unwrap();
+        self.rt.block_on(endpoint.connect()).unwrap()
+    }
+
+    fn cases(&self, token: Option<String>) -> AccountabilityServiceClient<InterceptedService<Channel, Bearer>> {
+        AccountabilityServiceClient::with_interceptor(self.channel(), Bearer(token))
+    }
+
+    fn stats(&self, token: Option<String>) -> StatsServiceClient<InterceptedService<Channel, Bearer>> {
+        StatsServiceClient::with_interceptor(self.channel(), Bearer(token))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Who {
+    Nobody,
+    Forged,
+    Inspector,
+    Department,
+    Operator,
+    Auditor,
+}
+
+/// The code each method must give `who` acting on a case of `own` (true) or another department.
+fn expected(method: &str, who: Who, own: bool) -> Code {
+    let role = match who {
+        Who::Nobody | Who::Forged => return Code::Unauthenticated,
+        Who::Inspector => Role::Inspector,
+        Who::Department => Role::Department,
+        Who::Operator => Role::Operator,
+        Who::Auditor => Role::Auditor,
+    };
+    let allowed: &[Role] = match method {
+        "ListCases" | "GetCase" | "WatchCases" => &[Role::Inspector, Role::Department, Role::Auditor],
+        "Reply" => &[Role::Department],
+        "Assign" | "Resolve" => &[Role::Inspector],
+        "Comment" => &[Role::Inspector, Role::Department],
+        "ListAuditEntries" | "VerifyAudit" => &[Role::Inspector, Role::Auditor],
+        "GetStats" => &Role::ALL,
+        other => panic!("unknown method {other}"),
+    };
+    if !allowed.contains(&role) {
+        return Code::PermissionDenied;
+    }
+    let scoped = matches!(method, "ListCases" | "GetCase" | "Reply" | "Comment");
+    if role == Role::Department && scoped && !own { Code::PermissionDenied } else { Code::Ok }
+}
+
+#[test]
+fn every_method_checks_the_role_and_the_department() {
+    let api = Api::start("acc-authz");
+    let t = at("2025-03-03T10:00:00+08:00");
+    let (catalog, calendars) = rules();
+    // Plenty of fresh cases in both departments: every call that changes a case gets its own.
+    let mut batch = Vec::new();
+    for dept in [OWN, OTHER] {
+        for i in 0..80 {
+            let a = alert(&format!("{dept}-{i}"), &format!("{dept}-ITEM-{i}"), dept, "SCJG-001", v1::AlertKind::PromisedOverdue, v1::Level::Yellow, "2025-03-01T00:00:00+08:00");
+            let escalate_at = Some(jiancha_accountability::escalation_deadline(&catalog, &calendars, Some("SCJG-001"), t));
+            batch.push(Incoming { alert: a, published_at: t, escalate_at });
+        }
+    }
+    api.rt.block_on(api.store.ingest(&batch, t)).unwrap();
+    let case_ids = |dept: &str| -> Vec<i64> {
+        let f = jiancha_accountability::store::CaseFilter { department_code: Some(dept.into()), limit: 1000, ..Default::default() };
+        api.rt.block_on(api.store.cases(&f)).unwrap().iter().map(|c| c.case_id).collect()
+    };
+    let (mut own_cases, mut other_cases) = (case_ids(OWN).into_iter(), case_ids(OTHER).into_iter());
+
+    let methods = ["ListCases", "GetCase", "Reply", "Assign", "Comment", "Resolve", "WatchCases", "ListAuditEntries", "VerifyAudit", "GetStats"];
+    let whos = [Who::Nobody, Who::Forged, Who::Inspector, Who::Department, Who::Operator, Who::Auditor];
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for method in methods {
+        for who in whos {
+            for own in [true, false] {
+                n += 1;
+                let token = match who {
+                    Who::Nobody => None,
+                    Who::Forged => Some("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl".to_owned()),
+                    Who::Inspector => Some(api.token(Role::Inspector, None)),
+                    Who::Department => Some(api.token(Role::Department, Some(OWN))),
+                    Who::Operator => Some(api.token(Role::Operator, None)),
+                    Who::Auditor => Some(api.token(Role::Auditor, None)),
+                };
+                let dept = if own { OWN } else { OTHER };
+                let case_id = if own { own_cases.next() } else { other_cases.next() }.unwrap();
+                let (mut cases, mut stats) = (api.cases(token.clone()), api.stats(token));
+                let code = |r: Result<(), tonic::Status>| r.err().map_or(Code::Ok, |e| e.code());
+                let got = api.rt.block_on(async {
+                    match method {
+                        "ListCases" => code(cases.list_cases(v1::ListCasesRequest { department_code: Some(dept.into()), ..Default::default() }).await.map(drop)),
+                        "GetCase" => code(cases.get_case(v1::GetCaseRequest { case_id }).await.map(drop)),
+                        "Reply" => code(cases.reply(v1::ReplyRequest { case_id, explanation: "说明".into() }).await.map(drop)),
+                        "Assign" => code(cases.assign(v1::AssignRequest { case_id, inspector: "wang".into() }).await.map(drop)),
+                        "Comment" => code(cases.comment(v1::CommentRequest { case_id, text: "意见".into(), attachments: vec![] }).await.map(drop)),
+                        "Resolve" => code(
+                            cases
+                                .resolve(v1::ResolveRequest { case_id, disposition: v1::Disposition::Rectify as i32, reason: String::new(), responsible_actor: "张三".into() })
+                                .await
+                                .map(drop),
+                        ),
+                        "WatchCases" => code(cases.watch_cases(v1::WatchCasesRequest { after_seq: 0 }).await.map(drop)),
+                        "ListAuditEntries" => code(cases.list_audit_entries(v1::ListAuditEntriesRequest::default()).await.map(drop)),
+                        "VerifyAudit" => code(cases.verify_audit(v1::VerifyAuditRequest {}).await.map(drop)),
+                        "GetStats" => code(stats.get_stats(v1::GetStatsRequest { period: "2025-03".into(), group_by: String::new() }).await.map(drop)),
+                        other => panic!("{other}"),
+                    }
+                });
+                let want = expected(method, who, own);
+                if got != want {
+                    failures.push(format!("{method} as {who:?} on {dept}: expected {want:?}, got {got:?}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {n} cases wrong:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn an_inspector_works_a_case_through_the_api_and_watchers_see_each_step() {
+    let api = Api::start("acc-flow");
+    let t = at("2025-03-03T10:00:00+08:00");
+    let a = alert("flow-1", "SCJG-ITEM-1", OWN, "SCJG-001", v1::AlertKind::StatutoryOverdue, v1::Level::Red, "2025-03-01T00:00:00+08:00");
+    api.rt.block_on(api.store.ingest(&[Incoming { alert: a, published_at: t, escalate_at: None }], t)).unwrap();
+    let inspector = api.token(Role::Inspector, None);
+    let dept = api.token(Role::Department, Some(OWN));
+    let mut watcher = api.cases(Some(dept.clone()));
+    let mut stream = api.rt.block_on(watcher.watch_cases(v1::WatchCasesRequest { after_seq: 0 })).unwrap().into_inner();
+
+    let mut d = api.cases(Some(dept));
+    let mut i = api.cases(Some(inspector));
+    let replied = api.rt.block_on(d.reply(v1::ReplyRequest { case_id: 1, explanation: "已补办".into() })).unwrap().into_inner();
+    assert_eq!(replied.status, v1::CaseStatus::CaseReplied as i32);
+    let attachment = v1::AttachmentMeta { file_name: "整改报告.pdf".into(), media_type: "application/pdf".into(), size_bytes: 1024, sha256: "0f".repeat(32) };
+    let detail = api.rt.block_on(d.comment(v1::CommentRequest { case_id: 1, text: "附整改报告".into(), attachments: vec![attachment.clone()] })).unwrap().into_inner();
+    assert_eq!(detail.comments[0].attachments[0].file_name, "整改报告.pdf");
+    assert!(detail.audit.is_empty(), "a department does not read the audit log");
+    let bad = v1::AttachmentMeta { sha256: "xyz".into(), ..attachment };
+    let err = api.rt.block_on(d.comment(v1::CommentRequest { case_id: 1, text: "x".into(), attachments: vec![bad] })).unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(err.get_details_bad_request().unwrap().field_violations[0].field, "attachments[0].sha256");
+
+    let err = api
+        .rt
+        .block_on(i.resolve(v1::ResolveRequest { case_id: 1, disposition: v1::Disposition::NoFault as i32, reason: String::new(), responsible_actor: String::new() }))
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "NO_FAULT needs a reason");
+    let done = api
+        .rt
+        .block_on(i.resolve(v1::ResolveRequest { case_id: 1, disposition: v1::Disposition::Criticism as i32, reason: "超法定时限".into(), responsible_actor: "李四".into() }))
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.status, v1::CaseStatus::CaseResolved as i32);
+    assert_eq!(done.disposition, v1::Disposition::Criticism as i32);
+    let err = api.rt.block_on(i.resolve(v1::ResolveRequest { case_id: 1, disposition: v1::Disposition::Rectify as i32, ..Default::default() })).unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = api.rt.block_on(i.get_case(v1::GetCaseRequest { case_id: 99 })).unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    let actions: Vec<String> = api.rt.block_on(async {
+        let mut actions = Vec::new();
+        while actions.len() < 4 {
+            let u = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+            actions.push(u.entry.unwrap().action);
+        }
+        actions
+    });
+    assert_eq!(actions, ["OPEN", "REPLY", "COMMENT", "RESOLVE"]);
+    let verdict = api.rt.block_on(i.verify_audit(v1::VerifyAuditRequest {})).unwrap().into_inner();
+    assert!(verdict.ok, "{verdict:?}");
+    assert_eq!(verdict.entries, 4);
+}
+
+/// Items of a department decided in March 2025, with figures simple enough to check by hand.
+fn facts(id: &str, department: &str, submitted: &str, decided: Option<&str>, promised: f64, used: f64, met: Option<bool>, late: i64) -> ItemFacts {
+    ItemFacts {
+        item_id: id.into(),
+        department_code: department.into(),
+        service_code: Some(if department == "A" { "SCJG-001" } else { "ZJJ-001" }.into()),
+        submitted_at: Some(at(submitted)),
+        accepted_at: Some(at(submitted) + 3_600_000),
+        decided_at: decided.map(at),
+        closed: decided.is_some(),
+        promised_days: Some(promised),
+        used_days: Some(used),
+        promised_deadline: None,
+        promised_met: met,
+        statutory_deadline: None,
+        statutory_met: met,
+        late_reports: late,
+    }
+}
+
+#[test]
+fn statistics_match_figures_computed_by_hand() {
+    let api = Api::start("acc-stats");
+    let store = &api.store;
+    let t = at("2025-03-20T10:00:00+08:00");
+    let items = vec![
+        // Department A: 4 received in March (one in February, decided in March), 4 decided in March.
+        facts("A1", "A", "2025-03-03T09:00:00+08:00", Some("2025-03-07T10:00:00+08:00"), 10.0, 4.0, Some(true), 0),
+        facts("A2", "A", "2025-03-04T09:00:00+08:00", Some("2025-03-20T10:00:00+08:00"), 10.0, 9.5, Some(true), 1),
+        facts("A3", "A", "2025-03-05T09:00:00+08:00", Some("2025-03-28T10:00:00+08:00"), 10.0, 12.0, Some(false), 0),
+        facts("A4", "A", "2025-02-25T09:00:00+08:00", Some("2025-03-03T10:00:00+08:00"), 10.0, 2.0, Some(true), 0),
+        facts("A5", "A", "2025-03-25T09:00:00+08:00", None, 10.0, 1.0, None, 0),
+        // Department B: 2 received, 1 decided (late), a decision in April does not count.
+        facts("B1", "B", "2025-03-10T09:00:00+08:00", Some("2025-03-31T10:00:00+08:00"), 5.0, 6.0, Some(false), 1),
+        facts("B2", "B", "2025-03-11T09:00:00+08:00", Some("2025-04-02T10:00:00+08:00"), 5.0, 4.0, Some(true), 0),
+    ];
+    api.rt.block_on(store.upsert_items(&items, t)).unwrap();
+    let march = "2025-03-15T00:00:00+08:00";
+    let alerts = [
+        alert("a-w", "A1", "A", "SCJG-001", v1::AlertKind::StepOverdue, v1::Level::Warning, march),
+        alert("a-y", "A3", "A", "SCJG-001", v1::AlertKind::PromisedOverdue, v1::Level::Yellow, march),
+        alert("b-y", "B1", "B", "ZJJ-001", v1::AlertKind::PromisedOverdue, v1::Level::Yellow, march),
+        alert("b-r", "B1", "B", "ZJJ-001", v1::AlertKind::StatutoryOverdue, v1::Level::Red, march),
+        alert("b-april", "B2", "B", "ZJJ-001", v1::AlertKind::FeeIrregular, v1::Level::Red, "2025-04-01T10:00:00+08:00"),
+    ];
+    let batch: Vec<Incoming> = alerts.into_iter().map(|a| Incoming { alert: a, published_at: t, escalate_at: None }).collect();
+    api.rt.block_on(store.ingest(&batch, t)).unwrap();
+    let b_case = api.rt.block_on(store.case_of_alert("b-r")).unwrap().unwrap().case_id;
+    api.rt.block_on(store.change(b_case, t, "insp", "INSPECTOR", "RESOLVE", |s| workflow::resolve(b_case, s, "insp", Disposition::Criticism, "", "赵六"))).unwrap();
+
+    let mut client = api.stats(Some(api.token(Role::Inspector, None)));
+    let report = api.rt.block_on(client.get_stats(v1::GetStatsRequest { period: "2025-03".into(), group_by: "department".into() })).unwrap().into_inner();
+    assert_eq!((report.from.as_str(), report.to.as_str()), ("2025-03-01", "2025-03-31"));
+    let row = |k: &str| report.rows.iter().find(|r| r.key == k).unwrap().clone();
+    let a = row("A");
+    assert_eq!((a.received, a.accepted, a.decided), (4, 4, 4), "{a:?}");
+    assert_eq!((a.decided_on_time, a.decided_early), (3, 2), "A1 and A4 had a working day to spare; A2 did not");
+    assert!((a.on_time_rate - 0.75).abs() < 1e-9);
+    // Used days 4, 9.5, 12, 2: mean 6.875, p90 (nearest rank: ceil(3.6) = 4th of 4) 12.
+    assert!((a.mean_working_days - 6.875).abs() < 1e-9, "{}", a.mean_working_days);
+    assert!((a.p90_working_days - 12.0).abs() < 1e-9);
+    assert!((a.promised_share_used - 0.6875).abs() < 1e-9);
+    assert_eq!((a.warnings, a.yellow, a.red, a.step_overdue, a.overdue_promised), (1, 1, 0, 1, 1));
+    assert!((a.late_report_share - 0.25).abs() < 1e-9, "A2 of 4 received");
+    // Score: 100 − (1×1 step + 2×1 yellow) × 100 / 4 decided = 25.
+    assert!((a.score - 25.0).abs() < 1e-9, "{}", a.score);
+    let b = row("B");
+    assert_eq!((b.received, b.decided, b.decided_on_time), (2, 1, 0));
+    assert_eq!((b.yellow, b.red, b.overdue_statutory), (1, 1, 1), "the April alert is not in March");
+    assert_eq!(b.dispositions["CRITICISM"], 1);
+    // Score: 100 − (2×1 + 5×1) × 100 / 1 → below 0, shown as 0.
+    assert_eq!(b.score, 0.0);
+    assert_eq!((a.rank, b.rank), (1, 2));
+
+    // The same figures as CSV (the monthly publication).
+    let (catalog, calendars) = rules();
+    let period = jiancha_accountability::stats::parse_period("2025-03", calendars.default_calendar().tz()).unwrap();
+    let r = api
+        .rt
+        .block_on(jiancha_accountability::stats::report(store, &catalog, &period, jiancha_accountability::stats::GroupBy::Department, &Default::default()))
+        .unwrap();
+    let csv = r.to_csv();
+    assert!(csv.lines().nth(1).unwrap().starts_with("1,A,A,A,4,4,4,3,0.7500,2,0.5000,1,0,6.88,12.00,0.6875,1,1,0,1,0.2500,"), "{csv}");
+    assert!(r.to_html().contains("绩效评估通报"));
+    let by_service = api
+        .rt
+        .block_on(jiancha_accountability::stats::report(store, &catalog, &period, jiancha_accountability::stats::GroupBy::Service, &Default::default()))
+        .unwrap();
+    assert_eq!(by_service.rows.iter().find(|r| r.key == "SCJG-001").unwrap().name, "食品经营许可");
+}
