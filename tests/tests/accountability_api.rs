@@ -76,7 +76,8 @@ impl Api {
         let url = format!("sqlite://{}", dir.0.join("cases.db").display());
         let (store, addr) = rt.block_on(async {
             let store = Arc::new(Store::open(&url).await.unwrap());
-            let (addr, _server) = jiancha_accountability::service::serve_api(&config, store.clone(), catalog, &calendars, shutdown).await.unwrap();
+            let (addr, _server) =
+                jiancha_accountability::service::serve_api(&config, store.clone(), catalog, &calendars, shutdown).await.unwrap();
             (store, addr)
         });
         Api { rt, store, _dir: dir, local, addr, _stop: stop }
@@ -147,7 +148,15 @@ fn every_method_checks_the_role_and_the_department() {
     let mut batch = Vec::new();
     for dept in [OWN, OTHER] {
         for i in 0..80 {
-            let a = alert(&format!("{dept}-{i}"), &format!("{dept}-ITEM-{i}"), dept, "SCJG-001", v1::AlertKind::PromisedOverdue, v1::Level::Yellow, "2025-03-01T00:00:00+08:00");
+            let a = alert(
+                &format!("{dept}-{i}"),
+                &format!("{dept}-ITEM-{i}"),
+                dept,
+                "SCJG-001",
+                v1::AlertKind::PromisedOverdue,
+                v1::Level::Yellow,
+                "2025-03-01T00:00:00+08:00",
+            );
             let escalate_at = Some(jiancha_accountability::escalation_deadline(&catalog, &calendars, Some("SCJG-001"), t));
             batch.push(Incoming { alert: a, published_at: t, escalate_at });
         }
@@ -159,7 +168,8 @@ fn every_method_checks_the_role_and_the_department() {
     };
     let (mut own_cases, mut other_cases) = (case_ids(OWN).into_iter(), case_ids(OTHER).into_iter());
 
-    let methods = ["ListCases", "GetCase", "Reply", "Assign", "Comment", "Resolve", "WatchCases", "ListAuditEntries", "VerifyAudit", "GetStats"];
+    let methods =
+        ["ListCases", "GetCase", "Reply", "Assign", "Comment", "Resolve", "WatchCases", "ListAuditEntries", "VerifyAudit", "GetStats"];
     let whos = [Who::Nobody, Who::Forged, Who::Inspector, Who::Department, Who::Operator, Who::Auditor];
     let mut failures = Vec::new();
     let mut n = 0;
@@ -181,21 +191,35 @@ fn every_method_checks_the_role_and_the_department() {
                 let code = |r: Result<(), tonic::Status>| r.err().map_or(Code::Ok, |e| e.code());
                 let got = api.rt.block_on(async {
                     match method {
-                        "ListCases" => code(cases.list_cases(v1::ListCasesRequest { department_code: Some(dept.into()), ..Default::default() }).await.map(drop)),
+                        "ListCases" => code(
+                            cases
+                                .list_cases(v1::ListCasesRequest { department_code: Some(dept.into()), ..Default::default() })
+                                .await
+                                .map(drop),
+                        ),
                         "GetCase" => code(cases.get_case(v1::GetCaseRequest { case_id }).await.map(drop)),
                         "Reply" => code(cases.reply(v1::ReplyRequest { case_id, explanation: "说明".into() }).await.map(drop)),
                         "Assign" => code(cases.assign(v1::AssignRequest { case_id, inspector: "wang".into() }).await.map(drop)),
-                        "Comment" => code(cases.comment(v1::CommentRequest { case_id, text: "意见".into(), attachments: vec![] }).await.map(drop)),
+                        "Comment" => {
+                            code(cases.comment(v1::CommentRequest { case_id, text: "意见".into(), attachments: vec![] }).await.map(drop))
+                        }
                         "Resolve" => code(
                             cases
-                                .resolve(v1::ResolveRequest { case_id, disposition: v1::Disposition::Rectify as i32, reason: String::new(), responsible_actor: "张三".into() })
+                                .resolve(v1::ResolveRequest {
+                                    case_id,
+                                    disposition: v1::Disposition::Rectify as i32,
+                                    reason: String::new(),
+                                    responsible_actor: "张三".into(),
+                                })
                                 .await
                                 .map(drop),
                         ),
                         "WatchCases" => code(cases.watch_cases(v1::WatchCasesRequest { after_seq: 0 }).await.map(drop)),
                         "ListAuditEntries" => code(cases.list_audit_entries(v1::ListAuditEntriesRequest::default()).await.map(drop)),
                         "VerifyAudit" => code(cases.verify_audit(v1::VerifyAuditRequest {}).await.map(drop)),
-                        "GetStats" => code(stats.get_stats(v1::GetStatsRequest { period: "2025-03".into(), group_by: String::new() }).await.map(drop)),
+                        "GetStats" => {
+                            code(stats.get_stats(v1::GetStatsRequest { period: "2025-03".into(), group_by: String::new() }).await.map(drop))
+                        }
                         other => panic!("{other}"),
                     }
                 });
@@ -224,8 +248,17 @@ fn an_inspector_works_a_case_through_the_api_and_watchers_see_each_step() {
     let mut i = api.cases(Some(inspector));
     let replied = api.rt.block_on(d.reply(v1::ReplyRequest { case_id: 1, explanation: "已补办".into() })).unwrap().into_inner();
     assert_eq!(replied.status, v1::CaseStatus::CaseReplied as i32);
-    let attachment = v1::AttachmentMeta { file_name: "整改报告.pdf".into(), media_type: "application/pdf".into(), size_bytes: 1024, sha256: "0f".repeat(32) };
-    let detail = api.rt.block_on(d.comment(v1::CommentRequest { case_id: 1, text: "附整改报告".into(), attachments: vec![attachment.clone()] })).unwrap().into_inner();
+    let attachment = v1::AttachmentMeta {
+        file_name: "整改报告.pdf".into(),
+        media_type: "application/pdf".into(),
+        size_bytes: 1024,
+        sha256: "0f".repeat(32),
+    };
+    let detail = api
+        .rt
+        .block_on(d.comment(v1::CommentRequest { case_id: 1, text: "附整改报告".into(), attachments: vec![attachment.clone()] }))
+        .unwrap()
+        .into_inner();
     assert_eq!(detail.comments[0].attachments[0].file_name, "整改报告.pdf");
     assert!(detail.audit.is_empty(), "a department does not read the audit log");
     let bad = v1::AttachmentMeta { sha256: "xyz".into(), ..attachment };
@@ -235,17 +268,30 @@ fn an_inspector_works_a_case_through_the_api_and_watchers_see_each_step() {
 
     let err = api
         .rt
-        .block_on(i.resolve(v1::ResolveRequest { case_id: 1, disposition: v1::Disposition::NoFault as i32, reason: String::new(), responsible_actor: String::new() }))
+        .block_on(i.resolve(v1::ResolveRequest {
+            case_id: 1,
+            disposition: v1::Disposition::NoFault as i32,
+            reason: String::new(),
+            responsible_actor: String::new(),
+        }))
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "NO_FAULT needs a reason");
     let done = api
         .rt
-        .block_on(i.resolve(v1::ResolveRequest { case_id: 1, disposition: v1::Disposition::Criticism as i32, reason: "超法定时限".into(), responsible_actor: "李四".into() }))
+        .block_on(i.resolve(v1::ResolveRequest {
+            case_id: 1,
+            disposition: v1::Disposition::Criticism as i32,
+            reason: "超法定时限".into(),
+            responsible_actor: "李四".into(),
+        }))
         .unwrap()
         .into_inner();
     assert_eq!(done.status, v1::CaseStatus::CaseResolved as i32);
     assert_eq!(done.disposition, v1::Disposition::Criticism as i32);
-    let err = api.rt.block_on(i.resolve(v1::ResolveRequest { case_id: 1, disposition: v1::Disposition::Rectify as i32, ..Default::default() })).unwrap_err();
+    let err = api
+        .rt
+        .block_on(i.resolve(v1::ResolveRequest { case_id: 1, disposition: v1::Disposition::Rectify as i32, ..Default::default() }))
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     let err = api.rt.block_on(i.get_case(v1::GetCaseRequest { case_id: 99 })).unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -265,7 +311,16 @@ fn an_inspector_works_a_case_through_the_api_and_watchers_see_each_step() {
 }
 
 /// Items of a department decided in March 2025, with figures simple enough to check by hand.
-fn facts(id: &str, department: &str, submitted: &str, decided: Option<&str>, promised: f64, used: f64, met: Option<bool>, late: i64) -> ItemFacts {
+fn facts(
+    id: &str,
+    department: &str,
+    submitted: &str,
+    decided: Option<&str>,
+    promised: f64,
+    used: f64,
+    met: Option<bool>,
+    late: i64,
+) -> ItemFacts {
     ItemFacts {
         item_id: id.into(),
         department_code: department.into(),
@@ -312,10 +367,18 @@ fn statistics_match_figures_computed_by_hand() {
     let batch: Vec<Incoming> = alerts.into_iter().map(|a| Incoming { alert: a, published_at: t, escalate_at: None }).collect();
     api.rt.block_on(store.ingest(&batch, t)).unwrap();
     let b_case = api.rt.block_on(store.case_of_alert("b-r")).unwrap().unwrap().case_id;
-    api.rt.block_on(store.change(b_case, t, "insp", "INSPECTOR", "RESOLVE", |s| workflow::resolve(b_case, s, "insp", Disposition::Criticism, "", "赵六"))).unwrap();
+    api.rt
+        .block_on(store.change(b_case, t, "insp", "INSPECTOR", "RESOLVE", |s| {
+            workflow::resolve(b_case, s, "insp", Disposition::Criticism, "", "赵六")
+        }))
+        .unwrap();
 
     let mut client = api.stats(Some(api.token(Role::Inspector, None)));
-    let report = api.rt.block_on(client.get_stats(v1::GetStatsRequest { period: "2025-03".into(), group_by: "department".into() })).unwrap().into_inner();
+    let report = api
+        .rt
+        .block_on(client.get_stats(v1::GetStatsRequest { period: "2025-03".into(), group_by: "department".into() }))
+        .unwrap()
+        .into_inner();
     assert_eq!((report.from.as_str(), report.to.as_str()), ("2025-03-01", "2025-03-31"));
     let row = |k: &str| report.rows.iter().find(|r| r.key == k).unwrap().clone();
     let a = row("A");
@@ -343,14 +406,26 @@ fn statistics_match_figures_computed_by_hand() {
     let period = jiancha_accountability::stats::parse_period("2025-03", calendars.default_calendar().tz()).unwrap();
     let r = api
         .rt
-        .block_on(jiancha_accountability::stats::report(store, &catalog, &period, jiancha_accountability::stats::GroupBy::Department, &Default::default()))
+        .block_on(jiancha_accountability::stats::report(
+            store,
+            &catalog,
+            &period,
+            jiancha_accountability::stats::GroupBy::Department,
+            &Default::default(),
+        ))
         .unwrap();
     let csv = r.to_csv();
     assert!(csv.lines().nth(1).unwrap().starts_with("1,A,A,A,4,4,4,3,0.7500,2,0.5000,1,0,6.88,12.00,0.6875,1,1,0,1,0.2500,"), "{csv}");
     assert!(r.to_html().contains("绩效评估通报"));
     let by_service = api
         .rt
-        .block_on(jiancha_accountability::stats::report(store, &catalog, &period, jiancha_accountability::stats::GroupBy::Service, &Default::default()))
+        .block_on(jiancha_accountability::stats::report(
+            store,
+            &catalog,
+            &period,
+            jiancha_accountability::stats::GroupBy::Service,
+            &Default::default(),
+        ))
         .unwrap();
     assert_eq!(by_service.rows.iter().find(|r| r.key == "SCJG-001").unwrap().name, "食品经营许可");
 }
