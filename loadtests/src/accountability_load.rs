@@ -36,7 +36,7 @@ struct Args {
 const DEPARTMENTS: [&str; 8] = ["GAJ", "JTJ", "JYJ", "SCJG", "SHJ", "WJW", "ZJJ", "ZRZY"];
 
 fn alert(i: usize) -> v1::Alert {
-    let red = i % 4 == 0;
+    let red = i.is_multiple_of(4);
     v1::Alert {
         alert_id: format!("{i:032x}"),
         status: v1::AlertStatus::Fired as i32,
@@ -109,15 +109,15 @@ async fn main() -> Result<()> {
             service_code: Some(["SCJG-001", "ZJJ-001", "GAJ-001"][i % 3].into()),
             submitted_at: Some(submitted),
             accepted_at: Some(submitted + 3_600_000),
-            decided_at: (i % 5 != 0).then_some(submitted + (used as i64 + 1) * day),
-            closed: i % 5 != 0,
+            decided_at: (!i.is_multiple_of(5)).then_some(submitted + (used as i64 + 1) * day),
+            closed: !i.is_multiple_of(5),
             promised_days: Some(10.0),
             used_days: Some(used),
             promised_deadline: Some(submitted + 14 * day),
             promised_met: Some(used < 10.0),
             statutory_deadline: Some(submitted + 28 * day),
             statutory_met: Some(true),
-            late_reports: i64::from(i % 50 == 0),
+            late_reports: i64::from(i.is_multiple_of(50)),
         });
         if batch.len() == 5000 {
             store.upsert_items(&batch, t0).await?;

@@ -311,6 +311,7 @@ fn an_inspector_works_a_case_through_the_api_and_watchers_see_each_step() {
 }
 
 /// Items of a department decided in March 2025, with figures simple enough to check by hand.
+#[allow(clippy::too_many_arguments)]
 fn facts(
     id: &str,
     department: &str,

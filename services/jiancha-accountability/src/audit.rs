@@ -63,10 +63,9 @@ pub struct Break {
 
 /// Checks entries in `seq` order; returns how many were checked.
 pub fn verify(entries: impl IntoIterator<Item = Entry>) -> Result<u64, Break> {
-    let mut expected_seq = 1;
     let mut prev = GENESIS.to_owned();
     let mut n = 0;
-    for e in entries {
+    for (expected_seq, e) in (1i64..).zip(entries) {
         if e.seq != expected_seq {
             let problem = if e.seq > expected_seq {
                 format!("missing: the log jumps from entry {} to entry {} (entries removed)", expected_seq - 1, e.seq)
@@ -85,7 +84,6 @@ pub fn verify(entries: impl IntoIterator<Item = Entry>) -> Result<u64, Break> {
             return Err(Break { seq: e.seq, problem: "its contents do not match its hash (edited)".into() });
         }
         prev = e.hash;
-        expected_seq += 1;
         n += 1;
     }
     Ok(n)
