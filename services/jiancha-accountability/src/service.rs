@@ -99,14 +99,7 @@ pub async fn serve_api(
     let api = Api::new(store, catalog, calendars.default_calendar().tz(), config.accountability.weights.clone());
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
-    // Reflection v1 and v1alpha, as the gateway serves them.
-    let reflection_builder = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(jiancha_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection = reflection_builder().build_v1().map_err(|e| ServiceError::Config(format!("reflection: {e}")))?;
-    let reflection_alpha = reflection_builder().build_v1alpha().map_err(|e| ServiceError::Config(format!("reflection: {e}")))?;
+    let (reflection, reflection_alpha) = jiancha_gateway::reflection().map_err(|e| ServiceError::Config(e.to_string()))?;
     let mut builder = Server::builder().concurrency_limit_per_connection(1024).tcp_nodelay(true);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;

@@ -102,6 +102,26 @@ pub fn tls_config(config: &MonitorConfig) -> Result<Option<ServerTlsConfig>, Gat
     }
 }
 
+/// Server reflection, v1 and v1alpha (grpcurl, Postman and older clients ask for
+/// either), over every `jiancha.v1` file and the health service.
+#[allow(clippy::type_complexity)]
+pub fn reflection() -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
+    ),
+    GatewayError,
+> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(jiancha_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let v1 = builder().build_v1().map_err(|e| GatewayError::Config(format!("reflection: {e}")))?;
+    let v1alpha = builder().build_v1alpha().map_err(|e| GatewayError::Config(format!("reflection: {e}")))?;
+    Ok((v1, v1alpha))
+}
+
 /// An interceptor that authenticates every request and puts the [`auth::Caller`] in its extensions.
 pub fn auth_interceptor(
     authenticator: Arc<Authenticator>,
@@ -165,14 +185,7 @@ pub async fn start(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -
             }
         });
     }
-    // Reflection v1 and v1alpha: grpcurl, Postman and older clients ask for either.
-    let reflection_builder = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(jiancha_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection = reflection_builder().build_v1().map_err(|e| GatewayError::Config(format!("reflection: {e}")))?;
-    let reflection_alpha = reflection_builder().build_v1alpha().map_err(|e| GatewayError::Config(format!("reflection: {e}")))?;
+    let (reflection, reflection_alpha) = reflection()?;
 
     // No server-wide timeout: it would cut long SubmitStream and WatchAlerts streams.
     // A client's grpc-timeout is honoured by tonic; ingest bounds its wait for the broker.

@@ -59,21 +59,8 @@ pub struct ServeArgs {
     /// gRPC listen address.
     #[arg(long)]
     listen: Option<String>,
-    /// Server certificate chain (PEM).
-    #[arg(long)]
-    tls_cert: Option<PathBuf>,
-    /// Server private key (PEM).
-    #[arg(long)]
-    tls_key: Option<PathBuf>,
-    /// Serve without TLS (local use only; logged as a warning).
-    #[arg(long)]
-    plaintext: bool,
-    /// HS256 secret file for tokens.
-    #[arg(long)]
-    auth_secret_file: Option<PathBuf>,
-    /// Prometheus endpoint address.
-    #[arg(long)]
-    metrics_listen: Option<String>,
+    #[command(flatten)]
+    security: crate::grpc::SecurityFlags,
     #[command(flatten)]
     db: DbFlags,
 }
@@ -86,33 +73,12 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     if let Some(v) = args.listen {
         c.accountability.listen = v;
     }
-    if args.tls_cert.is_some() {
-        c.grpc.tls_cert = args.tls_cert;
-    }
-    if args.tls_key.is_some() {
-        c.grpc.tls_key = args.tls_key;
-    }
-    c.grpc.plaintext |= args.plaintext;
-    if args.auth_secret_file.is_some() {
-        c.grpc.auth.secret_file = args.auth_secret_file;
-        c.grpc.auth.algorithm = "HS256".into();
-    }
-    if let Some(v) = args.metrics_listen {
-        c.metrics_listen = v;
-    }
+    args.security.apply(&mut c);
     c.validate()?;
-    crate::live::runtime()?.block_on(async move {
-        if !c.metrics_listen.is_empty() {
-            let addr = jiancha_monitor::telemetry::serve(&c.metrics_listen).map_err(anyhow::Error::msg)?;
-            println!("metrics: http://{addr}/metrics");
-        }
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
+    crate::grpc::run_until_signal(c, |c, shutdown| async move {
         let running = jiancha_accountability::service::start(c, shutdown).await?;
         println!("accountability grpc: {}", running.addr);
-        jiancha_monitor::up::wait_for_signal().await;
-        let _ = stop.send(true);
-        running.wait().await?;
-        Ok(())
+        Ok(async move { running.wait().await.map_err(anyhow::Error::from) })
     })
 }
 

@@ -34,6 +34,14 @@ pub struct GatewayArgs {
     /// A calendar file (repeatable).
     #[arg(long = "calendar")]
     calendars: Vec<PathBuf>,
+    #[command(flatten)]
+    security: SecurityFlags,
+}
+
+/// TLS, tokens and metrics of a gRPC server (`gateway`, `accountability`); each overrides
+/// the `[grpc]` section of the configuration.
+#[derive(Args, Debug)]
+pub struct SecurityFlags {
     /// Server certificate chain (PEM).
     #[arg(long)]
     tls_cert: Option<PathBuf>,
@@ -57,6 +65,50 @@ pub struct GatewayArgs {
     metrics_listen: Option<String>,
 }
 
+impl SecurityFlags {
+    /// Puts the flags given over the configuration.
+    pub fn apply(self, c: &mut MonitorConfig) {
+        if self.tls_cert.is_some() {
+            c.grpc.tls_cert = self.tls_cert;
+        }
+        if self.tls_key.is_some() {
+            c.grpc.tls_key = self.tls_key;
+        }
+        if self.client_ca.is_some() {
+            c.grpc.client_ca = self.client_ca;
+        }
+        c.grpc.require_client_cert |= self.require_client_cert;
+        c.grpc.plaintext |= self.plaintext;
+        if self.auth_secret_file.is_some() {
+            c.grpc.auth.secret_file = self.auth_secret_file;
+            c.grpc.auth.algorithm = "HS256".into();
+        }
+        if let Some(v) = self.metrics_listen {
+            c.metrics_listen = v;
+        }
+    }
+}
+
+/// Serves metrics (when configured), runs `start`'s service until SIGINT/SIGTERM, then
+/// waits for it to stop.
+pub fn run_until_signal<S, W>(c: MonitorConfig, start: impl FnOnce(MonitorConfig, tokio::sync::watch::Receiver<bool>) -> S) -> Result<()>
+where
+    S: std::future::Future<Output = Result<W>>,
+    W: std::future::Future<Output = Result<()>>,
+{
+    crate::live::runtime()?.block_on(async move {
+        if !c.metrics_listen.is_empty() {
+            let addr = jiancha_monitor::telemetry::serve(&c.metrics_listen).map_err(anyhow::Error::msg)?;
+            println!("metrics: http://{addr}/metrics");
+        }
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let running = start(c, shutdown).await?;
+        jiancha_monitor::up::wait_for_signal().await;
+        let _ = stop.send(true);
+        running.await
+    })
+}
+
 pub fn gateway(args: GatewayArgs) -> Result<()> {
     let mut c = MonitorConfig::load(args.config.as_deref())?;
     if let Some(v) = args.kafka_bootstrap {
@@ -71,37 +123,12 @@ pub fn gateway(args: GatewayArgs) -> Result<()> {
     if !args.calendars.is_empty() {
         c.calendars = args.calendars;
     }
-    if args.tls_cert.is_some() {
-        c.grpc.tls_cert = args.tls_cert;
-    }
-    if args.tls_key.is_some() {
-        c.grpc.tls_key = args.tls_key;
-    }
-    if args.client_ca.is_some() {
-        c.grpc.client_ca = args.client_ca;
-    }
-    c.grpc.require_client_cert |= args.require_client_cert;
-    c.grpc.plaintext |= args.plaintext;
-    if args.auth_secret_file.is_some() {
-        c.grpc.auth.secret_file = args.auth_secret_file;
-        c.grpc.auth.algorithm = "HS256".into();
-    }
-    if let Some(v) = args.metrics_listen {
-        c.metrics_listen = v;
-    }
+    args.security.apply(&mut c);
     c.validate()?;
-    crate::live::runtime()?.block_on(async move {
-        if !c.metrics_listen.is_empty() {
-            let addr = jiancha_monitor::telemetry::serve(&c.metrics_listen).map_err(anyhow::Error::msg)?;
-            println!("metrics: http://{addr}/metrics");
-        }
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
+    run_until_signal(c, |c, shutdown| async move {
         let gateway = jiancha_gateway::start(c, shutdown).await?;
         println!("grpc: {}", gateway.addr);
-        jiancha_monitor::up::wait_for_signal().await;
-        let _ = stop.send(true);
-        gateway.wait().await?;
-        Ok(())
+        Ok(async move { gateway.wait().await.map_err(anyhow::Error::from) })
     })
 }
 

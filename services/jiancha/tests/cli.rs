@@ -62,3 +62,36 @@ fn a_bad_catalog_names_the_problem_and_fails() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("promised_days") && stderr.contains("service \"A\""), "{stderr}");
 }
+
+#[test]
+fn token_report_and_audit_verify_work_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("jiancha-cli-acc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("jwt.secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef").unwrap();
+    let s = secret.to_str().unwrap();
+
+    // A token: three base64url parts whose claims carry the role and department.
+    let out = jiancha(&["token", "--role", "DEPARTMENT", "--department", "SCJG", "--subject", "system:SCJG", "--secret-file", s]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(token.trim().split('.').count(), 3);
+    let out = jiancha(&["token", "--role", "DEPARTMENT", "--subject", "x", "--secret-file", s]);
+    assert!(!out.status.success(), "a DEPARTMENT token needs its department");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("department"));
+
+    // An empty store: the report has its header and no rows; the audit log is intact.
+    let db = format!("sqlite://{}", dir.join("cases.db").display());
+    let out = jiancha(&["report", "--period", "2025-03", "--format", "csv", "--database", &db]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.starts_with("rank,key,name,department_code,received,"), "{csv}");
+    assert_eq!(csv.lines().count(), 1);
+    let out = jiancha(&["report", "--period", "March", "--database", &db]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2025-Q1"), "the error shows the accepted forms");
+    let out = jiancha(&["audit", "verify", "--database", &db]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
