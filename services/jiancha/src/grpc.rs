@@ -98,7 +98,11 @@ where
 {
     crate::live::runtime()?.block_on(async move {
         if !c.metrics_listen.is_empty() {
-            let addr = jiancha_monitor::telemetry::serve(&c.metrics_listen).map_err(anyhow::Error::msg)?;
+            // The default port may be taken by a monitor on the same host: then any free port.
+            let default = c.metrics_listen == MonitorConfig::default().metrics_listen;
+            let addr = jiancha_monitor::telemetry::serve(&c.metrics_listen)
+                .or_else(|e| if default { jiancha_monitor::telemetry::serve("127.0.0.1:0") } else { Err(e) })
+                .map_err(anyhow::Error::msg)?;
             println!("metrics: http://{addr}/metrics");
         }
         let (stop, shutdown) = tokio::sync::watch::channel(false);
