@@ -392,6 +392,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_deployment_configuration_loads_and_validates() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/jiancha.example.toml");
+        let c = MonitorConfig::load(Some(&file)).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.grpc.auth.algorithm, "EdDSA");
+        assert_eq!(c.accountability.weights.red, 5.0);
+        assert_eq!(c.partitions, 12);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_durations_are_named() {
         let dir = std::env::temp_dir().join(format!("jiancha-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
