@@ -150,12 +150,21 @@ pub async fn start(config: MonitorConfig, shutdown: watch::Receiver<bool>) -> Re
 /// A database URL without its password, for logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
+        (Some(s), Some(at)) if at > s && url[s + 3..at].contains(':') => {
+            let user = url[s + 3..at].split(':').next().unwrap_or("");
             format!("{}{user}:***{}", &url[..s + 3], &url[at..])
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_not_logged() {
+        assert_eq!(super::redact("postgres://jiancha:s3cret@db/j"), "postgres://jiancha:***@db/j");
+        assert_eq!(super::redact("postgres://jiancha@db/j"), "postgres://jiancha@db/j");
+        assert_eq!(super::redact("sqlite://cases.db"), "sqlite://cases.db");
     }
 }
 

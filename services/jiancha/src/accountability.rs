@@ -194,7 +194,8 @@ pub fn up_accountability(mut config: MonitorConfig, state_dir: &Path) -> Result<
                     return Err(e.to_string());
                 }
             };
-            println!("accountability grpc: {} (cases in {})", running.addr, config.accountability.database);
+            let database = jiancha_accountability::service::redact(&config.accountability.database);
+            println!("accountability grpc: {} (cases in {database})", running.addr);
             running.wait().await.map_err(|e| e.to_string())
         })
     });
