@@ -158,16 +158,6 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_not_logged() {
-        assert_eq!(super::redact("postgres://jiancha:s3cret@db/j"), "postgres://jiancha:***@db/j");
-        assert_eq!(super::redact("postgres://jiancha@db/j"), "postgres://jiancha@db/j");
-        assert_eq!(super::redact("sqlite://cases.db"), "sqlite://cases.db");
-    }
-}
-
 /// 督办: checks for due escalations every `interval`.
 pub async fn escalation_clock(store: Arc<Store>, interval: Duration, shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
@@ -304,4 +294,14 @@ pub async fn consume(
     let _ = consumer.commit_consumer_state(CommitMode::Sync);
     info!("Accountability consumer stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_not_logged() {
+        assert_eq!(super::redact("postgres://jiancha:s3cret@db/j"), "postgres://jiancha:***@db/j");
+        assert_eq!(super::redact("postgres://jiancha@db/j"), "postgres://jiancha@db/j");
+        assert_eq!(super::redact("sqlite://cases.db"), "sqlite://cases.db");
+    }
 }

@@ -52,7 +52,9 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("JIANCHA_LOG").unwrap_or_else(|_| "info,rdkafka=warn,sqlx=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("JIANCHA_LOG").unwrap_or_else(|_| "info,rdkafka=warn,sqlx=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
