@@ -231,6 +231,22 @@ fn every_method_checks_the_role_and_the_department() {
         }
     }
     assert!(failures.is_empty(), "{} of {n} cases wrong:\n{}", failures.len(), failures.join("\n"));
+
+    // Contents, not only codes: a department's list and stream hold its own cases only.
+    let mut mine = api.cases(Some(api.token(Role::Department, Some(OWN))));
+    let listed = api.rt.block_on(mine.list_cases(v1::ListCasesRequest { page_size: 1000, ..Default::default() })).unwrap().into_inner();
+    assert!(!listed.cases.is_empty());
+    assert!(listed.cases.iter().all(|c| c.department_code == OWN));
+    let streamed: Vec<v1::CaseUpdate> = api.rt.block_on(async {
+        let mut stream = mine.watch_cases(v1::WatchCasesRequest { after_seq: 0 }).await.unwrap().into_inner();
+        let mut got = Vec::new();
+        while let Ok(Some(Ok(u))) = tokio::time::timeout(std::time::Duration::from_secs(2), stream.next()).await {
+            got.push(u);
+        }
+        got
+    });
+    assert!(streamed.len() >= 80, "{} updates", streamed.len());
+    assert!(streamed.iter().all(|u| u.case.as_ref().unwrap().department_code == OWN), "another department's case leaked");
 }
 
 #[test]

@@ -674,3 +674,42 @@ fn events_through_grpc_give_the_same_alerts_as_through_jiancha_produce() {
     assert!(via_produce.len() > 50, "{} alerts", via_produce.len());
     assert_eq!(via_grpc, via_produce);
 }
+
+#[test]
+fn a_department_sees_only_its_own_items_and_alerts() {
+    let _g = serial();
+    let s = Stack::start("grpc-scope", |_| {});
+    let own = s.token(Role::Department, Some(OWN));
+    let other = s.token(Role::Department, Some(OTHER));
+    for i in 0..3 {
+        overdue_item(&s, &own, &format!("MINE-{i}"), OWN);
+        overdue_item(&s, &other, &format!("THEIRS-{i}"), OTHER);
+    }
+    s.wait_for_item("MINE-2");
+    s.wait_for_item("THEIRS-2");
+    // Every alert of both departments is on the topic before the department looks.
+    let all = settled_alerts(&s);
+    assert!(all.len() >= 6);
+
+    let mut monitor = s.monitor(Some(own));
+    let list = s.rt.block_on(monitor.list_items(v1::ListItemsRequest::default())).unwrap().into_inner();
+    let ids: BTreeSet<String> = list.items.iter().map(|i| i.item_id.clone()).collect();
+    assert_eq!(ids, (0..3).map(|i| format!("MINE-{i}")).collect::<BTreeSet<_>>());
+    let seen: Vec<v1::Alert> = s.rt.block_on(async {
+        let mut stream =
+            monitor.watch_alerts(v1::WatchAlertsRequest { cursor: "earliest".into(), ..Default::default() }).await.unwrap().into_inner();
+        let mut seen = Vec::new();
+        while let Ok(Some(Ok(u))) = tokio::time::timeout(Duration::from_secs(3), stream.next()).await {
+            seen.push(u.alert.unwrap());
+        }
+        seen
+    });
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|a| a.department_code.as_deref() == Some(OWN)), "another department's alert leaked");
+    let own_on_topic = s
+        .topic_records("jiancha.alerts")
+        .iter()
+        .filter(|(_, v)| v1::Alert::decode(v.as_slice()).unwrap().department_code.as_deref() == Some(OWN))
+        .count();
+    assert_eq!(seen.len(), own_on_topic, "every update of its own department, once");
+}
