@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
 use tracing::{info, warn};
 
 /// Metric: cases opened.
@@ -100,11 +99,7 @@ pub async fn serve_api(
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
     let (reflection, reflection_alpha) = jiancha_gateway::reflection().map_err(|e| ServiceError::Config(e.to_string()))?;
-    let mut builder = Server::builder().concurrency_limit_per_connection(1024).tcp_nodelay(true);
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls)?;
-    }
-    let router = builder
+    let router = jiancha_gateway::server_builder(tls)?
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)

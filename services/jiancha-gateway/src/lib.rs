@@ -122,6 +122,20 @@ pub fn reflection() -> Result<
     Ok((v1, v1alpha))
 }
 
+/// A server with the limits every jiancha gRPC server shares: 1024 concurrent requests
+/// per connection (streams included), HTTP/2 keep-alive, TLS when given.
+pub fn server_builder(tls: Option<ServerTlsConfig>) -> Result<Server, tonic::transport::Error> {
+    let builder = Server::builder()
+        .concurrency_limit_per_connection(1024)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_nodelay(true);
+    match tls {
+        Some(tls) => builder.tls_config(tls),
+        None => Ok(builder),
+    }
+}
+
 /// An interceptor that authenticates every request and puts the [`auth::Caller`] in its extensions.
 pub fn auth_interceptor(
     authenticator: Arc<Authenticator>,
@@ -189,16 +203,8 @@ pub async fn start(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -
 
     // No server-wide timeout: it would cut long SubmitStream and WatchAlerts streams.
     // A client's grpc-timeout is honoured by tonic; ingest bounds its wait for the broker.
-    let mut builder = Server::builder()
-        .concurrency_limit_per_connection(1024)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .tcp_nodelay(true);
     let is_tls = tls.is_some();
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls)?;
-    }
-    let router = builder
+    let router = server_builder(tls)?
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
