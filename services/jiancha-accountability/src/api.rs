@@ -9,12 +9,12 @@ use crate::workflow::{self, Disposition, Status, WorkflowError};
 use jiancha_core::{Catalog, Timestamp};
 use jiancha_gateway::auth::{self, Caller, Role};
 use jiancha_monitor::config::ScoreWeights;
+use jiancha_monitor::wall_clock;
 use jiancha_proto::v1;
 use jiancha_proto::v1::accountability_service_server::AccountabilityService;
 use jiancha_proto::v1::stats_service_server::StatsService;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::SystemTime;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status as GrpcStatus};
@@ -148,10 +148,6 @@ fn disposition_value(d: Disposition) -> v1::Disposition {
     v1::Disposition::from_str_name(d.as_str()).unwrap_or(v1::Disposition::Unspecified)
 }
 
-fn now() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 fn bad_request(field: &str, message: String) -> GrpcStatus {
     let mut details = ErrorDetails::new();
     details.add_bad_request_violation(field, &message);
@@ -240,7 +236,7 @@ impl AccountabilityService for Api {
         let who = caller.subject.clone();
         let case = self
             .store
-            .change(req.case_id, now(), &caller.subject, caller.role.as_str(), "REPLY", |s| {
+            .change(req.case_id, wall_clock().0, &caller.subject, caller.role.as_str(), "REPLY", |s| {
                 workflow::reply(req.case_id, s, &who, &req.explanation)
             })
             .await
@@ -254,7 +250,7 @@ impl AccountabilityService for Api {
         let req = request.into_inner();
         let case = self
             .store
-            .change(req.case_id, now(), &caller.subject, caller.role.as_str(), "ASSIGN", |s| {
+            .change(req.case_id, wall_clock().0, &caller.subject, caller.role.as_str(), "ASSIGN", |s| {
                 workflow::assign(req.case_id, s, &req.inspector)
             })
             .await
@@ -280,7 +276,10 @@ impl AccountabilityService for Api {
             }
             files.push((a.file_name.clone(), a.media_type.clone(), a.size_bytes, a.sha256.to_ascii_lowercase()));
         }
-        self.store.comment(req.case_id, now(), &caller.subject, caller.role.as_str(), &req.text, &files).await.map_err(status_of)?;
+        self.store
+            .comment(req.case_id, wall_clock().0, &caller.subject, caller.role.as_str(), &req.text, &files)
+            .await
+            .map_err(status_of)?;
         let case = self.store.case(req.case_id).await.map_err(status_of)?;
         Ok(Response::new(self.detail(&caller, &case).await?))
     }
@@ -296,7 +295,7 @@ impl AccountabilityService for Api {
         let who = caller.subject.clone();
         let case = self
             .store
-            .change(req.case_id, now(), &caller.subject, caller.role.as_str(), "RESOLVE", |s| {
+            .change(req.case_id, wall_clock().0, &caller.subject, caller.role.as_str(), "RESOLVE", |s| {
                 workflow::resolve(req.case_id, s, &who, disposition, &req.reason, &req.responsible_actor)
             })
             .await
@@ -422,6 +421,6 @@ impl StatsService for Api {
         let period = stats::parse_period(&req.period, self.zone).map_err(|e| bad_request("period", e))?;
         let group_by = GroupBy::parse(&req.group_by).map_err(|e| bad_request("group_by", e))?;
         let report = stats::report(&self.store, &self.catalog, &period, group_by, &self.weights).await.map_err(status_of)?;
-        Ok(Response::new(report_message(&report, self.t(now()))))
+        Ok(Response::new(report_message(&report, self.t(wall_clock().0))))
     }
 }

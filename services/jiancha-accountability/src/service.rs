@@ -4,10 +4,11 @@
 use crate::api::Api;
 use crate::facts::item_facts;
 use crate::store::{Incoming, Store, StoreError};
-use jiancha_core::{Calendars, Catalog, Engine, Timestamp};
+use jiancha_core::{Calendars, Catalog, Engine};
 use jiancha_gateway::auth::Authenticator;
 use jiancha_monitor::config::MonitorConfig;
 use jiancha_monitor::monitor::load_rules;
+use jiancha_monitor::wall_clock;
 use jiancha_proto::v1;
 use jiancha_proto::v1::accountability_service_server::AccountabilityServiceServer;
 use jiancha_proto::v1::stats_service_server::StatsServiceServer;
@@ -19,7 +20,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn};
@@ -48,10 +49,6 @@ pub enum ServiceError {
     /// The server.
     #[error("grpc server: {0}")]
     Transport(#[from] tonic::transport::Error),
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn until_true(mut rx: watch::Receiver<bool>) {
@@ -163,7 +160,7 @@ pub async fn escalation_clock(store: Arc<Store>, interval: Duration, shutdown: w
             _ = &mut stop => return,
             _ = tick.tick() => {}
         }
-        match store.escalate_due(now_ms()).await {
+        match store.escalate_due(wall_clock().0).await {
             Ok(ids) if !ids.is_empty() => {
                 metrics::counter!(CASES_ESCALATED).increment(ids.len() as u64);
                 info!(cases = ?ids, "督办: unreplied YELLOW cases escalated to RED");
@@ -184,7 +181,7 @@ fn prepare(
     let mut incoming = Vec::new();
     let mut engine = Engine::new(catalog.clone(), calendars.clone());
     let mut items = Vec::new();
-    let now = Timestamp(now_ms());
+    let now = wall_clock();
     for m in messages {
         let Some(payload) = m.payload() else { continue };
         if m.topic() == config.topics.alerts {
@@ -255,8 +252,8 @@ pub async fn consume(
         loop {
             let started = Instant::now();
             let result = async {
-                let report = store.ingest(&incoming, now_ms()).await?;
-                store.upsert_items(&facts, now_ms()).await?;
+                let report = store.ingest(&incoming, wall_clock().0).await?;
+                store.upsert_items(&facts, wall_clock().0).await?;
                 Ok::<_, StoreError>(report)
             }
             .await;

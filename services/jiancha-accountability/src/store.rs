@@ -781,7 +781,7 @@ async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
         for statement in code.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             sqlx::query(statement).execute(&mut *tx).await?;
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now = jiancha_monitor::wall_clock().0;
         sqlx::query("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)")
             .bind(version)
             .bind(name)

@@ -12,13 +12,13 @@ use jiancha_core::engine::{Effect, Engine, ItemStatus};
 use jiancha_core::{Calendars, Catalog, Timestamp};
 use jiancha_monitor::DEMO_CATALOG;
 use jiancha_monitor::config::MonitorConfig;
+use jiancha_monitor::wall_clock;
 use jiancha_proto::v1;
 use jiancha_proto::v1::catalog_service_server::CatalogService;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tracing::info;
@@ -38,10 +38,6 @@ pub struct CatalogApi {
 /// Hex SHA-256 of a text.
 pub fn version(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn now() -> Timestamp {
-    Timestamp(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
 }
 
 fn invalid(message: String, violations: Vec<(String, String)>) -> Status {
@@ -161,7 +157,7 @@ impl CatalogService for CatalogApi {
             write_atomically(&path, &req.toml).map_err(|e| internal(&format!("writing {}", path.display()), e))?;
         }
         let mut effects = Vec::new();
-        self.view.engine.write().unwrap_or_else(|e| e.into_inner()).replace_catalog(Arc::new(catalog), now(), &mut effects);
+        self.view.engine.write().unwrap_or_else(|e| e.into_inner()).replace_catalog(Arc::new(catalog), wall_clock(), &mut effects);
         info!(who = %caller.subject, file = %path.display(), services, version = %version(&req.toml), "Catalog replaced through the gateway");
         Ok(Response::new(Self::catalog_document(req.toml, path.display().to_string(), services)))
     }
@@ -229,7 +225,7 @@ impl CatalogService for CatalogApi {
             write_atomically(&path, &req.toml).map_err(|e| internal(&format!("writing {}", path.display()), e))?;
         }
         let mut effects = Vec::new();
-        self.view.engine.write().unwrap_or_else(|e| e.into_inner()).replace_calendars(calendars, now(), &mut effects);
+        self.view.engine.write().unwrap_or_else(|e| e.into_inner()).replace_calendars(calendars, wall_clock(), &mut effects);
         info!(who = %caller.subject, calendar = %req.name, file = %path.display(), "Calendar replaced through the gateway");
         Ok(Response::new(v1::CalendarDocument {
             name: req.name,
@@ -248,7 +244,7 @@ impl CatalogService for CatalogApi {
         let catalog_text = if req.catalog_toml.is_empty() { self.catalog_text()?.0 } else { req.catalog_toml };
         let catalog = Arc::new(Catalog::from_toml(&catalog_text, &calendars).map_err(|e| catalog_invalid("catalog_toml", &e))?);
         let view = self.view.clone();
-        let response = tokio::task::spawn_blocking(move || preview(&view, catalog, calendars, now()))
+        let response = tokio::task::spawn_blocking(move || preview(&view, catalog, calendars, wall_clock()))
             .await
             .map_err(|e| internal("preview task", e))?;
         Ok(Response::new(response))

@@ -14,6 +14,7 @@ use jiancha_core::engine::{ClockStatus, ItemRef, ItemStatus, ItemSummary, Stored
 use jiancha_core::event::EventType;
 use jiancha_core::{Level, Timestamp};
 use jiancha_monitor::config::MonitorConfig;
+use jiancha_monitor::wall_clock;
 use jiancha_proto::v1;
 use jiancha_proto::v1::monitor_service_server::MonitorService;
 use prost::Message as _;
@@ -24,7 +25,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
@@ -49,10 +50,6 @@ impl Monitor {
 }
 
 const READERS: [Role; 3] = [Role::Inspector, Role::Department, Role::Auditor];
-
-fn now() -> Timestamp {
-    Timestamp(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
-}
 
 fn bad_request(field: &str, message: String) -> Status {
     let mut details = ErrorDetails::new();
@@ -219,7 +216,7 @@ impl MonitorService for Monitor {
         if item_id.is_empty() {
             return Err(bad_request("item_id", "item_id is required".into()));
         }
-        let as_of = now();
+        let as_of = wall_clock();
         let (timeline, service_name) = {
             let engine = self.view.engine.read().unwrap_or_else(|e| e.into_inner());
             let item = engine.find(&item_id).ok_or_else(|| Status::not_found(format!("item {item_id} is not known to the monitor")))?;

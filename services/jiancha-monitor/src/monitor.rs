@@ -228,7 +228,7 @@ impl Processor {
         let started = Instant::now();
         let content_type =
             msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
-        let record_ts = msg.timestamp().to_millis().unwrap_or_else(wall_ms);
+        let record_ts = msg.timestamp().to_millis().unwrap_or_else(|| crate::wall_clock().0);
         match codec::decode(content_type, msg.payload(), config.max_record_bytes) {
             Err(bad) => {
                 metrics::counter!(m::EVENTS_INVALID, "reason" => bad.reason.as_str()).increment(1);
@@ -286,7 +286,7 @@ impl Processor {
     fn replace_rules(&mut self, catalog: &Arc<Catalog>, calendars: &Calendars) -> Result<(), MonitorError> {
         let Processor { config, producer, shared, partitions, effects, pending, grace_ms } = self;
         for (p, pe) in partitions.iter_mut() {
-            let now = Timestamp(clock_of(shared, *p, pe, config, *grace_ms).unwrap_or(wall_ms()));
+            let now = Timestamp(clock_of(shared, *p, pe, config, *grace_ms).unwrap_or(crate::wall_clock().0));
             pe.engine.replace_calendars(calendars.clone(), now, effects);
             pe.engine.replace_catalog(catalog.clone(), now, effects);
             carry_out(*p, config, producer, pe, effects, pending)?;
@@ -415,16 +415,12 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
     Ok(())
 }
 
-fn wall_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The partition's clock: the wall clock (less the grace) once caught up; while catching
 /// up on a backlog, the timestamp of the records it consumes (DOMAIN §5, the live clock).
 fn clock_of(shared: &Mutex<Shared>, p: i32, pe: &PartitionEngine, config: &MonitorConfig, grace_ms: i64) -> Option<i64> {
     let lag = shared.lock().expect("shared state").lag.get(&p).copied();
     match lag {
-        Some(lag) if lag <= config.catch_up_lag => Some(wall_ms() - grace_ms),
+        Some(lag) if lag <= config.catch_up_lag => Some(crate::wall_clock().0 - grace_ms),
         _ => pe.last_record,
     }
 }
@@ -535,7 +531,7 @@ pub fn read_changelog(p: i32, config: &MonitorConfig, engine: &mut Engine, timer
 }
 
 fn fire_due(pe: &mut PartitionEngine, now: i64, effects: &mut Vec<Effect>) {
-    let wall = wall_ms();
+    let wall = crate::wall_clock().0;
     while let Some((item, at)) = pe.timers.pop_due(Timestamp(now)) {
         let before = effects.len();
         pe.engine.fire(item, at, effects);
@@ -622,7 +618,7 @@ async fn commit(
         }
     }
     if let Some(ts) = oldest_pending.take() {
-        metrics::histogram!(m::END_TO_END).record(((wall_ms() - ts).max(0)) as f64 / 1000.0);
+        metrics::histogram!(m::END_TO_END).record(((crate::wall_clock().0 - ts).max(0)) as f64 / 1000.0);
     }
     if offsets.is_empty() {
         return Ok(());

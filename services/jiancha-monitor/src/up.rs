@@ -11,7 +11,7 @@ use jiancha_sim::{SimConfig, SimEvent, simulate};
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -45,7 +45,7 @@ pub async fn simulator(
             _ = shutdown.changed() => return Ok(()),
             _ = tick.tick() => {}
         }
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now = crate::wall_clock().0;
         if tokio::time::Instant::now() >= next_batch {
             next_batch += period;
             batch += 1;
