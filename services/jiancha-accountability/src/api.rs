@@ -8,6 +8,7 @@ use crate::store::{AttachmentRow, CaseFilter, CaseRow, CommentRow, Store, StoreE
 use crate::workflow::{self, Disposition, Status, WorkflowError};
 use jiancha_core::{Catalog, Timestamp};
 use jiancha_gateway::auth::{self, Caller, Role};
+use jiancha_gateway::errors::bad_request;
 use jiancha_monitor::config::ScoreWeights;
 use jiancha_monitor::wall_clock;
 use jiancha_proto::v1;
@@ -17,8 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Code, Request, Response, Status as GrpcStatus};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::{Request, Response, Status as GrpcStatus};
 
 /// Both services over one store.
 #[derive(Clone, Debug)]
@@ -146,12 +146,6 @@ fn status_value(s: Status) -> v1::CaseStatus {
 
 fn disposition_value(d: Disposition) -> v1::Disposition {
     v1::Disposition::from_str_name(d.as_str()).unwrap_or(v1::Disposition::Unspecified)
-}
-
-fn bad_request(field: &str, message: String) -> GrpcStatus {
-    let mut details = ErrorDetails::new();
-    details.add_bad_request_violation(field, &message);
-    GrpcStatus::with_error_details(Code::InvalidArgument, message, details)
 }
 
 /// The gRPC status of a store error.

@@ -6,6 +6,7 @@
 //! recomputes every open item. See docs/grpc.md.
 
 use crate::auth::{self, Role};
+use crate::errors::invalid;
 use crate::view::View;
 use jiancha_core::calendar::{CN_MAINLAND_TOML, Calendar};
 use jiancha_core::engine::{Effect, Engine, ItemStatus};
@@ -19,8 +20,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::{Request, Response, Status};
 use tracing::info;
 
 /// Items a preview lists at most (the counts cover all).
@@ -38,14 +38,6 @@ pub struct CatalogApi {
 /// Hex SHA-256 of a text.
 pub fn version(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn invalid(message: String, violations: Vec<(String, String)>) -> Status {
-    let mut details = ErrorDetails::new();
-    for (field, description) in violations {
-        details.add_bad_request_violation(field, description);
-    }
-    Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Status {
@@ -119,7 +111,7 @@ impl CatalogApi {
 
 /// INVALID_ARGUMENT listing every problem of a catalog, each with where it is.
 fn catalog_invalid(field: &str, e: &jiancha_core::catalog::CatalogError) -> Status {
-    let violations = e.problems.iter().map(|p| (format!("{field}: {} `{}`", p.location, p.key), p.message.clone())).collect();
+    let violations = e.problems.iter().map(|p| (format!("{field}: {} `{}`", p.location, p.key), p.message.clone()));
     invalid(e.to_string(), violations)
 }
 

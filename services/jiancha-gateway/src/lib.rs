@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod catalog_api;
+pub mod errors;
 pub mod ingest;
 pub mod limits;
 pub mod local;

@@ -7,6 +7,7 @@
 //! every alert, in order, and none it already had.
 
 use crate::auth::{self, Caller, Role};
+use crate::errors::bad_request;
 use crate::limits::StreamCounter;
 use crate::view::{Logged, View};
 use jiancha_core::catalog::DayKind;
@@ -28,8 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::{Request, Response, Status};
 
 /// Metric: live alert streams open.
 pub const WATCHERS: &str = "jiancha_gateway_watchers";
@@ -50,12 +50,6 @@ impl Monitor {
 }
 
 const READERS: [Role; 3] = [Role::Inspector, Role::Department, Role::Auditor];
-
-fn bad_request(field: &str, message: String) -> Status {
-    let mut details = ErrorDetails::new();
-    details.add_bad_request_violation(field, &message);
-    Status::with_error_details(Code::InvalidArgument, message, details)
-}
 
 /// The wire value of an item status.
 pub fn item_status(s: ItemStatus) -> v1::ItemStatus {
