@@ -14,7 +14,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::StreamExt;
-use jiancha_gateway::auth::Role;
+use jiancha_gateway::auth::{Bearer, Role};
 use jiancha_monitor::config::MonitorConfig;
 use jiancha_proto::v1;
 use jiancha_sim::{SimConfig, simulate};
@@ -25,8 +25,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tonic::metadata::MetadataValue;
-use tonic::service::Interceptor;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 #[derive(Parser, Debug)]
@@ -56,17 +54,6 @@ struct Args {
     /// Partitions of the topics.
     #[arg(long, default_value_t = 8)]
     partitions: i32,
-}
-
-#[derive(Clone)]
-struct Bearer(String);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let v: MetadataValue<_> = format!("Bearer {}", self.0).parse().map_err(|_| tonic::Status::internal("token"))?;
-        req.metadata_mut().insert("authorization", v);
-        Ok(req)
-    }
 }
 
 fn rss_bytes() -> u64 {
@@ -150,9 +137,11 @@ async fn main() -> Result<()> {
     let mut tasks = Vec::new();
     for ((department, _), requests) in by_stream {
         let channel = endpoint.connect().await?;
-        let mut client =
-            v1::ingest_service_client::IngestServiceClient::with_interceptor(channel, Bearer(token(Role::Department, Some(&department))?))
-                .max_encoding_message_size(64 << 20);
+        let mut client = v1::ingest_service_client::IngestServiceClient::with_interceptor(
+            channel,
+            Bearer(Some(token(Role::Department, Some(&department))?)),
+        )
+        .max_encoding_message_size(64 << 20);
         tasks.push(tokio::spawn(async move { client.submit_stream(futures::stream::iter(requests)).await.map(|r| r.into_inner()) }));
     }
     let mut accepted = 0;
@@ -173,7 +162,8 @@ async fn main() -> Result<()> {
     // 1b. Unary Submit with calls in flight.
     let channel = endpoint.connect().await?;
     let dept = departments[0].clone();
-    let client = v1::ingest_service_client::IngestServiceClient::with_interceptor(channel, Bearer(token(Role::Department, Some(&dept))?));
+    let client =
+        v1::ingest_service_client::IngestServiceClient::with_interceptor(channel, Bearer(Some(token(Role::Department, Some(&dept))?)));
     let started = Instant::now();
     let done = futures::stream::iter(0..args.unary_events)
         .map(|i| {
@@ -215,7 +205,7 @@ async fn main() -> Result<()> {
     for w in 0..args.watchers {
         let mut client = v1::monitor_service_client::MonitorServiceClient::with_interceptor(
             channels[w / per_channel].clone(),
-            Bearer(inspector.clone()),
+            Bearer(Some(inspector.clone())),
         );
         let mut stream = client.watch_alerts(v1::WatchAlertsRequest::default()).await?.into_inner();
         let (received, complete, want) = (received.clone(), complete.clone(), args.alerts);

@@ -15,11 +15,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
-use tonic::metadata::MetadataValue;
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-use tonic::{Request, Status};
 
 /// Departments of the demo catalog used by the tests.
 pub const OWN: &str = "SCJG";
@@ -28,22 +25,7 @@ pub const OTHER: &str = "ZRZY";
 /// Every department of the demo catalog (each gets a DEPARTMENT token).
 pub const DEPARTMENTS: [&str; 8] = ["GAJ", "JTJ", "JYJ", "SCJG", "SHJ", "WJW", "ZJJ", "ZRZY"];
 
-/// Adds `authorization: Bearer …` to every call (or nothing, for the unauthenticated case).
-#[derive(Clone, Debug)]
-pub struct Bearer(pub Option<String>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(t) = &self.0 {
-            let value: MetadataValue<_> = format!("Bearer {t}").parse().map_err(|_| Status::internal("token header"))?;
-            req.metadata_mut().insert("authorization", value);
-        }
-        Ok(req)
-    }
-}
-
-/// A client of one service with a token.
-pub type Authed<C> = C;
+pub use jiancha_gateway::auth::Bearer;
 
 /// Broker, monitor and gateway; everything stops on drop.
 pub struct Stack {

@@ -289,6 +289,22 @@ pub fn mint(req: &TokenRequest, algorithm_name: &str, key: &[u8], now_secs: u64)
     jsonwebtoken::encode(&Header::new(alg), &claims, &encoding).map_err(|e| AuthConfigError(e.to_string()))
 }
 
+/// A client-side interceptor that sends `authorization: Bearer <token>` on every call
+/// (nothing when the token is None), for tools and tests that call the services.
+#[derive(Clone, Debug)]
+pub struct Bearer(pub Option<String>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(t) = &self.0 {
+            let value =
+                format!("Bearer {}", t.trim()).parse().map_err(|_| Status::invalid_argument("the token is not valid header text"))?;
+            req.metadata_mut().insert("authorization", value);
+        }
+        Ok(req)
+    }
+}
+
 /// The caller put in a request's extensions by the interceptor.
 pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     request.extensions().get::<Caller>().cloned().ok_or_else(|| unauthenticated("TOKEN_MISSING", "the request was not authenticated"))
