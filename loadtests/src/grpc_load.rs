@@ -56,13 +56,6 @@ struct Args {
     partitions: i32,
 }
 
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
-        .map_or(0, |kb| kb * 1024)
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -193,7 +186,7 @@ async fn main() -> Result<()> {
 
     // 2. Fan-out: hold W watchers, then publish M alert updates.
     let inspector = token(Role::Inspector, None)?;
-    let before = rss_bytes();
+    let before = jiancha_loadtest::rss_bytes();
     let received = Arc::new(AtomicUsize::new(0));
     let complete = Arc::new(AtomicUsize::new(0));
     let per_channel = 100;
@@ -221,7 +214,7 @@ async fn main() -> Result<()> {
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let held = rss_bytes();
+    let held = jiancha_loadtest::rss_bytes();
     println!(
         "WatchAlerts: {} streams held on {} connections; resident memory {:.1} MiB -> {:.1} MiB ({:.1} KiB per watcher, server and clients together)",
         args.watchers,

@@ -20,13 +20,6 @@ struct Args {
     lookups: usize,
 }
 
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
-        .map_or(0, |kb| kb * 1024)
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
     let (catalog, calendars) = jiancha_monitor::monitor::load_rules(None, &[])?;
@@ -61,7 +54,7 @@ fn main() -> Result<()> {
         states.len() as f64 / took.as_secs_f64(),
         engine.item_bytes() as f64 / 1048576.0,
         engine.item_bytes() as f64 / states.len() as f64,
-        rss_bytes() as f64 / 1048576.0
+        jiancha_loadtest::rss_bytes() as f64 / 1048576.0
     );
 
     let n = engine.len();
