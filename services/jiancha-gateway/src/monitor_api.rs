@@ -72,10 +72,6 @@ fn level(l: Option<Level>) -> v1::Level {
     }
 }
 
-fn kind_value(k: jiancha_core::AlertKind) -> i32 {
-    v1::AlertKind::from_str_name(k.as_str()).map_or(0, |k| k as i32)
-}
-
 fn event_detail(e: &StoredEvent) -> Option<String> {
     let text = e.text.clone().unwrap_or_default();
     match e.event_type {
@@ -110,7 +106,7 @@ fn timeline_message(t: &Timeline, service_name: Option<String>, as_of: Timestamp
         .map(|c| v1::Clock {
             name: c.name.clone(),
             label_zh: c.label_zh.clone(),
-            guards: kind_value(c.guards),
+            guards: jiancha_proto::alert_kind_value(c.guards),
             status: match c.status {
                 ClockStatus::Running => v1::ClockStatus::Running,
                 ClockStatus::Paused => v1::ClockStatus::Paused,

@@ -127,7 +127,7 @@ impl From<&Alert> for v1::Alert {
             item_id: a.item_id.clone(),
             service_code: a.service_code.clone(),
             department_code: a.department_code.clone(),
-            kind: v1::AlertKind::from_str_name(a.kind.as_str()).map_or(0, |k| k as i32),
+            kind: alert_kind_value(a.kind),
             level: match a.level {
                 Level::Warning => v1::Level::Warning,
                 Level::Yellow => v1::Level::Yellow,
@@ -165,11 +165,7 @@ impl From<&ItemState> for v1::ItemState {
             held: s
                 .held
                 .iter()
-                .map(|h| v1::HeldAlert {
-                    kind: v1::AlertKind::from_str_name(h.kind.as_str()).map_or(0, |k| k as i32),
-                    trigger: h.trigger.clone(),
-                    triggered_ms: h.triggered_at.0,
-                })
+                .map(|h| v1::HeldAlert { kind: alert_kind_value(h.kind), trigger: h.trigger.clone(), triggered_ms: h.triggered_at.0 })
                 .collect(),
         }
     }
@@ -228,6 +224,11 @@ pub fn decode_state(bytes: &[u8]) -> Result<ItemState, StateError> {
     })
 }
 
+/// The protobuf value of a domain kind.
+pub fn alert_kind_value(kind: AlertKind) -> i32 {
+    v1::AlertKind::from_str_name(kind.as_str()).map_or(0, |k| k as i32)
+}
+
 /// The domain kind of a protobuf kind value.
 pub fn alert_kind(value: i32) -> Option<AlertKind> {
     v1::AlertKind::try_from(value).ok().and_then(|k| AlertKind::parse(k.as_str_name()))
@@ -245,6 +246,7 @@ mod tests {
         }
         for k in AlertKind::ALL {
             let value = v1::AlertKind::from_str_name(k.as_str()).expect("kind in proto") as i32;
+            assert_eq!(alert_kind_value(*k), value);
             assert_eq!(alert_kind(value), Some(*k));
         }
     }
