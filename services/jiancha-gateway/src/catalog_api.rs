@@ -258,11 +258,7 @@ fn preview(view: &View, catalog: Arc<Catalog>, calendars: Calendars, at: Timesta
         examined += 1;
         // The alerts in force at `at` become the held set, so that recomputing yields only differences.
         let mut state = t.state.clone();
-        state.held = t
-            .alerts
-            .iter()
-            .map(|a| jiancha_core::engine::HeldAlert { kind: a.kind, trigger: trigger_of(a, &t), triggered_at: a.triggered_at })
-            .collect();
+        state.held = t.holding.clone();
         proposed.import(&state, &mut scratch);
         before.insert(t.state.item_id.clone(), t.clocks.iter().map(|c| (c.name.clone(), c.deadline)).collect());
     }
@@ -319,16 +315,4 @@ fn preview(view: &View, catalog: Arc<Catalog>, calendars: Calendars, at: Timesta
         }
     }
     v1::PreviewChangeResponse { items_examined: examined, items_changed: changed, items, other_alerts }
-}
-
-/// The trigger text of an alert of a timeline (what its id was made from).
-fn trigger_of(a: &jiancha_core::Alert, t: &jiancha_core::engine::Timeline) -> String {
-    if let Some(e) = &a.event_id {
-        return e.clone();
-    }
-    let mut candidates: Vec<String> = vec!["promised".into(), "statutory".into()];
-    candidates.extend(t.state.events.iter().map(|e| e.event_id.clone()));
-    candidates.extend(t.clocks.iter().filter_map(|c| c.name.strip_prefix("step:").map(str::to_owned)));
-    let item = t.state.item_id.as_str();
-    candidates.into_iter().find(|c| jiancha_core::alert::alert_id(item, a.kind, c) == a.alert_id).unwrap_or_default()
 }

@@ -6,7 +6,7 @@
 use super::derive;
 use super::item::Item;
 use super::rules::{self, ClockRecord, Fact, Input, OPEN, Scratch, Trigger};
-use super::{Engine, ItemRef, ItemState, fired};
+use super::{Engine, HeldAlert, ItemRef, ItemState, fired, trigger_text};
 use crate::alert::{Alert, AlertKind, Bilingual, Level};
 use crate::catalog::DayKind;
 use crate::clock::{ClockChange, Counter, Pause};
@@ -136,6 +136,8 @@ pub struct Timeline {
     pub clocks: Vec<ClockView>,
     /// Every alert that holds at the instant asked about, with message and derivation.
     pub alerts: Vec<Alert>,
+    /// The same alerts as a changelog records them (kind, trigger, instant).
+    pub holding: Vec<HeldAlert>,
     /// The zone of its calendar.
     pub zone: chrono_tz::Tz,
 }
@@ -181,7 +183,12 @@ impl Engine {
         };
         let clocks = s.clocks.iter().filter(|c| c.kind != AlertKind::PromisedDeadlineNear).map(|c| clock_view(&view, c, now.0)).collect();
         let alerts = s.facts.iter().map(|f| fired(&view, f)).collect();
-        Some(Timeline { state: self.export(item)?, status: status(it, &s, now.0), clocks, alerts, zone: calendar.tz() })
+        let holding = s
+            .facts
+            .iter()
+            .map(|f| HeldAlert { kind: f.kind, trigger: trigger_text(it, r, f.trigger).to_owned(), triggered_at: Timestamp(f.at) })
+            .collect();
+        Some(Timeline { state: self.export(item)?, status: status(it, &s, now.0), clocks, alerts, holding, zone: calendar.tz() })
     }
 
     /// A line about an item for lists and filters, from the alerts in force (no clock is counted).
@@ -418,6 +425,9 @@ days = 2
         // Deemed accepted on 03-03, the first step's 3 days have run out too.
         let kinds: Vec<AlertKind> = t.alerts.iter().map(|a| a.kind).collect();
         assert_eq!(kinds, [AlertKind::AcceptanceOverdue, AlertKind::StepOverdue]);
+        // The same alerts as a changelog records them: their ids come back from the triggers.
+        let ids: Vec<String> = t.holding.iter().map(|h| crate::alert::alert_id("I1", h.kind, &h.trigger)).collect();
+        assert_eq!(ids, t.alerts.iter().map(|a| a.alert_id.clone()).collect::<Vec<_>>());
     }
 
     #[test]
