@@ -159,12 +159,67 @@ pub struct ItemFacts {
     pub late_reports: i64,
 }
 
+#[derive(Clone)]
 struct Counters {
     next_case: i64,
     next_comment: i64,
     next_attachment: i64,
     next_seq: i64,
     last_hash: String,
+}
+
+/// One write in progress: the store's lock, a working copy of its counters (kept only if
+/// the transaction commits) and the transaction.
+struct Write<'a> {
+    guard: tokio::sync::MutexGuard<'a, Counters>,
+    c: Counters,
+    tx: Tx<'static>,
+}
+
+impl Write<'_> {
+    /// Commits, keeps the counters and wakes the case streams.
+    async fn commit(mut self, appended: &watch::Sender<i64>) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        *self.guard = self.c;
+        appended.send_replace(self.guard.next_seq - 1);
+        Ok(())
+    }
+
+    /// Appends an audit entry chained to the last one.
+    #[allow(clippy::too_many_arguments)]
+    async fn append(
+        &mut self,
+        case_id: i64,
+        at: i64,
+        who: &str,
+        role: &str,
+        action: &str,
+        before: &str,
+        after: &str,
+    ) -> Result<(), StoreError> {
+        let c = &mut self.c;
+        let seq = c.next_seq;
+        let h = audit::hash(&c.last_hash, seq, case_id, at, who, role, action, before, after);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, case_id, at, who, role, action, before_state, after_state, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(seq)
+        .bind(case_id)
+        .bind(at)
+        .bind(who)
+        .bind(role)
+        .bind(action)
+        .bind(before)
+        .bind(after)
+        .bind(&c.last_hash)
+        .bind(&h)
+        .execute(&mut *self.tx)
+        .await?;
+        c.next_seq += 1;
+        c.last_hash = h;
+        Ok(())
+    }
 }
 
 /// The store.
@@ -290,6 +345,12 @@ impl Store {
         })
     }
 
+    async fn begin_write(&self) -> Result<Write<'_>, StoreError> {
+        let guard = self.write.lock().await;
+        let c = guard.clone();
+        Ok(Write { guard, c, tx: self.pool.begin().await? })
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -303,9 +364,7 @@ impl Store {
     /// Takes a batch of alert updates in one transaction: every update is recorded for
     /// the statistics; YELLOW and RED ones open (once per alert id), close or reopen cases.
     pub async fn ingest(&self, batch: &[Incoming], now: i64) -> Result<IngestReport, StoreError> {
-        let mut counters = self.write.lock().await;
-        let mut c = Counters { last_hash: counters.last_hash.clone(), ..*counters };
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.begin_write().await?;
         let mut report = IngestReport::default();
         for inc in batch {
             let a = &inc.alert;
@@ -328,7 +387,7 @@ impl Store {
             .bind(status)
             .bind(triggered_ms)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut *w.tx)
             .await?;
             if !matches!(level, "YELLOW" | "RED") || a.item_id.is_none() {
                 report.unchanged += 1;
@@ -336,15 +395,15 @@ impl Store {
             }
             let existing = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE alert_id = $1"))
                 .bind(&a.alert_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *w.tx)
                 .await?
                 .map(|r| case_from_row(&r))
                 .transpose()?;
             match (status, existing) {
                 ("FIRED", None) => {
                     let state = CaseState::opened(level);
-                    let id = c.next_case;
-                    c.next_case += 1;
+                    let id = w.c.next_case;
+                    w.c.next_case += 1;
                     let message = a.message.clone().unwrap_or_default();
                     let derivation = a.derivation.clone().unwrap_or_default();
                     sqlx::query(
@@ -370,25 +429,23 @@ impl Store {
                     .bind(inc.published_at)
                     .bind(if level == "YELLOW" { inc.escalate_at } else { None })
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut *w.tx)
                     .await?;
-                    append(&mut tx, &mut c, id, inc.published_at, "system", "SYSTEM", "OPEN", "{}", &state.to_json()).await?;
+                    w.append(id, inc.published_at, "system", "SYSTEM", "OPEN", "{}", &state.to_json()).await?;
                     report.opened += 1;
                 }
                 ("FIRED", Some(case)) => match workflow::reopen(&case.state) {
                     Some(next) => {
-                        save(&mut tx, case.case_id, &next, now, None).await?;
-                        append(&mut tx, &mut c, case.case_id, now, "system", "SYSTEM", "REOPEN", &case.state.to_json(), &next.to_json())
-                            .await?;
+                        save(&mut w.tx, case.case_id, &next, now, None).await?;
+                        w.append(case.case_id, now, "system", "SYSTEM", "REOPEN", &case.state.to_json(), &next.to_json()).await?;
                         report.reopened += 1;
                     }
                     None => report.unchanged += 1,
                 },
                 ("RETRACTED", Some(case)) => match workflow::retract(&case.state) {
                     Some(next) => {
-                        save(&mut tx, case.case_id, &next, now, Some(("resolved_at", now))).await?;
-                        append(&mut tx, &mut c, case.case_id, now, "system", "SYSTEM", "RETRACT", &case.state.to_json(), &next.to_json())
-                            .await?;
+                        save(&mut w.tx, case.case_id, &next, now, Some(("resolved_at", now))).await?;
+                        w.append(case.case_id, now, "system", "SYSTEM", "RETRACT", &case.state.to_json(), &next.to_json()).await?;
                         report.retracted += 1;
                     }
                     None => report.unchanged += 1,
@@ -396,9 +453,7 @@ impl Store {
                 _ => report.unchanged += 1,
             }
         }
-        tx.commit().await?;
-        *counters = c;
-        self.appended.send_replace(counters.next_seq - 1);
+        w.commit(&self.appended).await?;
         Ok(report)
     }
 
@@ -440,10 +495,8 @@ impl Store {
         action: &str,
         f: impl FnOnce(&CaseState) -> Result<CaseState, WorkflowError>,
     ) -> Result<CaseRow, StoreError> {
-        let mut counters = self.write.lock().await;
-        let mut c = Counters { last_hash: counters.last_hash.clone(), ..*counters };
-        let mut tx = self.pool.begin().await?;
-        let case = load(&mut tx, case_id).await?;
+        let mut w = self.begin_write().await?;
+        let case = load(&mut w.tx, case_id).await?;
         let mut next = f(&case.state)?;
         let stamp = match action {
             "REPLY" => Some(("replied_at", now)),
@@ -460,7 +513,7 @@ impl Store {
             .bind(&case.department_code)
             .bind(since)
             .bind(case_id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *w.tx)
             .await?
             .try_get(0)?;
             next.repeat_department = by_department + 1 >= workflow::REPEAT_THRESHOLD;
@@ -472,18 +525,16 @@ impl Store {
                 .bind(actor)
                 .bind(since)
                 .bind(case_id)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *w.tx)
                 .await?
                 .try_get(0)?;
                 next.repeat_actor = by_actor + 1 >= workflow::REPEAT_THRESHOLD;
             }
         }
-        save(&mut tx, case_id, &next, now, stamp).await?;
-        append(&mut tx, &mut c, case_id, now, who, role, action, &case.state.to_json(), &next.to_json()).await?;
-        let updated = load(&mut tx, case_id).await?;
-        tx.commit().await?;
-        *counters = c;
-        self.appended.send_replace(counters.next_seq - 1);
+        save(&mut w.tx, case_id, &next, now, stamp).await?;
+        w.append(case_id, now, who, role, action, &case.state.to_json(), &next.to_json()).await?;
+        let updated = load(&mut w.tx, case_id).await?;
+        w.commit(&self.appended).await?;
         Ok(updated)
     }
 
@@ -500,12 +551,10 @@ impl Store {
         if text.trim().is_empty() && attachments.is_empty() {
             return Err(WorkflowError::Field { field: "text", message: "a comment needs text or an attachment".into() }.into());
         }
-        let mut counters = self.write.lock().await;
-        let mut c = Counters { last_hash: counters.last_hash.clone(), ..*counters };
-        let mut tx = self.pool.begin().await?;
-        let case = load(&mut tx, case_id).await?;
-        let comment_id = c.next_comment;
-        c.next_comment += 1;
+        let mut w = self.begin_write().await?;
+        let case = load(&mut w.tx, case_id).await?;
+        let comment_id = w.c.next_comment;
+        w.c.next_comment += 1;
         sqlx::query("INSERT INTO case_comments (comment_id, case_id, author, role, text, at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(comment_id)
             .bind(case_id)
@@ -513,12 +562,12 @@ impl Store {
             .bind(role)
             .bind(text.trim())
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut *w.tx)
             .await?;
         let mut files = Vec::new();
         for (name, media, size, sha) in attachments {
-            let id = c.next_attachment;
-            c.next_attachment += 1;
+            let id = w.c.next_attachment;
+            w.c.next_attachment += 1;
             sqlx::query(
                 "INSERT INTO case_attachments (attachment_id, case_id, comment_id, file_name, media_type, size_bytes, sha256, uploaded_by, at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -532,15 +581,13 @@ impl Store {
             .bind(sha)
             .bind(who)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut *w.tx)
             .await?;
             files.push(serde_json::json!({"attachment_id": id, "file_name": name, "sha256": sha, "size_bytes": size}));
         }
         let after = serde_json::json!({"comment_id": comment_id, "text": text.trim(), "attachments": files}).to_string();
-        append(&mut tx, &mut c, case_id, now, who, role, "COMMENT", &case.state.to_json(), &after).await?;
-        tx.commit().await?;
-        *counters = c;
-        self.appended.send_replace(counters.next_seq - 1);
+        w.append(case_id, now, who, role, "COMMENT", &case.state.to_json(), &after).await?;
+        w.commit(&self.appended).await?;
         Ok(comment_id)
     }
 
@@ -830,40 +877,5 @@ async fn save(tx: &mut Tx<'_>, case_id: i64, s: &CaseState, now: i64, stamp: Opt
     .bind(case_id)
     .execute(&mut **tx)
     .await?;
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn append(
-    tx: &mut Tx<'_>,
-    c: &mut Counters,
-    case_id: i64,
-    at: i64,
-    who: &str,
-    role: &str,
-    action: &str,
-    before: &str,
-    after: &str,
-) -> Result<(), StoreError> {
-    let seq = c.next_seq;
-    let h = audit::hash(&c.last_hash, seq, case_id, at, who, role, action, before, after);
-    sqlx::query(
-        "INSERT INTO audit_log (seq, case_id, at, who, role, action, before_state, after_state, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(seq)
-    .bind(case_id)
-    .bind(at)
-    .bind(who)
-    .bind(role)
-    .bind(action)
-    .bind(before)
-    .bind(after)
-    .bind(&c.last_hash)
-    .bind(&h)
-    .execute(&mut **tx)
-    .await?;
-    c.next_seq += 1;
-    c.last_hash = h;
     Ok(())
 }
