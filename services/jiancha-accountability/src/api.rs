@@ -168,14 +168,7 @@ impl AccountabilityService for Api {
         let caller = auth::caller(&request)?;
         caller.require("ListCases", &READERS)?;
         let req = request.into_inner();
-        let department = match (caller.department_scope(), req.department_code) {
-            (Some(own), Some(asked)) => {
-                caller.check_department("the cases asked for", &asked)?;
-                Some(own.to_owned())
-            }
-            (Some(own), None) => Some(own.to_owned()),
-            (None, asked) => asked,
-        };
+        let department = caller.department_filter("the cases asked for", req.department_code)?;
         let status = match req.status.map(v1::CaseStatus::try_from) {
             None => None,
             Some(Ok(v1::CaseStatus::CaseOpen)) => Some(Status::Open),

@@ -112,6 +112,20 @@ impl Caller {
         }
     }
 
+    /// The department a list is limited to: a DEPARTMENT caller's own (PERMISSION_DENIED
+    /// if it asked for another), else the one asked for, if any.
+    pub fn department_filter(&self, what: &str, asked: Option<String>) -> Result<Option<String>, Status> {
+        match (self.department_scope(), asked) {
+            (Some(own), asked) => {
+                if let Some(asked) = asked {
+                    self.check_department(what, &asked)?;
+                }
+                Ok(Some(own.to_owned()))
+            }
+            (None, asked) => Ok(asked),
+        }
+    }
+
     /// PERMISSION_DENIED when a DEPARTMENT caller reaches for another department's data.
     pub fn check_department(&self, what: &str, department: &str) -> Result<(), Status> {
         match self.department_scope() {

@@ -156,14 +156,11 @@ impl IngestService for Ingest {
         let mut pending = FuturesOrdered::new();
         let mut results = Vec::new();
         let mut index = 0u64;
-        let finish = |r: Result<v1::SubmitResult, v1::SubmitResult>| match r {
-            Ok(r) | Err(r) => r,
-        };
         loop {
             tokio::select! {
                 biased;
                 Some(done) = pending.next(), if !pending.is_empty() => {
-                    results.push(finish(done));
+                    results.push(done);
                 }
                 next = stream.message(), if pending.len() < IN_FLIGHT => {
                     let Some(req) = next? else { break };
@@ -173,14 +170,14 @@ impl IngestService for Ingest {
                     match Self::check(&caller, req.event) {
                         Err(r) => {
                             count(if r.status.code() == Code::PermissionDenied { "denied" } else { "invalid" });
-                            pending.push_back(futures::future::Either::Left(futures::future::ready(Err(v1::SubmitResult {
+                            pending.push_back(futures::future::Either::Left(futures::future::ready(v1::SubmitResult {
                                 index: i,
                                 event_id: r.event_id,
                                 code: code_name(r.status.code()).to_owned(),
                                 violations: r.violations,
                                 message: r.status.message().to_owned(),
                                 ..Default::default()
-                            }))));
+                            })));
                         }
                         Ok((event, bytes)) => {
                             let this = self.clone();
@@ -188,11 +185,11 @@ impl IngestService for Ingest {
                                 match this.publish(event.item_id, bytes, timeout).await {
                                     Ok((partition, offset)) => {
                                         count("accepted");
-                                        Ok(v1::SubmitResult { index: i, event_id: event.event_id, code: "OK".into(), partition, offset, ..Default::default() })
+                                        v1::SubmitResult { index: i, event_id: event.event_id, code: "OK".into(), partition, offset, ..Default::default() }
                                     }
                                     Err(status) => {
                                         count("unavailable");
-                                        Err(v1::SubmitResult { index: i, event_id: event.event_id, code: "UNAVAILABLE".into(), message: status.message().to_owned(), ..Default::default() })
+                                        v1::SubmitResult { index: i, event_id: event.event_id, code: "UNAVAILABLE".into(), message: status.message().to_owned(), ..Default::default() }
                                     }
                                 }
                             }));
@@ -202,7 +199,7 @@ impl IngestService for Ingest {
             }
         }
         while let Some(done) = pending.next().await {
-            results.push(finish(done));
+            results.push(done);
         }
         let accepted = results.iter().filter(|r| r.code == "OK").count() as u64;
         Ok(Response::new(v1::SubmitStreamResponse { accepted, rejected: results.len() as u64 - accepted, results }))

@@ -240,14 +240,7 @@ impl MonitorService for Monitor {
         let caller = auth::caller(&request)?;
         caller.require("ListItems", &READERS)?;
         let req = request.into_inner();
-        let department = match (caller.department_scope(), req.department_code.as_deref()) {
-            (Some(own), Some(asked)) if own != asked => {
-                caller.check_department("the items asked for", asked)?;
-                None
-            }
-            (Some(own), _) => Some(own.to_owned()),
-            (None, asked) => asked.map(str::to_owned),
-        };
+        let department = caller.department_filter("the items asked for", req.department_code.clone())?;
         let page_size = match req.page_size {
             0 => 100,
             n if n > 1000 => return Err(bad_request("page_size", format!("page_size {n} is over the maximum of 1000"))),
