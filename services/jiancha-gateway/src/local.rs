@@ -54,11 +54,9 @@ pub fn prepare(dir: &Path, issuer: &str, departments: &[&str], ttl_secs: u64) ->
     client_params.distinguished_name.push(DnType::CommonName, departments.first().copied().unwrap_or("department"));
     let client = client_params.signed_by(&client_key, &ca).map_err(err("client certificate"))?;
 
-    let secret: String = {
-        use sha2::{Digest, Sha256};
-        let seed = format!("{:?}{}{}", SystemTime::now(), std::process::id(), dir.display());
-        Sha256::digest(seed.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-    };
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random).map_err(|e| format!("random secret: {e}"))?;
+    let secret: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let write = |path: PathBuf, text: &str| -> Result<PathBuf, String> {
         std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
         Ok(path)
