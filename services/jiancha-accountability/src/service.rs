@@ -51,12 +51,9 @@ pub enum ServiceError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// Resolves when the shutdown flag turns true (or its sender is gone).
 async fn until_true(mut rx: watch::Receiver<bool>) {
-    while !*rx.borrow_and_update() {
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 /// The running service.

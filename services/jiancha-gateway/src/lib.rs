@@ -190,10 +190,8 @@ pub async fn start(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -
     {
         let mut ready = view.ready.subscribe();
         tokio::spawn(async move {
-            while !*ready.borrow_and_update() {
-                if ready.changed().await.is_err() {
-                    return;
-                }
+            if ready.wait_for(|r| *r).await.is_err() {
+                return;
             }
             for name in names {
                 reporter.set_service_status(name, ServingStatus::Serving).await;
@@ -224,11 +222,7 @@ pub async fn start(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -
     let addr = listener.local_addr().map_err(|e| GatewayError::Config(format!("grpc.listen: {e}")))?;
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
-        while !*shutdown.borrow_and_update() {
-            if shutdown.changed().await.is_err() {
-                break;
-            }
-        }
+        let _ = shutdown.wait_for(|stop| *stop).await;
     }));
     info!(%addr, tls = is_tls, "gRPC gateway listening");
     Ok(Gateway { addr, tls: is_tls, view, server })
