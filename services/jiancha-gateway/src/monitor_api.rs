@@ -341,6 +341,10 @@ async fn stream_alerts(view: Arc<View>, config: Arc<MonitorConfig>, filter: Filt
     loop {
         let (gaps, batch) = {
             let log = view.log.read().unwrap_or_else(|e| e.into_inner());
+            // The topic may have gained partitions since the cursor was made.
+            if cursor.len() < log.partitions() {
+                cursor.resize(log.partitions(), 0);
+            }
             let gaps = log.gaps(&cursor);
             let batch = if gaps.is_empty() { log.read_from(next_seq, 1024) } else { Vec::new() };
             (gaps, batch)

@@ -98,8 +98,8 @@ impl AlertLog {
         self.start
             .iter()
             .enumerate()
-            .filter(|&(p, &s)| cursor.get(p).copied().unwrap_or(0) < s)
-            .map(|(p, &s)| (p as i32, cursor[p], s))
+            .map(|(p, &s)| (p as i32, cursor.get(p).copied().unwrap_or(0), s))
+            .filter(|&(_, from, s)| from < s)
             .collect()
     }
 
@@ -259,4 +259,30 @@ pub fn tail(view: Arc<View>, config: MonitorConfig) -> Result<(), KafkaError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(id: &str) -> v1::Alert {
+        v1::Alert { alert_id: id.into(), ..v1::Alert::default() }
+    }
+
+    #[test]
+    fn the_log_keeps_the_newest_updates_and_names_what_it_evicted() {
+        let mut log = AlertLog::new(1, 2);
+        log.push(0, 0, alert("a"));
+        log.push(0, 1, alert("b"));
+        log.push(1, 0, alert("c")); // A partition the log did not know; evicts (0, 0).
+        assert_eq!(log.partitions(), 2);
+        assert_eq!(log.end(), [2, 1]);
+        // A cursor made before partition 1 existed is shorter than the log: no panic, and
+        // partition 0's evicted offset 0 is a gap to read from the topic.
+        assert_eq!(log.gaps(&[0]), [(0, 0, 1)]);
+        assert!(log.gaps(&[1, 0]).is_empty());
+        let ids: Vec<String> = log.read_from(0, 10).iter().map(|l| l.alert.alert_id.clone()).collect();
+        assert_eq!(ids, ["b", "c"]);
+        assert_eq!(log.read_from(2, 10).len(), 1);
+    }
 }
