@@ -127,7 +127,7 @@ async fn main() -> Result<()> {
     store.upsert_items(&batch, t0).await?;
     println!("items: {} upserted in {:.1} s", args.items, started.elapsed().as_secs_f64());
 
-    let (catalog, calendars) = jiancha_monitor::monitor::load_rules(None, &[])?;
+    let (catalog, calendars) = jiancha_platform::rules::load_rules(None, &[])?;
     let tz = calendars.default_calendar().tz();
     for (label, group) in [("2025-03", GroupBy::Department), ("2025-03", GroupBy::Service), ("2025-Q1", GroupBy::Department)] {
         let period = stats::parse_period(label, tz).map_err(anyhow::Error::msg)?;

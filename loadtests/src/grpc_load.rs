@@ -14,8 +14,8 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures::StreamExt;
-use jiancha_gateway::auth::{Bearer, Role};
-use jiancha_monitor::config::MonitorConfig;
+use jiancha_platform::Config;
+use jiancha_platform::auth::{Bearer, Role};
 use jiancha_proto::v1;
 use jiancha_sim::{SimConfig, simulate};
 use prost::Message as _;
@@ -60,14 +60,14 @@ struct Args {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("jiancha-grpc-load-{}", std::process::id()));
-    let catalog = jiancha_monitor::monitor::load_rules(None, &[])?.0;
+    let catalog = jiancha_platform::rules::load_rules(None, &[])?.0;
     let mut departments: Vec<String> = catalog.services().iter().map(|s| s.department.to_string()).collect();
     departments.sort();
     departments.dedup();
     let department_refs: Vec<&str> = departments.iter().map(String::as_str).collect();
-    let local = jiancha_gateway::local::prepare(&dir, "jiancha", &department_refs, 3600).map_err(anyhow::Error::msg)?;
+    let local = jiancha_platform::local::prepare(&dir, "jiancha", &department_refs, 3600).map_err(anyhow::Error::msg)?;
 
-    let mut config = MonitorConfig { partitions: args.partitions, metrics_listen: String::new(), ..MonitorConfig::default() };
+    let mut config = Config { partitions: args.partitions, metrics_listen: String::new(), ..Config::default() };
     let cluster = match &args.kafka_bootstrap {
         Some(b) => {
             config.kafka_bootstrap = b.clone();

@@ -9,7 +9,7 @@ use clap::Parser;
 use jiancha_core::engine::{ItemState, StoredEvent};
 use jiancha_core::event::EventType;
 use jiancha_core::{Calendars, Catalog, Engine, TimerQueue, Timestamp};
-use jiancha_monitor::config::{MonitorConfig, Topics};
+use jiancha_platform::config::{Config, Topics};
 use prost::Message as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -41,8 +41,8 @@ struct Args {
     restore_only: bool,
 }
 
-fn config(args: &Args, run: &str) -> MonitorConfig {
-    MonitorConfig {
+fn config(args: &Args, run: &str) -> Config {
+    Config {
         kafka_bootstrap: args.kafka_bootstrap.clone(),
         group_id: format!("load-{run}"),
         partitions: args.partitions,
@@ -50,11 +50,14 @@ fn config(args: &Args, run: &str) -> MonitorConfig {
             events: "load.events".into(),
             alerts: format!("load.{run}.alerts"),
             dead_letter: format!("load.{run}.dlq"),
+            alerts_dead_letter: format!("load.{run}.alerts.dlq"),
             state: format!("load.{run}.state"),
+            department_prefix: format!("load.{run}.dept."),
+            department_suffix: ".events".into(),
         },
         metrics_listen: String::new(),
         commit_interval: "1s".into(),
-        ..MonitorConfig::default()
+        ..Config::default()
     }
 }
 
@@ -128,11 +131,11 @@ async fn main() -> Result<()> {
     let run = format!("{}", std::process::id());
     let cfg = config(&args, &run);
     let calendars = Calendars::builtin();
-    let catalog = Catalog::from_toml(jiancha_monitor::DEMO_CATALOG, &calendars)?;
+    let catalog = Catalog::from_toml(jiancha_platform::rules::DEMO_CATALOG, &calendars)?;
     if args.engine_restore_only {
         return engine_restore(args.restore_items, &catalog, &calendars);
     }
-    jiancha_monitor::monitor::ensure_topics(&cfg).await?;
+    jiancha_platform::kafka::ensure_topics(&cfg, &[]).await?;
 
     let p = producer(&args.kafka_bootstrap)?;
     if !args.restore_only {
@@ -152,7 +155,7 @@ async fn main() -> Result<()> {
         println!("restore through the broker: reading {n} records (the broker's fetch rate bounds this)");
     }
     let started = Instant::now();
-    let restored = jiancha_monitor::monitor::read_changelog(0, &cfg, &mut engine, &mut timers)?;
+    let restored = jiancha_monitor::monitor::read_changelog(0, &cfg, &mut engine, &mut timers)?.items;
     let restore_s = started.elapsed().as_secs_f64();
     println!(
         "restore: {restored} open items from the changelog in {restore_s:.1}s = {:.0} items/s ({} open in the engine)",
@@ -190,6 +193,7 @@ fn item_state(i: usize) -> Vec<u8> {
             ev(6, EventType::FeeCharged, None),
         ],
         held: vec![],
+        legacy_ids: false,
     };
     jiancha_proto::v1::ItemState::from(&s).encode_to_vec()
 }
@@ -213,7 +217,7 @@ fn engine_restore(n: usize, catalog: &Catalog, calendars: &Calendars) -> Result<
 }
 
 /// Steps 1-3: produce, raw consume, the monitor over the same records.
-async fn stream(args: &Args, cfg: &MonitorConfig, run: &str, catalog: &Catalog, calendars: &Calendars, p: &FutureProducer) -> Result<()> {
+async fn stream(args: &Args, cfg: &Config, run: &str, catalog: &Catalog, calendars: &Calendars, p: &FutureProducer) -> Result<()> {
     // 1. Publish a realistic stream.
     let sim = jiancha_sim::simulate(
         catalog,

@@ -22,7 +22,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let (catalog, calendars) = jiancha_monitor::monitor::load_rules(None, &[])?;
+    let (catalog, calendars) = jiancha_platform::rules::load_rules(None, &[])?;
     let first_day = chrono::NaiveDate::from_ymd_opt(2025, 3, 3).context("date")?;
     let events = simulate(
         &catalog,
@@ -61,9 +61,9 @@ fn main() -> Result<()> {
     let mut times = Vec::with_capacity(args.lookups);
     let mut clocks = 0;
     for k in 0..args.lookups {
-        let id = &states[(k * 7919) % states.len()].item_id;
+        let state = &states[(k * 7919) % states.len()];
         let started = Instant::now();
-        let item = engine.find(id).context("item")?;
+        let item = engine.find(&state.department_code, &state.item_id).context("item")?;
         let t = engine.timeline(item, now).context("timeline")?;
         times.push(started.elapsed().as_secs_f64() * 1e6);
         clocks += t.clocks.len();

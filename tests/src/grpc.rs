@@ -1,12 +1,12 @@
 //! The whole live stack in one test process: a Tansu broker (child process), the monitor
-//! and the gRPC gateway (TLS, tokens made by `jiancha_gateway::local`), and tonic
+//! and the gRPC gateway (TLS, tokens made by `jiancha_platform::local`), and tonic
 //! clients that call the gateway over loopback as department systems and inspectors do.
 
 use crate::kafka::{Broker, Scratch};
 use crate::repo_root;
-use jiancha_gateway::auth::Role;
-use jiancha_gateway::local::{LocalSetup, prepare};
-use jiancha_monitor::config::MonitorConfig;
+use jiancha_platform::Config;
+use jiancha_platform::auth::Role;
+use jiancha_platform::local::{LocalSetup, prepare};
 use jiancha_proto::v1;
 use jiancha_proto::v1::catalog_service_client::CatalogServiceClient;
 use jiancha_proto::v1::ingest_service_client::IngestServiceClient;
@@ -25,7 +25,7 @@ pub const OTHER: &str = "ZRZY";
 /// Every department of the demo catalog (each gets a DEPARTMENT token).
 pub const DEPARTMENTS: [&str; 8] = ["GAJ", "JTJ", "JYJ", "SCJG", "SHJ", "WJW", "ZJJ", "ZRZY"];
 
-pub use jiancha_gateway::auth::Bearer;
+pub use jiancha_platform::auth::Bearer;
 
 /// Broker, monitor and gateway; everything stops on drop.
 pub struct Stack {
@@ -38,7 +38,7 @@ pub struct Stack {
     /// Certificates and tokens.
     pub local: LocalSetup,
     /// The configuration both run with.
-    pub config: MonitorConfig,
+    pub config: Config,
     /// The gateway's address.
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Stack {
 
 impl Stack {
     /// Starts everything; `tune` adjusts the configuration first.
-    pub fn start(name: &str, tune: impl FnOnce(&mut MonitorConfig)) -> Stack {
+    pub fn start(name: &str, tune: impl FnOnce(&mut Config)) -> Stack {
         if let Ok(filter) = std::env::var("JIANCHA_IT_LOG") {
             let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_test_writer().try_init();
         }
@@ -61,7 +61,7 @@ impl Stack {
         let catalog = dir.0.join("catalog.toml");
         std::fs::copy(repo_root().join("deploy/demo/catalog.toml"), &catalog).expect("catalog copy");
         let local = prepare(&dir.0.join("local"), "jiancha", &DEPARTMENTS, 3600).expect("local TLS and tokens");
-        let mut config = MonitorConfig {
+        let mut config = Config {
             kafka_bootstrap: broker.bootstrap(),
             partitions: 2,
             catalog: Some(catalog),
@@ -69,7 +69,7 @@ impl Stack {
             metrics_listen: String::new(),
             reload_interval: "1s".into(),
             group_id: format!("it-{name}"),
-            ..MonitorConfig::default()
+            ..Config::default()
         };
         config.grpc.listen = "127.0.0.1:0".into();
         config.grpc.tls_cert = Some(local.server_cert.clone());
@@ -147,7 +147,7 @@ impl Stack {
         let mut client = self.monitor(Some(self.token(Role::Inspector, None)));
         let end = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            match self.rt.block_on(client.get_item(v1::GetItemRequest { item_id: item_id.into() })) {
+            match self.rt.block_on(client.get_item(v1::GetItemRequest { item_id: item_id.into(), ..Default::default() })) {
                 Ok(r) => return r.into_inner(),
                 Err(e) if std::time::Instant::now() > end => panic!(
                     "item {item_id} did not reach the gateway in 60 s: {e:?}; records: events {}, state {}, alerts {}",

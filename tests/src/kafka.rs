@@ -187,9 +187,21 @@ impl Drop for MonitorProcess {
 }
 
 /// Every alert update on the topic so far, in topic order per alert id.
+/// A Kafka client configuration for the test broker.
+pub fn client(bootstrap: &str) -> rdkafka::config::ClientConfig {
+    jiancha_platform::kafka::client_for(bootstrap, &jiancha_platform::Config::default())
+}
+
+/// Sends JSON-lines events to the trusted event topic, as `jiancha produce` does.
+pub fn produce_lines(bootstrap: &str, text: String, skip_invalid: bool) -> jiancha::tools::Produced {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let to = jiancha::tools::Destination::Topic("jiancha.events".into());
+    rt.block_on(jiancha::tools::produce(client(bootstrap), &to, std::io::Cursor::new(text.into_bytes()), skip_invalid)).expect("produce")
+}
+
 pub fn read_alerts(bootstrap: &str) -> Vec<Value> {
     let mut out = Vec::new();
-    jiancha_monitor::tools::print_alerts(bootstrap, "jiancha.alerts", false, None, &mut out).expect("read alerts");
+    jiancha::tools::print_alerts(crate::kafka::client(bootstrap), "jiancha.alerts", false, None, &mut out).expect("read alerts");
     String::from_utf8(out).expect("utf-8").lines().map(|l| serde_json::from_str(l).expect("alert JSON")).collect()
 }
 

@@ -8,8 +8,8 @@ use futures::StreamExt;
 use jiancha_accountability::store::{Incoming, ItemFacts, Store};
 use jiancha_accountability::workflow::{self, Disposition};
 use jiancha_core::{Calendars, Catalog, Timestamp};
-use jiancha_gateway::auth::Role;
-use jiancha_monitor::config::MonitorConfig;
+use jiancha_platform::Config;
+use jiancha_platform::auth::Role;
 use jiancha_proto::v1;
 use jiancha_proto::v1::accountability_service_client::AccountabilityServiceClient;
 use jiancha_proto::v1::stats_service_client::StatsServiceClient;
@@ -56,7 +56,7 @@ struct Api {
     rt: tokio::runtime::Runtime,
     store: Arc<Store>,
     _dir: Scratch,
-    local: jiancha_gateway::local::LocalSetup,
+    local: jiancha_platform::local::LocalSetup,
     addr: std::net::SocketAddr,
     _stop: tokio::sync::watch::Sender<bool>,
 }
@@ -64,8 +64,8 @@ struct Api {
 impl Api {
     fn start(name: &str) -> Api {
         let dir = Scratch::new(name);
-        let local = jiancha_gateway::local::prepare(&dir.0.join("local"), "jiancha", &[OWN, OTHER], 3600).unwrap();
-        let mut config = MonitorConfig::default();
+        let local = jiancha_platform::local::prepare(&dir.0.join("local"), "jiancha", &[OWN, OTHER], 3600).unwrap();
+        let mut config = Config::default();
         config.accountability.listen = "127.0.0.1:0".into();
         config.grpc.tls_cert = Some(local.server_cert.clone());
         config.grpc.tls_key = Some(local.server_key.clone());

@@ -6,7 +6,7 @@
 
 use jiancha_accountability::store::{CaseFilter, Store};
 use jiancha_accountability::workflow::{Disposition, Status};
-use jiancha_gateway::auth::Role;
+use jiancha_platform::auth::Role;
 use jiancha_proto::v1;
 use jiancha_proto::v1::EventType as T;
 use jiancha_scenarios::grpc::{OWN, Stack, ago, event};

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
 use futures::StreamExt;
-use jiancha_gateway::auth::Role;
+use jiancha_platform::auth::Role;
 use jiancha_proto::v1;
 use jiancha_proto::v1::EventType as T;
 use jiancha_scenarios::grpc::{OTHER, OWN, Stack, ago, event};
@@ -101,7 +101,8 @@ fn every_method_answers_over_tls() {
     let mut monitor = s.monitor(Some(inspector.clone()));
     let mut timeline = s.wait_for_item("IT-A");
     wait_for("IT-A's alert history", Duration::from_secs(30), || {
-        timeline = s.rt.block_on(monitor.get_item(v1::GetItemRequest { item_id: "IT-A".into() })).unwrap().into_inner();
+        timeline =
+            s.rt.block_on(monitor.get_item(v1::GetItemRequest { item_id: "IT-A".into(), ..Default::default() })).unwrap().into_inner();
         !timeline.history.is_empty()
     });
     assert_eq!(timeline.department_code, OWN);
@@ -114,7 +115,7 @@ fn every_method_answers_over_tls() {
     assert!(timeline.alerts.iter().any(|a| a.kind == v1::AlertKind::AcceptanceOverdue as i32));
     assert!(timeline.history.iter().any(|h| h.kind == v1::AlertKind::AcceptanceOverdue as i32));
     assert_eq!(timeline.events.len(), 1);
-    let err = s.rt.block_on(monitor.get_item(v1::GetItemRequest { item_id: "NOPE".into() })).unwrap_err();
+    let err = s.rt.block_on(monitor.get_item(v1::GetItemRequest { item_id: "NOPE".into(), ..Default::default() })).unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
     // ListItems: filters and pages.
@@ -405,7 +406,7 @@ fn call(s: &Stack, method: &str, token: Option<String>, target: &str, catalog: &
                     },
                 }
             }
-            "GetItem" => code(monitor.get_item(v1::GetItemRequest { item_id: item.into() }).await.map(drop)),
+            "GetItem" => code(monitor.get_item(v1::GetItemRequest { item_id: item.into(), ..Default::default() }).await.map(drop)),
             "ListItems" => code(
                 monitor.list_items(v1::ListItemsRequest { department_code: Some(target.into()), ..Default::default() }).await.map(drop),
             ),
@@ -641,14 +642,7 @@ fn events_through_grpc_give_the_same_alerts_as_through_jiancha_produce() {
     let via_produce = {
         let s = Stack::start("grpc-vs-produce-a", |_| {});
         let text = lines.join("\n");
-        let report =
-            s.rt.block_on(jiancha_monitor::tools::produce(
-                &s.broker.bootstrap(),
-                "jiancha.events",
-                std::io::Cursor::new(text.into_bytes()),
-                true,
-            ))
-            .unwrap();
+        let report = jiancha_scenarios::kafka::produce_lines(&s.broker.bootstrap(), text, true);
         assert_eq!(report.sent, lines.len());
         settled_effective(&s)
     };

@@ -43,11 +43,7 @@ fn expected(lines: &[String]) -> BTreeMap<String, (String, String)> {
 }
 
 fn produce(bootstrap: &str, lines: &[String]) {
-    let text = lines.join("\n");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let report = rt
-        .block_on(jiancha_monitor::tools::produce(bootstrap, "jiancha.events", std::io::Cursor::new(text.into_bytes()), false))
-        .expect("produce");
+    let report = jiancha_scenarios::kafka::produce_lines(bootstrap, lines.join("\n"), false);
     assert_eq!(report.sent, lines.len());
 }
 

@@ -5,17 +5,19 @@ use crate::api::Api;
 use crate::facts::item_facts;
 use crate::store::{Incoming, Store, StoreError};
 use jiancha_core::{Calendars, Catalog, Engine};
-use jiancha_gateway::auth::Authenticator;
-use jiancha_monitor::config::MonitorConfig;
-use jiancha_monitor::monitor::load_rules;
-use jiancha_monitor::wall_clock;
+use jiancha_platform::Config;
+use jiancha_platform::auth::Authenticator;
+use jiancha_platform::kafka::failure;
+use jiancha_platform::rules::load_rules;
+use jiancha_platform::wall_clock;
 use jiancha_proto::v1;
 use jiancha_proto::v1::accountability_service_server::AccountabilityServiceServer;
 use jiancha_proto::v1::stats_service_server::StatsServiceServer;
 use prost::Message as _;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +35,8 @@ pub const CASES_RETRACTED: &str = "jiancha_cases_retracted_total";
 pub const CASES_ESCALATED: &str = "jiancha_cases_escalated_total";
 /// Metric: seconds to store one consumed batch.
 pub const BATCH_SECONDS: &str = "jiancha_accountability_batch_seconds";
+/// Metric: alert records refused and sent to the alerts' dead-letter topic, by `reason`.
+pub const ALERTS_REFUSED: &str = "jiancha_accountability_alerts_refused_total";
 
 /// Why the service cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +48,8 @@ pub enum ServiceError {
     #[error("{0}")]
     Config(String),
     /// Kafka.
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Kafka(#[from] jiancha_platform::kafka::KafkaFailure),
     /// The server.
     #[error("grpc server: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -80,20 +84,20 @@ impl Running {
 
 /// Serves the two gRPC services over `store` (TLS and tokens as configured in `[grpc]`).
 pub async fn serve_api(
-    config: &MonitorConfig,
+    config: &Config,
     store: Arc<Store>,
     catalog: Arc<Catalog>,
     calendars: &Calendars,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<Result<(), tonic::transport::Error>>), ServiceError> {
     let authenticator = Authenticator::from_config(&config.grpc.auth).map_err(|e| ServiceError::Config(e.to_string()))?;
-    let tls = jiancha_gateway::tls_config(config).map_err(|e| ServiceError::Config(e.to_string()))?;
-    let interceptor = jiancha_gateway::auth_interceptor(Arc::new(authenticator));
+    let tls = jiancha_platform::server::tls_config(config).map_err(|e| ServiceError::Config(e.to_string()))?;
+    let interceptor = jiancha_platform::server::auth_interceptor(Arc::new(authenticator));
     let api = Api::new(store, catalog, calendars.default_calendar().tz(), config.accountability.weights.clone());
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
-    let (reflection, reflection_alpha) = jiancha_gateway::reflection().map_err(|e| ServiceError::Config(e.to_string()))?;
-    let router = jiancha_gateway::server_builder(tls)?
+    let (reflection, reflection_alpha) = jiancha_platform::server::reflection().map_err(|e| ServiceError::Config(e.to_string()))?;
+    let router = jiancha_platform::server::server_builder(tls)?
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
@@ -114,11 +118,12 @@ pub async fn serve_api(
 
 /// Opens the store, then runs the consumer, the escalation clock and the gRPC server
 /// until `shutdown` turns true.
-pub async fn start(config: MonitorConfig, shutdown: watch::Receiver<bool>) -> Result<Running, ServiceError> {
+pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Running, ServiceError> {
     let store = Arc::new(Store::open(&config.accountability.database).await?);
     info!(database = %redact(&config.accountability.database), backend = ?store.backend(), "Case store open");
     let (catalog, calendars) =
         load_rules(config.catalog.as_ref(), &config.calendar_files()).map_err(|e| ServiceError::Config(e.to_string()))?;
+    jiancha_platform::kafka::ensure_topics(&config, &[]).await?;
     let (addr, server) = serve_api(&config, store.clone(), catalog.clone(), &calendars, shutdown.clone()).await?;
     let mut tasks = Vec::new();
     {
@@ -168,29 +173,83 @@ pub async fn escalation_clock(store: Arc<Store>, interval: Duration, shutdown: w
     }
 }
 
-/// Turns a batch of records into store writes.
-fn prepare(
-    messages: &[OwnedMessage],
-    config: &MonitorConfig,
+/// An alert record the service will not act on: why, and which field.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// Machine-readable reason (`MALFORMED`, `MISSING_FIELD`, `OUT_OF_RANGE`, `UNKNOWN_ENUM`).
+    pub reason: &'static str,
+    /// The field at fault, where there is one.
+    pub field: Option<&'static str>,
+    /// For the operator.
+    pub message: String,
+}
+
+/// Reads and checks one alert record. The alert topic is written by the monitor alone
+/// (docs/security.md, ACLs), but a case is an accusation: a record that is not a
+/// well-formed alert is refused rather than guessed at, and never retried for ever.
+pub fn read_alert(payload: &[u8]) -> Result<v1::Alert, Refused> {
+    let refuse = |reason, field, message: String| Refused { reason, field, message };
+    let alert = v1::Alert::decode(payload).map_err(|e| refuse("MALFORMED", None, format!("not a jiancha.v1.Alert: {e}")))?;
+    if alert.alert_id.is_empty() || alert.alert_id.len() > 64 || !alert.alert_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(refuse(
+            "OUT_OF_RANGE",
+            Some("alert_id"),
+            format!("alert_id `{}` is not 1-64 letters and digits", alert.alert_id.escape_debug()),
+        ));
+    }
+    let Some(kind) = jiancha_proto::alert_kind(alert.kind) else {
+        return Err(refuse("UNKNOWN_ENUM", Some("kind"), format!("alert kind value {} is not defined", alert.kind)));
+    };
+    if v1::Level::try_from(alert.level).ok().map(|l| l.as_str_name()) != Some(kind.level().as_str()) {
+        return Err(refuse("OUT_OF_RANGE", Some("level"), format!("level value {} is not the level of {}", alert.level, kind.as_str())));
+    }
+    if v1::AlertStatus::try_from(alert.status).is_err() || alert.status == 0 {
+        return Err(refuse("UNKNOWN_ENUM", Some("status"), format!("status value {} is not FIRED or RETRACTED", alert.status)));
+    }
+    if jiancha_core::Timestamp::parse_rfc3339(&alert.triggered_at).is_err() {
+        return Err(refuse(
+            "BAD_TIMESTAMP",
+            Some("triggered_at"),
+            format!("triggered_at `{}` is not RFC 3339", alert.triggered_at.escape_debug()),
+        ));
+    }
+    if kind != jiancha_core::AlertKind::CalendarMissing {
+        for (field, value) in [("item_id", &alert.item_id), ("department_code", &alert.department_code)] {
+            if value.as_deref().is_none_or(str::is_empty) {
+                return Err(refuse("MISSING_FIELD", Some(field), format!("an item alert needs {field}")));
+            }
+        }
+    }
+    let texts = [alert.item_id.as_deref(), alert.department_code.as_deref(), alert.service_code.as_deref(), alert.event_id.as_deref()];
+    let bilingual = [&alert.message, &alert.derivation].into_iter().flatten().flat_map(|b| [Some(b.zh.as_str()), Some(b.en.as_str())]);
+    if texts.into_iter().chain(bilingual).flatten().any(|t| t.contains('\0')) {
+        return Err(refuse("OUT_OF_RANGE", None, "a text field holds a NUL character, which the case store refuses".into()));
+    }
+    Ok(alert)
+}
+
+/// Turns a batch of records into store writes, and the alert records refused.
+fn prepare<'a>(
+    messages: &'a [OwnedMessage],
+    config: &Config,
     catalog: &Arc<Catalog>,
     calendars: &Calendars,
-) -> (Vec<Incoming>, Vec<crate::store::ItemFacts>) {
+) -> (Vec<Incoming>, Vec<crate::store::ItemFacts>, Vec<(&'a OwnedMessage, Refused)>) {
     let mut incoming = Vec::new();
+    let mut refused = Vec::new();
     let mut engine = Engine::new(catalog.clone(), calendars.clone());
     let mut items = Vec::new();
     let now = wall_clock();
     for m in messages {
         let Some(payload) = m.payload() else { continue };
         if m.topic() == config.topics.alerts {
-            match v1::Alert::decode(payload) {
+            match read_alert(payload) {
                 Ok(alert) => {
                     let published_at = m.timestamp().to_millis().unwrap_or(now.0);
                     let escalate_at = Some(crate::escalation_deadline(catalog, calendars, alert.service_code.as_deref(), published_at));
                     incoming.push(Incoming { alert, published_at, escalate_at });
                 }
-                Err(e) => {
-                    warn!(partition = m.partition(), offset = m.offset(), error = %e, "Alert record is not a jiancha.v1.Alert; skipped")
-                }
+                Err(why) => refused.push((m, why)),
             }
         } else {
             match jiancha_proto::decode_state(payload) {
@@ -200,26 +259,55 @@ fn prepare(
         }
     }
     let facts = items.into_iter().filter_map(|i| item_facts(&engine, i, now)).collect();
-    (incoming, facts)
+    (incoming, facts, refused)
+}
+
+/// Sends refused alert records, byte for byte, to the alerts' dead-letter topic with
+/// their reason; returns once the broker has them (their offsets are committed after).
+async fn dead_letter(producer: &FutureProducer, topic: &str, refused: &[(&OwnedMessage, Refused)]) -> Result<(), ServiceError> {
+    for (m, why) in refused {
+        metrics::counter!(ALERTS_REFUSED, "reason" => why.reason).increment(1);
+        warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), reason = why.reason, message = %why.message,
+            "Alert record refused; sent to the dead-letter topic");
+        let (partition, offset) = (m.partition().to_string(), m.offset().to_string());
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "jiancha.reason", value: Some(why.reason) })
+            .insert(Header { key: "jiancha.message", value: Some(&why.message) })
+            .insert(Header { key: "jiancha.field", value: why.field })
+            .insert(Header { key: "jiancha.source.topic", value: Some(m.topic()) })
+            .insert(Header { key: "jiancha.source.partition", value: Some(&partition) })
+            .insert(Header { key: "jiancha.source.offset", value: Some(&offset) });
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic).headers(headers);
+        if let Some(key) = m.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = m.payload() {
+            record = record.payload(payload);
+        }
+        producer.send(record, Duration::from_secs(60)).await.map_err(|(e, _)| failure("alerts dead letter")(e))?;
+    }
+    Ok(())
 }
 
 /// Consumes the alert topic and the state changelog in batches; each batch is written in
 /// one transaction, then its offsets are committed (redelivery is harmless: a case is
 /// unique per alert id and items are upserted).
 pub async fn consume(
-    config: MonitorConfig,
+    config: Config,
     store: Arc<Store>,
     catalog: Arc<Catalog>,
     calendars: Calendars,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServiceError> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka_bootstrap)
+    let consumer: StreamConsumer = jiancha_platform::kafka::client(&config)
         .set("group.id", &config.accountability.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .create()?;
-    consumer.subscribe(&[&config.topics.alerts, &config.topics.state])?;
+        .create()
+        .map_err(failure("accountability consumer"))?;
+    let producer: FutureProducer =
+        jiancha_platform::kafka::client(&config).set("enable.idempotence", "true").create().map_err(failure("dead-letter producer"))?;
+    consumer.subscribe(&[&config.topics.alerts, &config.topics.state]).map_err(failure("subscribe"))?;
     info!(group = %config.accountability.group_id, "Accountability consumer started");
     let stop = until_true(shutdown);
     tokio::pin!(stop);
@@ -245,7 +333,16 @@ pub async fn consume(
                 Err(_) => break,
             }
         }
-        let (incoming, facts) = prepare(&batch, &config, &catalog, &calendars);
+        let (incoming, facts, refused) = prepare(&batch, &config, &catalog, &calendars);
+        loop {
+            match dead_letter(&producer, &config.topics.alerts_dead_letter, &refused).await {
+                Ok(()) => break,
+                Err(e) => {
+                    warn!(error = %e, "Sending refused alerts to the dead-letter topic failed; retrying (offsets not committed)");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
         loop {
             let started = Instant::now();
             let result = async {
@@ -274,7 +371,7 @@ pub async fn consume(
         }
         let mut tpl = TopicPartitionList::new();
         for ((topic, p), offset) in next {
-            tpl.add_partition_offset(&topic, p, Offset::Offset(offset))?;
+            tpl.add_partition_offset(&topic, p, Offset::Offset(offset)).map_err(failure("commit list"))?;
         }
         if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
             warn!(error = %e, "Committing offsets failed; the batch may be consumed again (harmless)");

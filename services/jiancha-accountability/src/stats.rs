@@ -12,7 +12,7 @@ use sqlx::Row as _;
 use std::collections::BTreeMap;
 
 /// The score's weights (the `[accountability.weights]` configuration).
-pub use jiancha_monitor::config::ScoreWeights as Weights;
+pub use jiancha_platform::config::ScoreWeights as Weights;
 
 /// A period: `[from, to)` in milliseconds, and its label.
 #[derive(Clone, Debug, PartialEq, Eq)]

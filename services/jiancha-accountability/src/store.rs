@@ -14,7 +14,10 @@ use std::sync::Once;
 use tokio::sync::{Mutex, watch};
 
 /// Versioned migrations; the SQL runs on both PostgreSQL and SQLite.
-const MIGRATIONS: [(i64, &str, &str); 1] = [(1, "initial schema", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (1, "initial schema", include_str!("../migrations/0001_initial.sql")),
+    (2, "items by department", include_str!("../migrations/0002_items_by_department.sql")),
+];
 
 /// Which database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -778,7 +781,7 @@ impl Store {
                 "INSERT INTO items (item_id, department_code, service_code, submitted_at, accepted_at, decided_at, closed, promised_days, \
                  used_days, promised_deadline, promised_met, statutory_deadline, statutory_met, late_reports, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-                 ON CONFLICT (item_id) DO UPDATE SET department_code = excluded.department_code, service_code = excluded.service_code, \
+                 ON CONFLICT (department_code, item_id) DO UPDATE SET service_code = excluded.service_code, \
                  submitted_at = excluded.submitted_at, accepted_at = excluded.accepted_at, decided_at = excluded.decided_at, \
                  closed = excluded.closed, promised_days = excluded.promised_days, used_days = excluded.used_days, \
                  promised_deadline = excluded.promised_deadline, promised_met = excluded.promised_met, \
@@ -828,7 +831,7 @@ async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
         for statement in code.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             sqlx::query(statement).execute(&mut *tx).await?;
         }
-        let now = jiancha_monitor::wall_clock().0;
+        let now = jiancha_platform::wall_clock().0;
         sqlx::query("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)")
             .bind(version)
             .bind(name)

@@ -136,20 +136,35 @@ impl fmt::Display for AlertKind {
 }
 
 /// The deterministic id of an alert: the first 16 bytes of
-/// SHA-256(`jiancha/v1` NUL item NUL kind NUL trigger), in hex.
+/// SHA-256(`jiancha/v2` NUL department NUL item NUL kind NUL trigger), in hex. The
+/// department is part of the item's identity (DOMAIN §1, §2), so two departments that
+/// use the same `item_id` never share an alert id.
 ///
 /// `trigger` is the triggering event's id for an event rule, and for a timer rule the
 /// clock: `promised`, `statutory`, the step's name, or the id of the event that started
 /// the suspension, the acceptance window or the delivery clock. For CALENDAR_MISSING
 /// the item is empty and the trigger is `calendar/year`.
-pub fn alert_id(item_id: &str, kind: AlertKind, trigger: &str) -> String {
+pub fn alert_id(department_code: &str, item_id: &str, kind: AlertKind, trigger: &str) -> String {
+    digest_id(&[b"jiancha/v2", department_code.as_bytes(), item_id.as_bytes(), kind.as_str().as_bytes(), trigger.as_bytes()])
+}
+
+/// The id an alert had before items were identified by department (DOMAIN §2, department
+/// isolation): the item id alone. Items restored from a changelog written before that
+/// change keep these ids, so that their later moves and retractions reach the cases
+/// already opened under them.
+pub fn legacy_alert_id(item_id: &str, kind: AlertKind, trigger: &str) -> String {
+    digest_id(&[b"jiancha/v1", item_id.as_bytes(), kind.as_str().as_bytes(), trigger.as_bytes()])
+}
+
+/// The first 16 bytes of SHA-256 over the parts, each followed by a NUL but the last, in hex.
+fn digest_id(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
-    h.update(b"jiancha/v1\0");
-    h.update(item_id.as_bytes());
-    h.update([0]);
-    h.update(kind.as_str().as_bytes());
-    h.update([0]);
-    h.update(trigger.as_bytes());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            h.update([0]);
+        }
+        h.update(part);
+    }
     let digest = h.finalize();
     let mut out = String::with_capacity(32);
     for b in &digest[..16] {
@@ -221,14 +236,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_stable_and_distinct() {
-        let a = alert_id("I1", AlertKind::PromisedOverdue, "promised");
-        assert_eq!(a, alert_id("I1", AlertKind::PromisedOverdue, "promised"));
+    fn ids_are_deterministic_and_separate_their_parts() {
+        let a = alert_id("D1", "I1", AlertKind::PromisedOverdue, "promised");
+        assert_eq!(a, alert_id("D1", "I1", AlertKind::PromisedOverdue, "promised"));
         assert_eq!(a.len(), 32);
-        assert_ne!(a, alert_id("I1", AlertKind::StatutoryOverdue, "promised"));
-        assert_ne!(a, alert_id("I2", AlertKind::PromisedOverdue, "promised"));
+        assert_ne!(a, alert_id("D1", "I1", AlertKind::StatutoryOverdue, "promised"));
+        assert_ne!(a, alert_id("D1", "I2", AlertKind::PromisedOverdue, "promised"));
+        // Another department's item with the same id has alerts of its own.
+        assert_ne!(a, alert_id("D2", "I1", AlertKind::PromisedOverdue, "promised"));
         // The separator keeps ("ab","c") and ("a","bc") apart.
-        assert_ne!(alert_id("ab", AlertKind::LateReport, "c"), alert_id("a", AlertKind::LateReport, "bc"));
+        assert_ne!(alert_id("D", "ab", AlertKind::LateReport, "c"), alert_id("D", "a", AlertKind::LateReport, "bc"));
+        assert_ne!(alert_id("Dab", "c", AlertKind::LateReport, "x"), alert_id("D", "abc", AlertKind::LateReport, "x"));
+    }
+
+    #[test]
+    fn legacy_ids_are_those_published_before_department_isolation() {
+        // Computed by the formula in force before: SHA-256("jiancha/v1" NUL item NUL kind NUL trigger).
+        let mut h = Sha256::new();
+        h.update(b"jiancha/v1\0I1\0PROMISED_OVERDUE\0promised");
+        let expected: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(legacy_alert_id("I1", AlertKind::PromisedOverdue, "promised"), expected);
     }
 
     #[test]

@@ -337,6 +337,9 @@ pub enum InvalidReason {
     OutOfRange,
     /// The record is larger than the configured limit.
     TooLarge,
+    /// The event names another department than the one its input topic belongs to
+    /// (DOMAIN §2, department isolation).
+    DepartmentMismatch,
 }
 
 impl InvalidReason {
@@ -350,6 +353,7 @@ impl InvalidReason {
             InvalidReason::BadTimestamp => "BAD_TIMESTAMP",
             InvalidReason::OutOfRange => "OUT_OF_RANGE",
             InvalidReason::TooLarge => "TOO_LARGE",
+            InvalidReason::DepartmentMismatch => "DEPARTMENT_MISMATCH",
         }
     }
 }
@@ -500,7 +504,7 @@ impl RawEvent {
         let ctx = Ctx { event_id: self.event_id.clone(), item_id: self.item_id.clone() };
         let event_id = ctx.id("event_id", self.event_id.as_deref())?;
         let item_id = ctx.id("item_id", self.item_id.as_deref())?;
-        let department_code = ctx.required_text("department_code", self.department_code.as_deref())?;
+        let department_code = ctx.id("department_code", self.department_code.as_deref())?;
         let type_text = ctx.required_text("type", self.type_name.as_deref())?;
         let event_type = EventType::parse(&type_text).ok_or_else(|| {
             ctx.err(
@@ -635,10 +639,18 @@ impl Ctx {
     }
 
     fn bounded(&self, field: &'static str, value: Option<String>) -> Result<Option<String>, InvalidEvent> {
-        if let Some(v) = &value
-            && v.chars().count() > MAX_TEXT_CHARS
-        {
-            return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` is longer than {MAX_TEXT_CHARS} characters")));
+        if let Some(v) = &value {
+            if v.chars().count() > MAX_TEXT_CHARS {
+                return Err(self.err(
+                    InvalidReason::OutOfRange,
+                    field,
+                    format!("field `{field}` is longer than {MAX_TEXT_CHARS} characters"),
+                ));
+            }
+            // Databases refuse NUL in text (PostgreSQL), and a NUL would let one text pose as two.
+            if v.contains('\0') {
+                return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` must not contain a NUL character")));
+            }
         }
         Ok(value)
     }
@@ -651,6 +663,13 @@ impl Ctx {
                 InvalidReason::OutOfRange,
                 field,
                 format!("field `{field}` must be 1-{MAX_ID_CHARS} characters, got {n}"),
+            ));
+        }
+        if let Some(c) = v.chars().find(|c| c.is_control()) {
+            return Err(self.err(
+                InvalidReason::OutOfRange,
+                field,
+                format!("field `{field}` must not contain control characters, found U+{:04X}", u32::from(c)),
             ));
         }
         Ok(v)

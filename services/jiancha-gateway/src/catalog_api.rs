@@ -5,15 +5,15 @@
 //! and picked up by every monitor on its next reload check (`reload_interval`), which
 //! recomputes every open item. See docs/grpc.md.
 
-use crate::auth::{self, Role};
-use crate::errors::invalid;
 use crate::view::View;
 use jiancha_core::calendar::{CN_MAINLAND_TOML, Calendar};
 use jiancha_core::engine::{Effect, Engine, ItemStatus};
 use jiancha_core::{Calendars, Catalog, Timestamp};
-use jiancha_monitor::DEMO_CATALOG;
-use jiancha_monitor::config::MonitorConfig;
-use jiancha_monitor::wall_clock;
+use jiancha_platform::Config;
+use jiancha_platform::auth::{self, Role};
+use jiancha_platform::errors::invalid;
+use jiancha_platform::rules::DEMO_CATALOG;
+use jiancha_platform::wall_clock;
 use jiancha_proto::v1;
 use jiancha_proto::v1::catalog_service_server::CatalogService;
 use sha2::{Digest, Sha256};
@@ -30,7 +30,7 @@ const PREVIEW_LIMIT: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct CatalogApi {
     view: Arc<View>,
-    config: Arc<MonitorConfig>,
+    config: Arc<Config>,
     /// Serialises replacements.
     writing: Arc<Mutex<()>>,
 }
@@ -56,7 +56,7 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 impl CatalogApi {
     /// Over a view (whose engine gets each replacement at once) and the configuration
     /// naming the files.
-    pub fn new(view: Arc<View>, config: Arc<MonitorConfig>) -> CatalogApi {
+    pub fn new(view: Arc<View>, config: Arc<Config>) -> CatalogApi {
         CatalogApi { view, config, writing: Arc::new(Mutex::new(())) }
     }
 
@@ -107,6 +107,11 @@ impl CatalogApi {
             Err(invalid(format!("{} calendar(s) are not valid", violations.len()), violations))
         }
     }
+}
+
+/// Whether a calendar name may name a file: `[A-Za-z0-9_-]{1,64}`.
+pub fn valid_calendar_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// INVALID_ARGUMENT listing every problem of a catalog, each with where it is.
@@ -183,6 +188,12 @@ impl CatalogService for CatalogApi {
         let caller = auth::caller(&request)?;
         caller.require("ReplaceCalendar", &[Role::Operator])?;
         let req = request.into_inner();
+        if !valid_calendar_name(&req.name) {
+            return Err(invalid(
+                format!("calendar name `{}` is not allowed", req.name.escape_debug()),
+                vec![("name".into(), "must be 1-64 characters of A-Z, a-z, 0-9, `_` and `-`".into())],
+            ));
+        }
         let years: Vec<i32> = Calendar::from_toml(&req.toml).map(|c| c.covered_years().collect()).unwrap_or_default();
         let cal = Calendar::from_toml(&req.toml)
             .map_err(|e| invalid(format!("the calendar is not valid: {e}"), vec![("toml".into(), e.to_string())]))?;
@@ -195,7 +206,18 @@ impl CatalogService for CatalogApi {
         let files = self.calendar_files();
         let path = match (files.get(&req.name), &self.config.calendar_dir) {
             (Some((path, _)), _) => path.clone(),
-            (None, Some(dir)) => dir.join(format!("{}.toml", req.name)),
+            (None, Some(dir)) => {
+                let path = dir.join(format!("{}.toml", req.name));
+                // The name is checked above; the path is checked too, so that no later
+                // change to the rule can write outside the folder.
+                if path.parent() != Some(dir.as_path()) {
+                    return Err(invalid(
+                        format!("calendar `{}` would leave calendar_dir", req.name),
+                        vec![("name".into(), "stays in calendar_dir".into())],
+                    ));
+                }
+                path
+            }
             (None, None) => {
                 return Err(Status::failed_precondition(format!(
                     "no file holds calendar `{}` and no `calendar_dir` is configured; add one so that every monitor loads it",
@@ -209,8 +231,10 @@ impl CatalogService for CatalogApi {
         let (catalog_text, _) = self.catalog_text()?;
         Catalog::from_toml(&catalog_text, &calendars).map_err(|e| catalog_invalid("catalog in force", &e))?;
         {
+            // The version is read inside the lock: two replacements with the same
+            // expected version cannot both pass.
             let _guard = self.writing.lock().unwrap_or_else(|e| e.into_inner());
-            let current = files.get(&req.name).map(|(_, t)| t.clone()).unwrap_or_default();
+            let current = self.calendar_files().get(&req.name).map(|(_, t)| t.clone()).unwrap_or_default();
             if !req.expected_version.is_empty() && req.expected_version != version(&current) {
                 return Err(Status::aborted(format!("calendar `{}` changed since version {}", req.name, req.expected_version)));
             }
@@ -236,10 +260,34 @@ impl CatalogService for CatalogApi {
         let catalog_text = if req.catalog_toml.is_empty() { self.catalog_text()?.0 } else { req.catalog_toml };
         let catalog = Arc::new(Catalog::from_toml(&catalog_text, &calendars).map_err(|e| catalog_invalid("catalog_toml", &e))?);
         let view = self.view.clone();
-        let response = tokio::task::spawn_blocking(move || preview(&view, catalog, calendars, wall_clock()))
+        let mut response = tokio::task::spawn_blocking(move || preview(&view, catalog, calendars, wall_clock()))
             .await
             .map_err(|e| internal("preview task", e))?;
+        if caller.role == Role::Operator {
+            redact_for_operator(&mut response);
+        }
         Ok(Response::new(response))
+    }
+}
+
+/// An operator sees how many items a change moves and by how much, never which items
+/// or whose (DOMAIN §6: no item ids or officials' names): ids and texts are emptied,
+/// departments, services, deadline shifts and alert kinds stay.
+fn redact_for_operator(response: &mut v1::PreviewChangeResponse) {
+    for item in &mut response.items {
+        item.item_id.clear();
+        for alert in &mut item.alerts {
+            let kept = v1::Alert {
+                kind: alert.kind,
+                level: alert.level,
+                status: alert.status,
+                triggered_at: std::mem::take(&mut alert.triggered_at),
+                department_code: alert.department_code.take(),
+                service_code: alert.service_code.take(),
+                ..v1::Alert::default()
+            };
+            *alert = kept;
+        }
     }
 }
 
@@ -247,7 +295,8 @@ impl CatalogService for CatalogApi {
 fn preview(view: &View, catalog: Arc<Catalog>, calendars: Calendars, at: Timestamp) -> v1::PreviewChangeResponse {
     let engine = view.engine.read().unwrap_or_else(|e| e.into_inner());
     let mut proposed = Engine::new(catalog, calendars);
-    let mut before: HashMap<String, Vec<(String, Timestamp)>> = HashMap::new();
+    // (department, item) → the clocks' deadlines under the rules in force.
+    let mut before: HashMap<(String, String), Vec<(String, Timestamp)>> = HashMap::new();
     let mut scratch = Vec::new();
     let mut examined = 0u64;
     for item in engine.item_refs() {
@@ -260,29 +309,34 @@ fn preview(view: &View, catalog: Arc<Catalog>, calendars: Calendars, at: Timesta
         let mut state = t.state.clone();
         state.held = t.holding.clone();
         proposed.import(&state, &mut scratch);
-        before.insert(t.state.item_id.clone(), t.clocks.iter().map(|c| (c.name.clone(), c.deadline)).collect());
+        let key = (t.state.department_code.clone(), t.state.item_id.clone());
+        before.insert(key, t.clocks.iter().map(|c| (c.name.clone(), c.deadline)).collect());
     }
     drop(engine);
     let mut effects: Vec<Effect> = Vec::new();
     proposed.recompute_all(at, &mut effects);
-    let mut alerts: BTreeMap<String, Vec<v1::Alert>> = BTreeMap::new();
+    let mut alerts: BTreeMap<(String, String), Vec<v1::Alert>> = BTreeMap::new();
     let mut other_alerts = Vec::new();
     for e in &effects {
         if let Effect::Alert(a) = e {
             match &a.item_id {
-                Some(item) => alerts.entry(item.clone()).or_default().push(v1::Alert::from(&**a)),
+                Some(item) => {
+                    let key = (a.department_code.clone().unwrap_or_default(), item.clone());
+                    alerts.entry(key).or_default().push(v1::Alert::from(&**a));
+                }
                 None => other_alerts.push(v1::Alert::from(&**a)),
             }
         }
     }
     let mut items = Vec::new();
     let mut changed = 0u64;
-    let mut ids: Vec<&String> = before.keys().collect();
-    ids.sort();
-    for id in ids {
-        let Some(item) = proposed.find(id) else { continue };
+    let mut keys: Vec<&(String, String)> = before.keys().collect();
+    keys.sort();
+    for key in keys {
+        let (department, id) = key;
+        let Some(item) = proposed.find(department, id) else { continue };
         let Some(after) = proposed.timeline(item, at) else { continue };
-        let old = &before[id];
+        let old = &before[key];
         let mut names: Vec<&String> = old.iter().map(|(n, _)| n).chain(after.clocks.iter().map(|c| &c.name)).collect();
         names.sort();
         names.dedup();
@@ -299,7 +353,7 @@ fn preview(view: &View, catalog: Arc<Catalog>, calendars: Calendars, at: Timesta
                 })
             })
             .collect();
-        let item_alerts = alerts.remove(id.as_str()).unwrap_or_default();
+        let item_alerts = alerts.remove(key).unwrap_or_default();
         if deadlines.is_empty() && item_alerts.is_empty() {
             continue;
         }
@@ -315,4 +369,49 @@ fn preview(view: &View, catalog: Arc<Catalog>, calendars: Calendars, at: Timesta
         }
     }
     v1::PreviewChangeResponse { items_examined: examined, items_changed: changed, items, other_alerts }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_names_cannot_name_a_path() {
+        assert!(valid_calendar_name("shenzhen-2027"));
+        assert!(valid_calendar_name("cn_mainland"));
+        for bad in ["", "../../x", "a/b", "a.b", "..", "名字", "a\0b", &"x".repeat(65)] {
+            assert!(!valid_calendar_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_operator_preview_names_no_item_and_no_official() {
+        let mut response = v1::PreviewChangeResponse {
+            items_examined: 3,
+            items_changed: 1,
+            items: vec![v1::ItemChange {
+                item_id: "SCJG-1".into(),
+                department_code: "SCJG".into(),
+                service_code: Some("SCJG-001".into()),
+                deadlines: vec![v1::DeadlineChange { clock: "promised".into(), before: "a".into(), after: "b".into() }],
+                alerts: vec![v1::Alert {
+                    alert_id: "id".into(),
+                    item_id: Some("SCJG-1".into()),
+                    department_code: Some("SCJG".into()),
+                    message: Some(v1::Bilingual { zh: "办件SCJG-1 经办人王伟".into(), en: String::new() }),
+                    derivation: Some(v1::Bilingual { zh: "王伟".into(), en: String::new() }),
+                    event_id: Some("e1".into()),
+                    kind: 3,
+                    ..v1::Alert::default()
+                }],
+            }],
+            other_alerts: vec![],
+        };
+        redact_for_operator(&mut response);
+        let text = format!("{response:?}");
+        assert!(!text.contains("SCJG-1") && !text.contains("王伟") && !text.contains("e1"), "{text}");
+        assert_eq!(response.items[0].deadlines.len(), 1);
+        assert_eq!(response.items[0].alerts[0].kind, 3);
+        assert_eq!(response.items[0].department_code, "SCJG");
+    }
 }

@@ -1,12 +1,12 @@
 //! IngestService: events from department systems, validated against DOMAIN §2 and
 //! published to the event topic. The answer comes after the broker acknowledged.
 
-use crate::auth::{self, Caller, ERROR_DOMAIN, Role};
-use crate::limits::{RateLimiter, grpc_timeout};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use jiancha_core::event::{Event, InvalidEvent};
-use jiancha_monitor::codec;
+use jiancha_platform::auth::{self, Caller, ERROR_DOMAIN, Role};
+use jiancha_platform::codec;
+use jiancha_platform::limits::{RateLimiter, grpc_timeout};
 use jiancha_proto::v1;
 use jiancha_proto::v1::ingest_service_server::IngestService;
 use prost::Message as _;

@@ -10,32 +10,27 @@
 //! TLS with rustls (optionally mutual), JWT bearer tokens with DOMAIN §6 roles on every
 //! method, per-caller rate and stream limits, message size limits and deadlines.
 
-pub mod auth;
 pub mod catalog_api;
-pub mod errors;
 pub mod ingest;
-pub mod limits;
-pub mod local;
 pub mod monitor_api;
 pub mod view;
 
-use auth::Authenticator;
-use jiancha_monitor::config::MonitorConfig;
-use jiancha_monitor::monitor::{MonitorError, ensure_topics, load_rules};
+use jiancha_platform::Config;
+use jiancha_platform::auth::Authenticator;
+use jiancha_platform::kafka::{KafkaFailure, ensure_topics, failure};
+use jiancha_platform::limits;
+use jiancha_platform::rules::{RulesError, load_rules};
+use jiancha_platform::server::{ServerError, auth_interceptor, reflection, server_builder, tls_config};
 use jiancha_proto::v1::catalog_service_server::CatalogServiceServer;
 use jiancha_proto::v1::ingest_service_server::IngestServiceServer;
 use jiancha_proto::v1::monitor_service_server::MonitorServiceServer;
-use rdkafka::config::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-use tonic::{Request, Status};
 use tonic_health::ServingStatus;
-use tracing::{info, warn};
+use tracing::info;
 
 /// Why the gateway cannot start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +38,12 @@ pub enum GatewayError {
     /// A configuration problem, named.
     #[error("grpc configuration: {0}")]
     Config(String),
-    /// Kafka or the rules.
+    /// Kafka refused an operation.
     #[error(transparent)]
-    Monitor(#[from] MonitorError),
+    Kafka(#[from] KafkaFailure),
+    /// The catalog or a calendar is invalid.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
     /// The server.
     #[error("grpc server: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -77,84 +75,22 @@ impl Gateway {
     }
 }
 
-fn read(path: &std::path::Path, key: &str) -> Result<Vec<u8>, GatewayError> {
-    std::fs::read(path).map_err(|e| GatewayError::Config(format!("{key} {}: {e}", path.display())))
-}
-
-/// The TLS settings, or None for explicitly configured plaintext.
-pub fn tls_config(config: &MonitorConfig) -> Result<Option<ServerTlsConfig>, GatewayError> {
-    let g = &config.grpc;
-    match (&g.tls_cert, &g.tls_key) {
-        (Some(cert), Some(key)) => {
-            let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert, "grpc.tls_cert")?, read(key, "grpc.tls_key")?));
-            if let Some(ca) = &g.client_ca {
-                tls = tls.client_ca_root(Certificate::from_pem(read(ca, "grpc.client_ca")?)).client_auth_optional(!g.require_client_cert);
-            }
-            Ok(Some(tls))
+impl From<ServerError> for GatewayError {
+    fn from(e: ServerError) -> GatewayError {
+        match e {
+            ServerError::Config(message) => GatewayError::Config(message),
+            ServerError::Transport(t) => GatewayError::Transport(t),
         }
-        (None, None) if g.plaintext => {
-            warn!(listen = %g.listen, "gRPC is served WITHOUT TLS (grpc.plaintext = true): tokens and events cross the network in clear; for local use only");
-            Ok(None)
-        }
-        (None, None) => {
-            Err(GatewayError::Config("TLS needs grpc.tls_cert and grpc.tls_key; for local use only, set grpc.plaintext = true".into()))
-        }
-        _ => Err(GatewayError::Config("grpc.tls_cert and grpc.tls_key go together".into())),
-    }
-}
-
-/// Server reflection, v1 and v1alpha (grpcurl, Postman and older clients ask for
-/// either), over every `jiancha.v1` file and the health service.
-#[allow(clippy::type_complexity)]
-pub fn reflection() -> Result<
-    (
-        tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
-        tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
-    ),
-    GatewayError,
-> {
-    let builder = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(jiancha_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let v1 = builder().build_v1().map_err(|e| GatewayError::Config(format!("reflection: {e}")))?;
-    let v1alpha = builder().build_v1alpha().map_err(|e| GatewayError::Config(format!("reflection: {e}")))?;
-    Ok((v1, v1alpha))
-}
-
-/// A server with the limits every jiancha gRPC server shares: 1024 concurrent requests
-/// per connection (streams included), HTTP/2 keep-alive, TLS when given.
-pub fn server_builder(tls: Option<ServerTlsConfig>) -> Result<Server, tonic::transport::Error> {
-    let builder = Server::builder()
-        .concurrency_limit_per_connection(1024)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .tcp_nodelay(true);
-    match tls {
-        Some(tls) => builder.tls_config(tls),
-        None => Ok(builder),
-    }
-}
-
-/// An interceptor that authenticates every request and puts the [`auth::Caller`] in its extensions.
-pub fn auth_interceptor(
-    authenticator: Arc<Authenticator>,
-) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone + Send + Sync + 'static {
-    move |mut req: Request<()>| -> Result<Request<()>, Status> {
-        let caller = authenticator.authenticate(&req)?;
-        req.extensions_mut().insert(caller);
-        Ok(req)
     }
 }
 
 /// Starts the gateway: creates the topics when absent, starts reading the monitor's
 /// topics, binds and serves until `shutdown` turns true.
-pub async fn start(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> Result<Gateway, GatewayError> {
+pub async fn start(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<Gateway, GatewayError> {
     let authenticator = Authenticator::from_config(&config.grpc.auth).map_err(|e| GatewayError::Config(e.to_string()))?;
     let tls = tls_config(&config)?;
-    ensure_topics(&config).await?;
     let (catalog, calendars) = load_rules(config.catalog.as_ref(), &config.calendar_files())?;
+    ensure_topics(&config, &[]).await?;
     let view = View::new(catalog, calendars, config.partitions.max(1) as usize, config.grpc.watch_buffer);
     {
         let (view, config) = (view.clone(), config.clone());
@@ -167,12 +103,11 @@ pub async fn start(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -
             })
             .map_err(|e| GatewayError::Config(format!("starting the view thread: {e}")))?;
     }
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka_bootstrap)
+    let producer: FutureProducer = jiancha_platform::kafka::client(&config)
         .set("enable.idempotence", "true")
         .set("linger.ms", "2")
         .create()
-        .map_err(|e| MonitorError::Kafka { context: "gateway producer", source: e })?;
+        .map_err(failure("gateway producer"))?;
 
     let config = Arc::new(config);
     let limiter = Arc::new(limits::RateLimiter::new(config.grpc.rate_per_caller, config.grpc.burst_per_caller));

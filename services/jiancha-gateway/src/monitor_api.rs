@@ -6,20 +6,19 @@
 //! keyed by alert id), so a stream resumed from a cursor gets every later update of
 //! every alert, in order, and none it already had.
 
-use crate::auth::{self, Caller, Role};
-use crate::errors::bad_request;
-use crate::limits::StreamCounter;
 use crate::view::{Logged, View};
 use jiancha_core::catalog::DayKind;
 use jiancha_core::engine::{ClockStatus, ItemRef, ItemStatus, ItemSummary, StoredEvent, Timeline};
 use jiancha_core::event::EventType;
 use jiancha_core::{Level, Timestamp};
-use jiancha_monitor::config::MonitorConfig;
-use jiancha_monitor::wall_clock;
+use jiancha_platform::Config;
+use jiancha_platform::auth::{self, Caller, Role};
+use jiancha_platform::errors::bad_request;
+use jiancha_platform::limits::StreamCounter;
+use jiancha_platform::wall_clock;
 use jiancha_proto::v1;
 use jiancha_proto::v1::monitor_service_server::MonitorService;
 use prost::Message as _;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -38,13 +37,13 @@ pub const WATCHERS: &str = "jiancha_gateway_watchers";
 #[derive(Clone, Debug)]
 pub struct Monitor {
     view: Arc<View>,
-    config: Arc<MonitorConfig>,
+    config: Arc<Config>,
     streams: Arc<StreamCounter>,
 }
 
 impl Monitor {
     /// Over a view; `config` names the alert topic and the per-caller stream cap.
-    pub fn new(view: Arc<View>, config: Arc<MonitorConfig>) -> Monitor {
+    pub fn new(view: Arc<View>, config: Arc<Config>) -> Monitor {
         Monitor { view, config, streams: Arc::new(StreamCounter::default()) }
     }
 }
@@ -172,18 +171,20 @@ impl Filter {
     }
 }
 
-/// `0:15,1:0` → offsets by partition.
+/// `0:15,1:0` → offsets by partition. Every partition must exist (`partitions` of the
+/// alert topic): a cursor is data from the network, and a huge partition number must
+/// be refused, not allocated.
 pub fn parse_cursor(text: &str, partitions: usize) -> Result<Vec<i64>, String> {
     let mut offsets = vec![0; partitions];
     for part in text.split(',').filter(|p| !p.is_empty()) {
         let (p, o) = part.split_once(':').ok_or_else(|| format!("`{part}` is not PARTITION:OFFSET"))?;
         let p: usize = p.parse().map_err(|_| format!("partition `{p}` is not a number"))?;
-        let o: i64 = o.parse().map_err(|_| format!("offset `{o}` is not a number"))?;
+        let o: i64 = o.parse().map_err(|_| format!("offset `{o}` is not a number from 0 to {}", i64::MAX))?;
         if o < 0 {
             return Err(format!("offset {o} is negative"));
         }
-        if p >= offsets.len() {
-            offsets.resize(p + 1, 0);
+        if p >= partitions {
+            return Err(format!("partition {p} does not exist: the alert topic has partitions 0 to {}", partitions.saturating_sub(1)));
         }
         offsets[p] = o;
     }
@@ -202,23 +203,41 @@ impl MonitorService for Monitor {
     async fn get_item(&self, request: Request<v1::GetItemRequest>) -> Result<Response<v1::ItemTimeline>, Status> {
         let caller = auth::caller(&request)?;
         caller.require("GetItem", &READERS)?;
-        let item_id = request.into_inner().item_id;
+        let req = request.into_inner();
+        let item_id = req.item_id;
         if item_id.is_empty() {
             return Err(bad_request("item_id", "item_id is required".into()));
         }
+        // One answer for an id that does not exist and one of another department, so
+        // that ids reveal nothing about their owner (DOMAIN §2, §6).
+        let not_found = || Status::not_found(format!("item {item_id} is not known to the monitor"));
         let as_of = wall_clock();
         let (timeline, service_name) = {
             let engine = self.view.engine.read().unwrap_or_else(|e| e.into_inner());
-            let item = engine.find(&item_id).ok_or_else(|| Status::not_found(format!("item {item_id} is not known to the monitor")))?;
-            caller.check_department(&format!("item {item_id}"), engine.department_of(item).unwrap_or(""))?;
-            let t = engine.timeline(item, as_of).ok_or_else(|| Status::not_found(format!("item {item_id} is not known")))?;
+            let item = match (caller.department_scope(), req.department_code.as_str()) {
+                (Some(own), asked) if asked.is_empty() || asked == own => engine.find(own, &item_id).ok_or_else(not_found)?,
+                (Some(_), _) => return Err(not_found()),
+                (None, asked) if !asked.is_empty() => engine.find(asked, &item_id).ok_or_else(not_found)?,
+                (None, _) => match engine.find_all(&item_id).as_slice() {
+                    [] => return Err(not_found()),
+                    [one] => *one,
+                    several => {
+                        let departments: Vec<&str> = several.iter().filter_map(|&i| engine.department_of(i)).collect();
+                        return Err(bad_request(
+                            "department_code",
+                            format!("item_id {item_id} is used by departments {}: give department_code", departments.join(", ")),
+                        ));
+                    }
+                },
+            };
+            let t = engine.timeline(item, as_of).ok_or_else(not_found)?;
             let name = t.state.service_code.as_deref().and_then(|c| engine.catalog().get(c)).map(|s| s.name.to_string());
             (t, name)
         };
         let history = self
             .view
             .history
-            .get(item_id.as_str())
+            .get(&*crate::view::history_key(&timeline.state.department_code, &item_id))
             .map(|h| {
                 h.iter()
                     .map(|e| v1::AlertHistoryEntry {
@@ -335,7 +354,7 @@ type Tx = mpsc::Sender<Result<v1::AlertUpdate, Status>>;
 
 /// Sends every update at or after `cursor` that passes `filter`, then follows the log
 /// until the client goes away.
-async fn stream_alerts(view: Arc<View>, config: Arc<MonitorConfig>, filter: Filter, mut cursor: Vec<i64>, tx: &Tx) -> Result<(), Status> {
+async fn stream_alerts(view: Arc<View>, config: Arc<Config>, filter: Filter, mut cursor: Vec<i64>, tx: &Tx) -> Result<(), Status> {
     let mut appended = view.appended.subscribe();
     let mut next_seq = 0u64;
     loop {
@@ -351,10 +370,10 @@ async fn stream_alerts(view: Arc<View>, config: Arc<MonitorConfig>, filter: Filt
         };
         if !gaps.is_empty() {
             // Older than memory: read those offsets from the topic.
-            let (topic, bootstrap, f) = (config.topics.alerts.clone(), config.kafka_bootstrap.clone(), filter.clone());
+            let (config, f) = (config.clone(), filter.clone());
             let tx2 = tx.clone();
             let before = cursor.clone();
-            cursor = tokio::task::spawn_blocking(move || catch_up(&bootstrap, &topic, &gaps, before, &f, &tx2))
+            cursor = tokio::task::spawn_blocking(move || catch_up(&config, &gaps, before, &f, &tx2))
                 .await
                 .map_err(|e| Status::internal(format!("catch-up task: {e}")))??;
             continue;
@@ -392,17 +411,10 @@ async fn deliver(entry: &Logged, filter: &Filter, cursor: &mut Vec<i64>, tx: &Tx
 }
 
 /// Reads `[from, to)` of each gap from the alert topic and sends what passes the filter.
-fn catch_up(
-    bootstrap: &str,
-    topic: &str,
-    gaps: &[(i32, i64, i64)],
-    mut cursor: Vec<i64>,
-    filter: &Filter,
-    tx: &Tx,
-) -> Result<Vec<i64>, Status> {
+fn catch_up(config: &Config, gaps: &[(i32, i64, i64)], mut cursor: Vec<i64>, filter: &Filter, tx: &Tx) -> Result<Vec<i64>, Status> {
     let unavailable = |e: rdkafka::error::KafkaError| Status::unavailable(format!("reading the alert topic: {e}"));
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let topic = config.topics.alerts.as_str();
+    let consumer: BaseConsumer = jiancha_platform::kafka::client(config)
         .set("group.id", "jiancha-gateway-catch-up")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -476,5 +488,11 @@ mod tests {
         assert_eq!(parse_cursor("", 2).unwrap(), [0, 0]);
         assert!(parse_cursor("0-15", 2).unwrap_err().contains("PARTITION:OFFSET"));
         assert!(parse_cursor("0:-1", 2).unwrap_err().contains("negative"));
+        // Hostile cursors are refused, never allocated or wrapped.
+        assert!(parse_cursor("1000000000000:0", 2).unwrap_err().contains("does not exist"));
+        assert!(parse_cursor("18446744073709551615:0", 2).unwrap_err().contains("does not exist"));
+        assert!(parse_cursor("99999999999999999999999:0", 2).unwrap_err().contains("not a number"));
+        assert!(parse_cursor("0:18446744073709551615", 2).unwrap_err().contains("not a number"));
+        assert!(parse_cursor("2:0", 2).is_err());
     }
 }

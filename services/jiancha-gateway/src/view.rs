@@ -8,10 +8,9 @@
 
 use jiancha_core::engine::Engine;
 use jiancha_core::{Calendars, Catalog};
-use jiancha_monitor::config::MonitorConfig;
+use jiancha_platform::Config;
 use jiancha_proto::v1;
 use prost::Message as _;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -116,11 +115,17 @@ impl AlertLog {
     }
 }
 
+/// The key of an item's alert history: its department, NUL, its item id (DOMAIN §2:
+/// two departments' items with one id have separate histories).
+pub fn history_key(department_code: &str, item_id: &str) -> Box<str> {
+    format!("{department_code}\0{item_id}").into_boxed_str()
+}
+
 /// The read model.
 pub struct View {
     /// Every item, with the catalog and calendars in force.
     pub engine: RwLock<Engine>,
-    /// Each item's alert updates, in the order read.
+    /// Each item's alert updates, in the order read, by [`history_key`].
     pub history: dashmap::DashMap<Box<str>, Vec<HistoryEntry>>,
     /// Recent alert updates.
     pub log: RwLock<AlertLog>,
@@ -167,7 +172,8 @@ impl View {
                 partition,
                 offset,
             };
-            self.history.entry(Box::from(item)).or_default().push(entry);
+            let department = alert.department_code.as_deref().unwrap_or_default();
+            self.history.entry(history_key(department, item)).or_default().push(entry);
         }
         let seq = {
             let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
@@ -186,9 +192,8 @@ impl View {
 
 /// Reads the alert and state topics from the beginning into `view`, then follows them,
 /// until [`View::stop`]. Runs on its own thread.
-pub fn tail(view: Arc<View>, config: MonitorConfig) -> Result<(), KafkaError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka_bootstrap)
+pub fn tail(view: Arc<View>, config: Config) -> Result<(), KafkaError> {
+    let consumer: BaseConsumer = jiancha_platform::kafka::client(&config)
         .set("group.id", "jiancha-gateway-view")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

@@ -8,22 +8,22 @@
 //! uncommitted records, which the restored state recognises as duplicates or which
 //! produce the same alert updates under the same deterministic ids.
 
-use crate::codec;
-use crate::config::MonitorConfig;
 use crate::telemetry as m;
 use futures::future::join_all;
-use jiancha_core::{Calendar, Calendars, Catalog, Effect, Engine, ItemRef, TimerQueue, Timestamp};
+use jiancha_core::event::InvalidReason;
+use jiancha_core::{Calendars, Catalog, Effect, Engine, ItemRef, TimerQueue, Timestamp};
+use jiancha_platform::Config;
+use jiancha_platform::codec;
+use jiancha_platform::kafka::{KafkaFailure, ensure_topics};
+use jiancha_platform::rules::{RulesError, load_rules};
 use prost::Message as _;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -35,18 +35,13 @@ use tracing::{debug, error, info, warn};
 pub enum MonitorError {
     /// The configuration is unusable.
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] jiancha_platform::config::ConfigError),
     /// The catalog or a calendar is invalid.
-    #[error("{0}")]
-    Catalog(String),
+    #[error(transparent)]
+    Rules(#[from] RulesError),
     /// Kafka refused an operation.
-    #[error("kafka ({context}): {source}")]
-    Kafka {
-        /// What the monitor was doing.
-        context: &'static str,
-        /// The client's error.
-        source: KafkaError,
-    },
+    #[error(transparent)]
+    Kafka(#[from] KafkaFailure),
     /// A changelog record could not be read.
     #[error("restoring partition {partition}: {message}")]
     Restore {
@@ -58,105 +53,65 @@ pub enum MonitorError {
 }
 
 fn kafka(context: &'static str) -> impl FnOnce(KafkaError) -> MonitorError {
-    move |source| MonitorError::Kafka { context, source }
+    move |source| MonitorError::Kafka(KafkaFailure { context, source })
 }
 
-/// Loads the catalog (the demo one when none is configured) and the built-in calendars
-/// plus `calendar_files`; every error names the file. Shared by every subcommand.
-pub fn load_rules(catalog: Option<&PathBuf>, calendar_files: &[PathBuf]) -> Result<(Arc<Catalog>, Calendars), MonitorError> {
-    let mut calendars = Calendars::builtin();
-    for file in calendar_files {
-        let text = std::fs::read_to_string(file).map_err(|e| MonitorError::Catalog(format!("calendar {}: {e}", file.display())))?;
-        calendars.insert(Calendar::from_toml(&text).map_err(|e| MonitorError::Catalog(format!("calendar {}: {e}", file.display())))?);
-    }
-    let (text, source) = match catalog {
-        Some(path) => (
-            std::fs::read_to_string(path).map_err(|e| MonitorError::Catalog(format!("catalog {}: {e}", path.display())))?,
-            path.display().to_string(),
-        ),
-        None => (crate::DEMO_CATALOG.to_owned(), "deploy/demo/catalog.toml (built in)".to_owned()),
-    };
-    let catalog = Catalog::from_toml(&text, &calendars).map_err(|e| MonitorError::Catalog(format!("catalog {source}: {e}")))?;
-    Ok((Arc::new(catalog), calendars))
+/// The departments whose input topics the monitor creates when absent: those of the
+/// catalog's services.
+pub fn catalog_departments(catalog: &Catalog) -> Vec<String> {
+    let mut codes: Vec<String> = catalog.services().iter().map(|s| s.department.to_string()).collect();
+    codes.sort();
+    codes.dedup();
+    codes
 }
 
-/// Creates the monitor's topics when absent (the changelog compacted).
-pub async fn ensure_topics(config: &MonitorConfig) -> Result<(), MonitorError> {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &config.kafka_bootstrap).create().map_err(kafka("admin client"))?;
-    let t = &config.topics;
-    let r = || TopicReplication::Fixed(config.replication);
-    let topics = [
-        NewTopic::new(&t.events, config.partitions, r()),
-        NewTopic::new(&t.alerts, config.partitions, r()),
-        NewTopic::new(&t.dead_letter, config.partitions, r()),
-        NewTopic::new(&t.state, config.partitions, r()).set("cleanup.policy", "compact"),
-    ];
-    // Nothing to create when every topic exists (the usual case after the first start).
-    let names = [&t.events, &t.alerts, &t.dead_letter, &t.state];
-    if let Ok(metadata) = admin.inner().fetch_metadata(None, Duration::from_secs(10))
-        && names
-            .iter()
-            .all(|n| metadata.topics().iter().any(|t| t.name() == n.as_str() && t.error().is_none() && !t.partitions().is_empty()))
-    {
-        return Ok(());
-    }
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(15)));
-    let results = match admin.create_topics(&topics, &options).await {
-        Ok(results) => results,
-        Err(e) => {
-            // Some brokers (the embedded mock) do not serve CreateTopics: go on if the topics exist.
-            let names = [&t.events, &t.alerts, &t.dead_letter, &t.state];
-            let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(10)).map_err(kafka("topic metadata"))?;
-            let missing: Vec<&String> =
-                names.into_iter().filter(|n| !metadata.topics().iter().any(|t| t.name() == n.as_str() && t.error().is_none())).collect();
-            if !missing.is_empty() {
-                return Err(MonitorError::Kafka { context: "create topics", source: e });
-            }
-            warn!(error = %e, "Could not create topics; they exist, going on");
-            return Ok(());
-        }
-    };
-    for result in results {
-        match result {
-            Ok(name) => info!(topic = %name, partitions = config.partitions, "Created topic"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => {
-                return Err(MonitorError::Kafka { context: "create topic", source: KafkaError::AdminOp(code) })
-                    .inspect_err(|_| error!(topic = %name, "Topic creation failed"));
-            }
-        }
-    }
-    Ok(())
-}
+/// A partition of one event topic: the trusted topic, or a department's input topic.
+type TopicPartition = (String, i32);
 
 /// What the consumer's callbacks share with the processing loop.
 #[derive(Default)]
 struct Shared {
-    /// Next offset to commit per partition: every record before it was processed and its effects handed to the producer.
-    processed: HashMap<i32, i64>,
-    /// Partitions assigned since the loop last looked.
-    assigned: Vec<i32>,
-    /// Partitions revoked since the loop last looked.
-    revoked: Vec<i32>,
-    /// Consumer lag per partition, from the client's statistics.
-    lag: HashMap<i32, i64>,
+    /// Next offset to commit per event topic partition: every record before it was
+    /// processed and its effects handed to the producer.
+    processed: HashMap<TopicPartition, i64>,
+    /// Event topic partitions assigned since the loop last looked.
+    assigned: Vec<TopicPartition>,
+    /// Event topic partitions revoked since the loop last looked.
+    revoked: Vec<TopicPartition>,
+    /// Consumer lag per event topic partition, from the client's statistics.
+    lag: HashMap<TopicPartition, i64>,
+}
+
+impl Shared {
+    /// The lag of engine partition `p`: the largest of its event topics' lags, once known.
+    fn lag_of(&self, p: i32) -> Option<i64> {
+        self.lag.iter().filter(|((_, q), _)| *q == p).map(|(_, lag)| *lag).max()
+    }
 }
 
 struct MonitorContext {
     shared: Arc<Mutex<Shared>>,
     producer: FutureProducer,
-    events_topic: String,
+    topics: jiancha_platform::config::Topics,
 }
 
 impl ClientContext for MonitorContext {
     fn stats(&self, stats: Statistics) {
-        let Some(topic) = stats.topics.get(&self.events_topic) else { return };
         let mut shared = self.shared.lock().expect("shared state");
-        for (id, p) in &topic.partitions {
-            if *id >= 0 && p.consumer_lag >= 0 {
-                shared.lag.insert(*id, p.consumer_lag);
-                metrics::gauge!(m::CONSUMER_LAG, "partition" => id.to_string()).set(p.consumer_lag as f64);
+        for (name, topic) in &stats.topics {
+            if !self.topics.is_event_topic(name) {
+                continue;
+            }
+            for (id, p) in &topic.partitions {
+                if *id >= 0 && p.consumer_lag >= 0 {
+                    shared.lag.insert((name.clone(), *id), p.consumer_lag);
+                }
+            }
+        }
+        let partitions: HashSet<i32> = shared.lag.keys().map(|(_, p)| *p).collect();
+        for p in partitions {
+            if let Some(lag) = shared.lag_of(p) {
+                metrics::gauge!(m::CONSUMER_LAG, "partition" => p.to_string()).set(lag as f64);
             }
         }
     }
@@ -173,18 +128,19 @@ impl ConsumerContext for MonitorContext {
             let mut shared = self.shared.lock().expect("shared state");
             let mut commit = TopicPartitionList::new();
             for el in list.elements() {
-                if let Some(next) = shared.processed.remove(&el.partition()) {
+                let tp = (el.topic().to_owned(), el.partition());
+                if let Some(next) = shared.processed.remove(&tp) {
                     let _ = commit.add_partition_offset(el.topic(), el.partition(), Offset::Offset(next));
                 }
-                shared.revoked.push(el.partition());
-                shared.lag.remove(&el.partition());
+                shared.lag.remove(&tp);
+                shared.revoked.push(tp);
             }
             if commit.count() > 0
                 && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
             {
                 warn!(error = %e, "Commit on revoke failed; the next owner will reprocess");
             }
-            info!(partitions = ?list.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "Partitions revoked");
+            info!(partitions = ?list.elements().iter().map(|e| format!("{}:{}", e.topic(), e.partition())).collect::<Vec<_>>(), "Partitions revoked");
         }
     }
 
@@ -192,14 +148,17 @@ impl ConsumerContext for MonitorContext {
         if let Rebalance::Assign(list) = rebalance {
             let mut shared = self.shared.lock().expect("shared state");
             for el in list.elements() {
-                shared.assigned.push(el.partition());
+                shared.assigned.push((el.topic().to_owned(), el.partition()));
             }
-            info!(partitions = ?list.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "Partitions assigned");
+            info!(partitions = ?list.elements().iter().map(|e| format!("{}:{}", e.topic(), e.partition())).collect::<Vec<_>>(), "Partitions assigned");
         }
     }
 }
 
-/// One partition's engine and its timers.
+/// One partition's engine and its timers. Partition p's engine handles partition p of
+/// every event topic (the trusted one and each department's) and owns changelog
+/// partition p: the topics have the same partition count and the range assignor gives
+/// one member partition p of all of them.
 struct PartitionEngine {
     engine: Engine,
     timers: TimerQueue,
@@ -210,49 +169,55 @@ struct PartitionEngine {
 /// The processing loop's working state: the engines of the partitions this instance
 /// owns, and the effects handed to the producer but not yet acknowledged.
 struct Processor {
-    config: MonitorConfig,
+    config: Config,
     producer: FutureProducer,
     shared: Arc<Mutex<Shared>>,
     partitions: HashMap<i32, PartitionEngine>,
+    /// Event topic partitions assigned to this instance.
+    owned: HashSet<TopicPartition>,
     effects: Vec<Effect>,
     pending: Vec<DeliveryFuture>,
     grace_ms: i64,
 }
 
+/// Why a record is refused, for its dead letter.
+struct Refusal<'a> {
+    reason: InvalidReason,
+    field: Option<&'a str>,
+    message: String,
+}
+
 impl Processor {
     /// Applies one record: an event to its partition's engine, or a dead letter.
     fn process(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), MonitorError> {
-        let Processor { config, producer, shared, partitions, effects, pending, grace_ms } = self;
-        let (config, producer, shared, grace_ms) = (&*config, &*producer, &**shared, *grace_ms);
         let p = msg.partition();
         let started = Instant::now();
         let content_type =
             msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
-        let record_ts = msg.timestamp().to_millis().unwrap_or_else(|| crate::wall_clock().0);
-        match codec::decode(content_type, msg.payload(), config.max_record_bytes) {
+        let record_ts = msg.timestamp().to_millis().unwrap_or_else(|| jiancha_platform::wall_clock().0);
+        let bound = self.config.topics.department_of_topic(msg.topic());
+        match codec::decode(content_type, msg.payload(), self.config.max_record_bytes) {
             Err(bad) => {
-                metrics::counter!(m::EVENTS_INVALID, "reason" => bad.reason.as_str()).increment(1);
-                warn!(partition = p, offset = msg.offset(), reason = bad.reason.as_str(), message = %bad.message, "Invalid record sent to the dead-letter topic");
-                let headers = OwnedHeaders::new()
-                    .insert(Header { key: "jiancha.reason", value: Some(bad.reason.as_str()) })
-                    .insert(Header { key: "jiancha.message", value: Some(&bad.message) })
-                    .insert(Header { key: "jiancha.field", value: bad.field })
-                    .insert(Header { key: "jiancha.source.topic", value: Some(msg.topic()) })
-                    .insert(Header { key: "jiancha.source.partition", value: Some(&p.to_string()) })
-                    .insert(Header { key: "jiancha.source.offset", value: Some(&msg.offset().to_string()) });
-                let mut record = FutureRecord::<[u8], [u8]>::to(&config.topics.dead_letter).headers(headers).timestamp(record_ts);
-                if let Some(key) = msg.key() {
-                    record = record.key(key);
-                }
-                if let Some(payload) = msg.payload() {
-                    record = record.payload(payload);
-                }
-                pending.push(send(producer, record)?);
+                self.dead_letter(msg, record_ts, Refusal { reason: bad.reason, field: bad.field, message: bad.message })?;
+            }
+            // DOMAIN §2: on a department's input topic the department is the producer's.
+            Ok(event) if bound.is_some_and(|d| d != event.department_code) => {
+                let message = format!(
+                    "field `department_code` is `{}` but the record was written to the input topic of department `{}`; a department may only report its own items",
+                    event.department_code,
+                    bound.unwrap_or_default()
+                );
+                self.dead_letter(
+                    msg,
+                    record_ts,
+                    Refusal { reason: InvalidReason::DepartmentMismatch, field: Some("department_code"), message },
+                )?;
             }
             Ok(event) => {
+                let Processor { config, producer, shared, partitions, effects, pending, grace_ms, .. } = self;
                 let pe = partitions.get_mut(&p).expect("restored before processing");
                 pe.last_record = Some(pe.last_record.map_or(record_ts, |t| t.max(record_ts)));
-                let now = clock_of(shared, p, pe, config, grace_ms).unwrap_or(record_ts);
+                let now = clock_of(shared, p, pe, config, *grace_ms).unwrap_or(record_ts);
                 // Timers due by now fire before the event is applied.
                 fire_due(pe, now, effects);
                 metrics::counter!(m::EVENTS_CONSUMED, "type" => event.event_type().as_str()).increment(1);
@@ -264,17 +229,39 @@ impl Processor {
                 carry_out(p, config, producer, pe, effects, pending)?;
             }
         }
-        shared.lock().expect("shared state").processed.insert(p, msg.offset() + 1);
+        self.shared.lock().expect("shared state").processed.insert((msg.topic().to_owned(), p), msg.offset() + 1);
         metrics::histogram!(m::PROCESSING).record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Sends a refused record, byte for byte, to the dead-letter topic with its reason.
+    fn dead_letter(&mut self, msg: &BorrowedMessage<'_>, record_ts: i64, refusal: Refusal<'_>) -> Result<(), MonitorError> {
+        let p = msg.partition();
+        metrics::counter!(m::EVENTS_INVALID, "reason" => refusal.reason.as_str()).increment(1);
+        warn!(topic = msg.topic(), partition = p, offset = msg.offset(), reason = refusal.reason.as_str(), message = %refusal.message, "Invalid record sent to the dead-letter topic");
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "jiancha.reason", value: Some(refusal.reason.as_str()) })
+            .insert(Header { key: "jiancha.message", value: Some(&refusal.message) })
+            .insert(Header { key: "jiancha.field", value: refusal.field })
+            .insert(Header { key: "jiancha.source.topic", value: Some(msg.topic()) })
+            .insert(Header { key: "jiancha.source.partition", value: Some(&p.to_string()) })
+            .insert(Header { key: "jiancha.source.offset", value: Some(&msg.offset().to_string()) });
+        let mut record = FutureRecord::<[u8], [u8]>::to(&self.config.topics.dead_letter).headers(headers).timestamp(record_ts);
+        if let Some(key) = msg.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = msg.payload() {
+            record = record.payload(payload);
+        }
+        self.pending.push(send(&self.producer, record)?);
         Ok(())
     }
 
     /// Fires every timer due on each partition's clock.
     fn fire_timers(&mut self) -> Result<(), MonitorError> {
-        let Processor { config, producer, shared, partitions, effects, pending, grace_ms } = self;
-        let (config, producer, shared, grace_ms) = (&*config, &*producer, &**shared, *grace_ms);
+        let Processor { config, producer, shared, partitions, effects, pending, grace_ms, .. } = self;
         for (p, pe) in partitions.iter_mut() {
-            if let Some(now) = clock_of(shared, *p, pe, config, grace_ms) {
+            if let Some(now) = clock_of(shared, *p, pe, config, *grace_ms) {
                 fire_due(pe, now, effects);
                 carry_out(*p, config, producer, pe, effects, pending)?;
             }
@@ -284,25 +271,87 @@ impl Processor {
 
     /// A new catalog and calendars: every partition's open items recomputed.
     fn replace_rules(&mut self, catalog: &Arc<Catalog>, calendars: &Calendars) -> Result<(), MonitorError> {
-        let Processor { config, producer, shared, partitions, effects, pending, grace_ms } = self;
+        let Processor { config, producer, shared, partitions, effects, pending, grace_ms, .. } = self;
         for (p, pe) in partitions.iter_mut() {
-            let now = Timestamp(clock_of(shared, *p, pe, config, *grace_ms).unwrap_or(crate::wall_clock().0));
+            let now = Timestamp(clock_of(shared, *p, pe, config, *grace_ms).unwrap_or(jiancha_platform::wall_clock().0));
             pe.engine.replace_calendars(calendars.clone(), now, effects);
             pe.engine.replace_catalog(catalog.clone(), now, effects);
             carry_out(*p, config, producer, pe, effects, pending)?;
         }
         Ok(())
     }
+
+    /// Takes the assignments and revocations the callbacks recorded: an engine is
+    /// restored when the first of its event topic partitions arrives, and dropped when
+    /// the last one leaves.
+    fn take_rebalances(&mut self, catalog: &Arc<Catalog>, calendars: &Calendars) -> Result<(), MonitorError> {
+        let (assigned, revoked) = {
+            let mut s = self.shared.lock().expect("shared state");
+            (std::mem::take(&mut s.assigned), std::mem::take(&mut s.revoked))
+        };
+        for tp in revoked {
+            let p = tp.1;
+            self.owned.remove(&tp);
+            if !self.owned.iter().any(|(_, q)| *q == p) {
+                self.partitions.remove(&p);
+            }
+        }
+        for tp in assigned {
+            let p = tp.1;
+            if p >= self.config.partitions {
+                error!(topic = %tp.0, partition = p, partitions = self.config.partitions,
+                    "An event topic has more partitions than the changelog; its extra partitions cannot be kept apart and are dead-lettered");
+                continue;
+            }
+            self.owned.insert(tp);
+            self.restore(p, catalog, calendars)?;
+        }
+        Ok(())
+    }
+
+    /// Restores partition `p`'s engine from the changelog, unless it is there already.
+    /// Records written before department isolation are rewritten under their new key.
+    fn restore(&mut self, p: i32, catalog: &Arc<Catalog>, calendars: &Calendars) -> Result<(), MonitorError> {
+        if self.partitions.contains_key(&p) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut engine = Engine::new(catalog.clone(), calendars.clone());
+        let mut timers = TimerQueue::default();
+        let restored = read_changelog(p, &self.config, &mut engine, &mut timers)?;
+        let took = started.elapsed();
+        metrics::histogram!(m::RESTORE).record(took.as_secs_f64());
+        metrics::counter!(m::RESTORED_ITEMS).increment(restored.items as u64);
+        info!(
+            partition = p,
+            items = restored.items,
+            legacy = restored.legacy.len(),
+            seconds = took.as_secs_f64(),
+            "Partition restored from the changelog"
+        );
+        for (old_key, item) in &restored.legacy {
+            if let Some(state) = engine.export(*item) {
+                let bytes = jiancha_proto::v1::ItemState::from(&state).encode_to_vec();
+                let key = jiancha_proto::state_key(&state.department_code, &state.item_id);
+                let record = FutureRecord::to(&self.config.topics.state).partition(p).key(&key).payload(&bytes);
+                self.pending.push(send(&self.producer, record)?);
+            }
+            // The tombstone lets compaction drop the record under its old key.
+            let tombstone = FutureRecord::<[u8], [u8]>::to(&self.config.topics.state).partition(p).key(old_key);
+            self.pending.push(send(&self.producer, tombstone)?);
+        }
+        self.partitions.insert(p, PartitionEngine { engine, timers, last_record: None });
+        Ok(())
+    }
 }
 
 /// The monitor, running until `shutdown` turns true.
-pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), MonitorError> {
+pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), MonitorError> {
     config.validate()?;
     let (mut catalog, mut calendars) = load_rules(config.catalog.as_ref(), &config.calendar_files())?;
-    ensure_topics(&config).await?;
+    ensure_topics(&config, &catalog_departments(&catalog)).await?;
 
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka_bootstrap)
+    let producer: FutureProducer = jiancha_platform::kafka::client(&config)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
@@ -310,30 +359,33 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
         .create()
         .map_err(kafka("producer"))?;
     let shared = Arc::new(Mutex::new(Shared::default()));
-    let context = MonitorContext { shared: shared.clone(), producer: producer.clone(), events_topic: config.topics.events.clone() };
-    let mut consumer_config = ClientConfig::new();
+    let context = MonitorContext { shared: shared.clone(), producer: producer.clone(), topics: config.topics.clone() };
+    let mut consumer_config = jiancha_platform::kafka::client(&config);
     if let Some(id) = &config.group_instance_id {
         consumer_config.set("group.instance.id", id);
     }
     let consumer: StreamConsumer<MonitorContext> = consumer_config
-        .set("bootstrap.servers", &config.kafka_bootstrap)
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        // Partition p of every event topic to one member: the engine of p sees them all.
+        .set("partition.assignment.strategy", "range")
         .set("statistics.interval.ms", "1000")
         .set("session.timeout.ms", "10000")
         .set("max.poll.interval.ms", config.rebalance().as_millis().max(10_000).to_string())
         .set("heartbeat.interval.ms", "1000")
         .create_with_context(context)
         .map_err(kafka("consumer"))?;
-    consumer.subscribe(&[&config.topics.events]).map_err(kafka("subscribe"))?;
-    info!(bootstrap = %config.kafka_bootstrap, group = %config.group_id, topic = %config.topics.events, "Monitor started");
+    let pattern = config.topics.department_pattern();
+    consumer.subscribe(&[&config.topics.events, &pattern]).map_err(kafka("subscribe"))?;
+    info!(bootstrap = %config.kafka_bootstrap, group = %config.group_id, topic = %config.topics.events, departments = %pattern, "Monitor started");
 
     let mut pr = Processor {
         config: config.clone(),
         producer: producer.clone(),
         shared: shared.clone(),
         partitions: HashMap::new(),
+        owned: HashSet::new(),
         effects: Vec::new(),
         pending: Vec::new(),
         grace_ms: config.grace().as_millis() as i64,
@@ -360,25 +412,30 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
                         continue;
                     }
                 };
-                take_rebalances(&shared, &mut pr.partitions, &config, &catalog, &calendars)?;
+                pr.take_rebalances(&catalog, &calendars)?;
                 let p = msg.partition();
-                if !pr.partitions.contains_key(&p) {
-                    restore_partition(p, &mut pr.partitions, &config, &catalog, &calendars)?;
+                if p >= config.partitions {
+                    let message = format!("partition {p} of {} has no changelog partition (the changelog has {})", msg.topic(), config.partitions);
+                    let ts = msg.timestamp().to_millis().unwrap_or(0);
+                    pr.dead_letter(&msg, ts, Refusal { reason: InvalidReason::Malformed, field: None, message })?;
+                    shared.lock().expect("shared state").processed.insert((msg.topic().to_owned(), p), msg.offset() + 1);
+                    continue;
                 }
+                pr.restore(p, &catalog, &calendars)?;
                 pr.process(&msg)?;
                 if let Some(ts) = msg.timestamp().to_millis() {
                     oldest_pending.get_or_insert(ts);
                 }
                 if pr.pending.len() >= 5000 {
-                    commit(&consumer, &config, &shared, &mut pr.pending, &mut oldest_pending).await?;
+                    commit(&consumer, &shared, &mut pr.pending, &mut oldest_pending).await?;
                     last_commit = Instant::now();
                 }
             }
             _ = tick.tick() => {
-                take_rebalances(&shared, &mut pr.partitions, &config, &catalog, &calendars)?;
+                pr.take_rebalances(&catalog, &calendars)?;
                 pr.fire_timers()?;
                 if last_commit.elapsed() >= config.commit() {
-                    commit(&consumer, &config, &shared, &mut pr.pending, &mut oldest_pending).await?;
+                    commit(&consumer, &shared, &mut pr.pending, &mut oldest_pending).await?;
                     last_commit = Instant::now();
                 }
                 if last_reload_check.elapsed() >= config.reload() {
@@ -391,6 +448,9 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
                                 catalog = new_catalog;
                                 calendars = new_calendars;
                                 pr.replace_rules(&catalog, &calendars)?;
+                                if let Err(e) = ensure_topics(&config, &catalog_departments(&catalog)).await {
+                                    warn!(error = %e, "Could not create the input topics of the catalog's departments");
+                                }
                                 metrics::counter!(m::RELOADS, "outcome" => "applied").increment(1);
                                 info!("Catalog and calendars reloaded; open items recomputed");
                             }
@@ -408,7 +468,7 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
         }
     }
     info!("Shutting down: flushing effects and committing offsets");
-    commit(&consumer, &config, &shared, &mut pr.pending, &mut oldest_pending).await?;
+    commit(&consumer, &shared, &mut pr.pending, &mut oldest_pending).await?;
     producer.flush(Duration::from_secs(30)).map_err(kafka("flush"))?;
     consumer.unsubscribe();
     info!("Monitor stopped");
@@ -417,15 +477,15 @@ pub async fn run(config: MonitorConfig, mut shutdown: watch::Receiver<bool>) -> 
 
 /// The partition's clock: the wall clock (less the grace) once caught up; while catching
 /// up on a backlog, the timestamp of the records it consumes (DOMAIN §5, the live clock).
-fn clock_of(shared: &Mutex<Shared>, p: i32, pe: &PartitionEngine, config: &MonitorConfig, grace_ms: i64) -> Option<i64> {
-    let lag = shared.lock().expect("shared state").lag.get(&p).copied();
+fn clock_of(shared: &Mutex<Shared>, p: i32, pe: &PartitionEngine, config: &Config, grace_ms: i64) -> Option<i64> {
+    let lag = shared.lock().expect("shared state").lag_of(p);
     match lag {
-        Some(lag) if lag <= config.catch_up_lag => Some(crate::wall_clock().0 - grace_ms),
+        Some(lag) if lag <= config.catch_up_lag => Some(jiancha_platform::wall_clock().0 - grace_ms),
         _ => pe.last_record,
     }
 }
 
-fn file_stamps(config: &MonitorConfig) -> Vec<(PathBuf, Option<SystemTime>)> {
+fn file_stamps(config: &Config) -> Vec<(PathBuf, Option<SystemTime>)> {
     config
         .catalog
         .iter()
@@ -435,53 +495,20 @@ fn file_stamps(config: &MonitorConfig) -> Vec<(PathBuf, Option<SystemTime>)> {
         .collect()
 }
 
-fn take_rebalances(
-    shared: &Mutex<Shared>,
-    partitions: &mut HashMap<i32, PartitionEngine>,
-    config: &MonitorConfig,
-    catalog: &Arc<Catalog>,
-    calendars: &Calendars,
-) -> Result<(), MonitorError> {
-    let (assigned, revoked) = {
-        let mut s = shared.lock().expect("shared state");
-        (std::mem::take(&mut s.assigned), std::mem::take(&mut s.revoked))
-    };
-    for p in revoked {
-        partitions.remove(&p);
-    }
-    for p in assigned {
-        if !partitions.contains_key(&p) {
-            restore_partition(p, partitions, config, catalog, calendars)?;
-        }
-    }
-    Ok(())
-}
-
-/// Rebuilds a partition's open items from the changelog (read to its end).
-fn restore_partition(
-    p: i32,
-    partitions: &mut HashMap<i32, PartitionEngine>,
-    config: &MonitorConfig,
-    catalog: &Arc<Catalog>,
-    calendars: &Calendars,
-) -> Result<(), MonitorError> {
-    let started = Instant::now();
-    let mut engine = Engine::new(catalog.clone(), calendars.clone());
-    let mut timers = TimerQueue::default();
-    let restored = read_changelog(p, config, &mut engine, &mut timers)?;
-    let took = started.elapsed();
-    metrics::histogram!(m::RESTORE).record(took.as_secs_f64());
-    metrics::counter!(m::RESTORED_ITEMS).increment(restored as u64);
-    info!(partition = p, items = restored, seconds = took.as_secs_f64(), "Partition restored from the changelog");
-    partitions.insert(p, PartitionEngine { engine, timers, last_record: None });
-    Ok(())
+/// What [`read_changelog`] restored.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Items restored.
+    pub items: usize,
+    /// Items whose record was written before department isolation, keyed by item id
+    /// alone: (that key, the item). The monitor rewrites them under their new key.
+    pub legacy: Vec<(Vec<u8>, ItemRef)>,
 }
 
 /// Reads partition `p` of the changelog from the beginning to its high watermark into
-/// `engine`; returns how many items were restored.
-pub fn read_changelog(p: i32, config: &MonitorConfig, engine: &mut Engine, timers: &mut TimerQueue) -> Result<usize, MonitorError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka_bootstrap)
+/// `engine`.
+pub fn read_changelog(p: i32, config: &Config, engine: &mut Engine, timers: &mut TimerQueue) -> Result<Restored, MonitorError> {
+    let consumer: BaseConsumer = jiancha_platform::kafka::client(config)
         .set("group.id", format!("{}-restore", config.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
@@ -490,25 +517,32 @@ pub fn read_changelog(p: i32, config: &MonitorConfig, engine: &mut Engine, timer
     let topic = &config.topics.state;
     let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(30)).map_err(kafka("changelog watermarks"))?;
     if high <= low {
-        return Ok(0);
+        return Ok(Restored::default());
     }
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, p, Offset::Beginning).map_err(kafka("changelog assign"))?;
     consumer.assign(&tpl).map_err(kafka("changelog assign"))?;
+    // The last record of each key; a tombstone removes the key.
     let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         match consumer.poll(Duration::from_millis(500)) {
             Some(Ok(msg)) => {
-                if let (Some(key), Some(value)) = (msg.key(), msg.payload()) {
-                    latest.insert(key.to_vec(), value.to_vec());
+                match (msg.key(), msg.payload()) {
+                    (Some(key), Some(value)) => {
+                        latest.insert(key.to_vec(), value.to_vec());
+                    }
+                    (Some(key), None) => {
+                        latest.remove(key);
+                    }
+                    _ => {}
                 }
                 if msg.offset() + 1 >= high {
                     break;
                 }
             }
             Some(Err(KafkaError::PartitionEOF(_))) => break,
-            Some(Err(e)) => return Err(MonitorError::Kafka { context: "reading changelog", source: e }),
+            Some(Err(e)) => return Err(kafka("reading changelog")(e)),
             None if Instant::now() > deadline => {
                 return Err(MonitorError::Restore {
                     partition: p,
@@ -519,19 +553,32 @@ pub fn read_changelog(p: i32, config: &MonitorConfig, engine: &mut Engine, timer
         }
     }
     debug!(partition = p, low, high, records = latest.len(), "Changelog read");
-    let mut effects = Vec::new();
-    for value in latest.values() {
-        let state = jiancha_proto::decode_state(value).map_err(|e| MonitorError::Restore { partition: p, message: e.to_string() })?;
-        engine.import(&state, &mut effects);
+    let mut states = Vec::with_capacity(latest.len());
+    for (key, value) in latest {
+        let state = jiancha_proto::decode_state(&value).map_err(|e| MonitorError::Restore { partition: p, message: e.to_string() })?;
+        let legacy = key != jiancha_proto::state_key(&state.department_code, &state.item_id);
+        states.push((legacy, key, state));
     }
+    // Records under old keys first, so that a record of the same item under its new key
+    // (written later, so newer) is the one that stays.
+    states.sort_by_key(|(legacy, _, _)| !legacy);
+    let mut effects = Vec::new();
+    let mut restored = Restored { items: 0, legacy: Vec::new() };
+    for (legacy, key, state) in &states {
+        let item = engine.import(state, &mut effects);
+        if *legacy {
+            restored.legacy.push((key.clone(), item));
+        }
+    }
+    restored.items = engine.len();
     for e in &effects {
         timers.record(e);
     }
-    Ok(latest.len())
+    Ok(restored)
 }
 
 fn fire_due(pe: &mut PartitionEngine, now: i64, effects: &mut Vec<Effect>) {
-    let wall = crate::wall_clock().0;
+    let wall = jiancha_platform::wall_clock().0;
     while let Some((item, at)) = pe.timers.pop_due(Timestamp(now)) {
         let before = effects.len();
         pe.engine.fire(item, at, effects);
@@ -549,7 +596,7 @@ fn fire_due(pe: &mut PartitionEngine, now: i64, effects: &mut Vec<Effect>) {
 /// Publishes alert updates and changed item states; records timers.
 fn carry_out(
     p: i32,
-    config: &MonitorConfig,
+    config: &Config,
     producer: &FutureProducer,
     pe: &mut PartitionEngine,
     effects: &mut Vec<Effect>,
@@ -571,13 +618,21 @@ fn carry_out(
                     changed.push(item);
                 }
             }
+            Effect::ItemIdShared { item, other_department } => {
+                metrics::counter!(m::ITEM_ID_SHARED).increment(1);
+                if let Some(state) = pe.engine.export(item) {
+                    warn!(partition = p, item = %state.item_id, department = %state.department_code, other_department = %other_department,
+                        "Two departments use the same item_id; their items are kept apart and no alert is raised for it");
+                }
+            }
             other => pe.timers.record(&other),
         }
     }
     for item in changed {
         if let Some(state) = pe.engine.export(item) {
             let bytes = jiancha_proto::v1::ItemState::from(&state).encode_to_vec();
-            let record = FutureRecord::to(&config.topics.state).partition(p).key(state.item_id.as_bytes()).payload(&bytes);
+            let key = jiancha_proto::state_key(&state.department_code, &state.item_id);
+            let record = FutureRecord::to(&config.topics.state).partition(p).key(&key).payload(&bytes);
             pending.push(send(producer, record)?);
         }
     }
@@ -596,7 +651,7 @@ fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?S
                 record = back;
                 producer.poll(Duration::from_millis(50));
             }
-            Err((e, _)) => return Err(MonitorError::Kafka { context: "produce", source: e }),
+            Err((e, _)) => return Err(kafka("produce")(e)),
         }
     }
 }
@@ -604,28 +659,28 @@ fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?S
 /// Waits for every pending effect to be acknowledged, then commits the processed offsets.
 async fn commit(
     consumer: &StreamConsumer<MonitorContext>,
-    config: &MonitorConfig,
     shared: &Mutex<Shared>,
     pending: &mut Vec<DeliveryFuture>,
     oldest_pending: &mut Option<i64>,
 ) -> Result<(), MonitorError> {
-    let offsets: Vec<(i32, i64)> = shared.lock().expect("shared state").processed.iter().map(|(p, o)| (*p, *o)).collect();
+    let offsets: Vec<(TopicPartition, i64)> =
+        shared.lock().expect("shared state").processed.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
     for result in join_all(pending.drain(..)).await {
         match result {
             Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => return Err(MonitorError::Kafka { context: "effect delivery", source: e }),
-            Err(_) => return Err(MonitorError::Kafka { context: "effect delivery", source: KafkaError::Canceled }),
+            Ok(Err((e, _))) => return Err(kafka("effect delivery")(e)),
+            Err(_) => return Err(kafka("effect delivery")(KafkaError::Canceled)),
         }
     }
     if let Some(ts) = oldest_pending.take() {
-        metrics::histogram!(m::END_TO_END).record(((crate::wall_clock().0 - ts).max(0)) as f64 / 1000.0);
+        metrics::histogram!(m::END_TO_END).record(((jiancha_platform::wall_clock().0 - ts).max(0)) as f64 / 1000.0);
     }
     if offsets.is_empty() {
         return Ok(());
     }
     let mut tpl = TopicPartitionList::new();
-    for (p, o) in &offsets {
-        tpl.add_partition_offset(&config.topics.events, *p, Offset::Offset(*o)).map_err(kafka("commit list"))?;
+    for ((topic, p), o) in &offsets {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*o)).map_err(kafka("commit list"))?;
     }
     match consumer.commit(&tpl, CommitMode::Sync) {
         Ok(()) => debug!(partitions = offsets.len(), "Offsets committed"),

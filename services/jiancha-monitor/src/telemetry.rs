@@ -1,4 +1,4 @@
-//! Metric names, described once, and the Prometheus endpoint.
+//! The monitor's metric names, described once (the endpoint is the platform's).
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
@@ -28,6 +28,8 @@ pub const RESTORE: &str = "jiancha_restore_seconds";
 pub const RESTORED_ITEMS: &str = "jiancha_restored_items_total";
 /// Catalog or calendar reloads, by `outcome`.
 pub const RELOADS: &str = "jiancha_reloads_total";
+/// A department's first event for an item id that another department already uses.
+pub const ITEM_ID_SHARED: &str = "jiancha_item_id_shared_total";
 
 /// Describes every metric once.
 pub fn describe() {
@@ -44,20 +46,5 @@ pub fn describe() {
     describe_histogram!(RESTORE, Unit::Seconds, "Time to restore one partition's items from the changelog");
     describe_counter!(RESTORED_ITEMS, "Items restored from the changelog");
     describe_counter!(RELOADS, "Catalog and calendar reloads, by outcome");
-}
-
-/// Starts the Prometheus endpoint on `listen` (inside a Tokio runtime).
-pub fn serve(listen: &str) -> Result<std::net::SocketAddr, String> {
-    let addr: std::net::SocketAddr = listen.parse().map_err(|e| format!("metrics_listen `{listen}`: {e}"))?;
-    let bound = std::net::TcpListener::bind(addr).map_err(|e| format!("metrics_listen `{listen}`: {e}"))?;
-    let addr = bound.local_addr().map_err(|e| e.to_string())?;
-    drop(bound);
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .set_buckets(&[0.0001, 0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0])
-        .map_err(|e| e.to_string())?
-        .install()
-        .map_err(|e| format!("metrics endpoint on {addr}: {e}"))?;
-    describe();
-    Ok(addr)
+    describe_counter!(ITEM_ID_SHARED, "Items whose item_id another department already uses (kept apart; no alert)");
 }

@@ -167,8 +167,24 @@ impl From<&ItemState> for v1::ItemState {
                 .iter()
                 .map(|h| v1::HeldAlert { kind: alert_kind_value(h.kind), trigger: h.trigger.clone(), triggered_ms: h.triggered_at.0 })
                 .collect(),
+            identity: if s.legacy_ids { LEGACY_IDENTITY } else { DEPARTMENT_IDENTITY },
         }
     }
+}
+
+/// `ItemState.identity` of an item whose alert ids name its department.
+pub const DEPARTMENT_IDENTITY: u32 = 2;
+/// `ItemState.identity` of a record written before department isolation.
+pub const LEGACY_IDENTITY: u32 = 0;
+
+/// The changelog key of a department's item: its department code, NUL, its item id.
+/// Department codes never hold a NUL (refused at the edge), so keys never collide.
+pub fn state_key(department_code: &str, item_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(department_code.len() + 1 + item_id.len());
+    key.extend_from_slice(department_code.as_bytes());
+    key.push(0);
+    key.extend_from_slice(item_id.as_bytes());
+    key
 }
 
 /// Why a changelog record could not be read.
@@ -221,6 +237,7 @@ pub fn decode_state(bytes: &[u8]) -> Result<ItemState, StateError> {
         department_code: m.department_code,
         events,
         held,
+        legacy_ids: m.identity == LEGACY_IDENTITY,
     })
 }
 
@@ -291,10 +308,17 @@ mod tests {
                 trigger: "promised".into(),
                 triggered_at: Timestamp(1_700_100_000_000),
             }],
+            legacy_ids: false,
         };
         let bytes = v1::ItemState::from(&state).encode_to_vec();
         assert_eq!(decode_state(&bytes).unwrap(), state);
         assert!(decode_state(b"\xff\xff").is_err());
+        // A record written before department isolation has no identity: its alerts keep
+        // their old ids.
+        let mut old = v1::ItemState::from(&state);
+        old.identity = LEGACY_IDENTITY;
+        assert!(decode_state(&old.encode_to_vec()).unwrap().legacy_ids);
+        assert_eq!(state_key("D", "I"), b"D\0I");
     }
 
     #[test]

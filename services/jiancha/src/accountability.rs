@@ -1,12 +1,12 @@
 //! `jiancha accountability`, `jiancha audit verify`, `jiancha report`, and the
 //! accountability service's part in `jiancha up`.
 
+use crate::up::Extra;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use jiancha_accountability::stats::{self, GroupBy};
 use jiancha_accountability::store::Store;
-use jiancha_monitor::config::MonitorConfig;
-use jiancha_monitor::up::Extra;
+use jiancha_platform::Config;
 use std::path::{Path, PathBuf};
 
 /// Settings shared by the accountability subcommands.
@@ -27,8 +27,8 @@ pub struct DbFlags {
 }
 
 impl DbFlags {
-    fn config(&self) -> Result<MonitorConfig> {
-        let mut c = MonitorConfig::load(self.config.as_deref())?;
+    fn config(&self) -> Result<Config> {
+        let mut c = Config::load(self.config.as_deref())?;
         if let Some(d) = &self.database {
             c.accountability.database = d.clone();
         }
@@ -150,7 +150,7 @@ pub struct ReportArgs {
 
 pub fn report(args: ReportArgs) -> Result<()> {
     let c = args.db.config()?;
-    let (catalog, calendars) = jiancha_monitor::monitor::load_rules(c.catalog.as_ref(), &c.calendar_files())?;
+    let (catalog, calendars) = jiancha_platform::rules::load_rules(c.catalog.as_ref(), &c.calendar_files())?;
     let period = stats::parse_period(&args.period, calendars.default_calendar().tz()).map_err(anyhow::Error::msg)?;
     let group_by = GroupBy::parse(&args.group_by).map_err(anyhow::Error::msg)?;
     let started = std::time::Instant::now();
@@ -173,15 +173,15 @@ pub fn report(args: ReportArgs) -> Result<()> {
 
 /// The accountability service inside `jiancha up`, on SQLite under `state_dir` (fresh
 /// each start, like the embedded broker), sharing the gateway's TLS and tokens.
-pub fn up_accountability(mut config: MonitorConfig, state_dir: &Path) -> Result<(MonitorConfig, Extra)> {
-    if config.accountability.database == MonitorConfig::default().accountability.database {
+pub fn up_accountability(mut config: Config, state_dir: &Path) -> Result<(Config, Extra)> {
+    if config.accountability.database == Config::default().accountability.database {
         let file = state_dir.join("accountability.db");
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
         }
         config.accountability.database = format!("sqlite://{}", file.display());
     }
-    let extra: Extra = Box::new(move |mut config: MonitorConfig, shutdown| {
+    let extra: Extra = Box::new(move |mut config: Config, shutdown| {
         Box::pin(async move {
             let running = match jiancha_accountability::service::start(config.clone(), shutdown.clone()).await {
                 Ok(r) => r,

@@ -1,10 +1,10 @@
 //! `jiancha gateway`, `jiancha token`, and the gateway's part in `jiancha up`.
 
+use crate::up::Extra;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use jiancha_gateway::auth::{Role, TokenRequest, mint};
-use jiancha_monitor::config::MonitorConfig;
-use jiancha_monitor::up::Extra;
+use jiancha_platform::Config;
+use jiancha_platform::auth::{Role, TokenRequest, mint};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -67,7 +67,7 @@ pub struct SecurityFlags {
 
 impl SecurityFlags {
     /// Puts the flags given over the configuration.
-    pub fn apply(self, c: &mut MonitorConfig) {
+    pub fn apply(self, c: &mut Config) {
         if self.tls_cert.is_some() {
             c.grpc.tls_cert = self.tls_cert;
         }
@@ -91,7 +91,7 @@ impl SecurityFlags {
 
 /// Serves metrics (when configured), runs `start`'s service until SIGINT/SIGTERM, then
 /// waits for it to stop.
-pub fn run_until_signal<S, W>(c: MonitorConfig, start: impl FnOnce(MonitorConfig, tokio::sync::watch::Receiver<bool>) -> S) -> Result<()>
+pub fn run_until_signal<S, W>(c: Config, start: impl FnOnce(Config, tokio::sync::watch::Receiver<bool>) -> S) -> Result<()>
 where
     S: std::future::Future<Output = Result<W>>,
     W: std::future::Future<Output = Result<()>>,
@@ -99,22 +99,22 @@ where
     crate::live::runtime()?.block_on(async move {
         if !c.metrics_listen.is_empty() {
             // The default port may be taken by a monitor on the same host: then any free port.
-            let default = c.metrics_listen == MonitorConfig::default().metrics_listen;
-            let addr = jiancha_monitor::telemetry::serve(&c.metrics_listen)
-                .or_else(|e| if default { jiancha_monitor::telemetry::serve("127.0.0.1:0") } else { Err(e) })
+            let default = c.metrics_listen == Config::default().metrics_listen;
+            let addr = jiancha_platform::telemetry::serve(&c.metrics_listen)
+                .or_else(|e| if default { jiancha_platform::telemetry::serve("127.0.0.1:0") } else { Err(e) })
                 .map_err(anyhow::Error::msg)?;
             println!("metrics: http://{addr}/metrics");
         }
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let running = start(c, shutdown).await?;
-        jiancha_monitor::up::wait_for_signal().await;
+        jiancha_platform::lifecycle::wait_for_signal().await;
         let _ = stop.send(true);
         running.await
     })
 }
 
 pub fn gateway(args: GatewayArgs) -> Result<()> {
-    let mut c = MonitorConfig::load(args.config.as_deref())?;
+    let mut c = Config::load(args.config.as_deref())?;
     if let Some(v) = args.kafka_bootstrap {
         c.kafka_bootstrap = v;
     }
@@ -198,17 +198,17 @@ pub fn token(args: TokenArgs) -> Result<()> {
 
 /// Prepares `state_dir` (certificates, secret, tokens, a writable catalog) and returns
 /// the configuration and the gateway to run inside `jiancha up`.
-pub fn up_gateway(mut config: MonitorConfig, state_dir: &Path) -> Result<(MonitorConfig, Extra)> {
-    let (catalog, _) = jiancha_monitor::monitor::load_rules(config.catalog.as_ref(), &config.calendar_files())?;
+pub fn up_gateway(mut config: Config, state_dir: &Path) -> Result<(Config, Extra)> {
+    let (catalog, _) = jiancha_platform::rules::load_rules(config.catalog.as_ref(), &config.calendar_files())?;
     let mut departments: Vec<&str> = catalog.services().iter().map(|s| &*s.department).collect();
     departments.sort();
     departments.dedup();
     let setup =
-        jiancha_gateway::local::prepare(state_dir, &config.grpc.auth.issuer, &departments, 7 * 24 * 3600).map_err(anyhow::Error::msg)?;
+        jiancha_platform::local::prepare(state_dir, &config.grpc.auth.issuer, &departments, 7 * 24 * 3600).map_err(anyhow::Error::msg)?;
     if config.catalog.is_none() {
         // A file, so that CatalogService can replace it and the monitor reload it.
         let file = state_dir.join("catalog.toml");
-        std::fs::write(&file, jiancha_monitor::DEMO_CATALOG).with_context(|| format!("writing {}", file.display()))?;
+        std::fs::write(&file, jiancha_platform::rules::DEMO_CATALOG).with_context(|| format!("writing {}", file.display()))?;
         config.catalog = Some(file);
     }
     if config.calendar_dir.is_none() {
@@ -226,7 +226,7 @@ pub fn up_gateway(mut config: MonitorConfig, state_dir: &Path) -> Result<(Monito
         g.auth.secret_file = Some(setup.secret_file.clone());
         g.auth.algorithm = "HS256".into();
     }
-    let extra: Extra = Box::new(move |mut config: MonitorConfig, shutdown| {
+    let extra: Extra = Box::new(move |mut config: Config, shutdown| {
         Box::pin(async move {
             let gateway = match jiancha_gateway::start(config.clone(), shutdown.clone()).await {
                 Ok(g) => g,

@@ -8,6 +8,8 @@ mod grpc;
 mod live;
 mod replay;
 mod simulate;
+pub mod tools;
+pub mod up;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

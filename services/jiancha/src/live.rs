@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use jiancha_core::time::parse_duration_ms;
-use jiancha_monitor::config::MonitorConfig;
+use jiancha_platform::Config;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,8 +31,8 @@ pub struct MonitorFlags {
 }
 
 impl MonitorFlags {
-    fn config(&self, bootstrap: Option<&str>) -> Result<MonitorConfig> {
-        let mut c = MonitorConfig::load(self.config.as_deref())?;
+    fn config(&self, bootstrap: Option<&str>) -> Result<Config> {
+        let mut c = Config::load(self.config.as_deref())?;
         if let Some(b) = bootstrap {
             c.kafka_bootstrap = b.to_owned();
         }
@@ -77,14 +77,15 @@ pub fn monitor(args: MonitorArgs) -> Result<()> {
     let config = args.flags.config(args.kafka_bootstrap.as_deref())?;
     runtime()?.block_on(async move {
         if !config.metrics_listen.is_empty() {
-            let addr = jiancha_monitor::telemetry::serve(&config.metrics_listen).map_err(anyhow::Error::msg)?;
+            let addr = jiancha_platform::telemetry::serve(&config.metrics_listen).map_err(anyhow::Error::msg)?;
+            jiancha_monitor::telemetry::describe();
             println!("metrics: http://{addr}/metrics");
         }
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let mut task = tokio::spawn(jiancha_monitor::monitor::run(config, shutdown));
         tokio::select! {
             result = &mut task => return result.context("monitor task")?.map_err(anyhow::Error::from),
-            _ = jiancha_monitor::up::wait_for_signal() => {}
+            _ = jiancha_platform::lifecycle::wait_for_signal() => {}
         }
         // Stop polling, flush the effects, commit the offsets, then exit.
         let _ = stop.send(true);
@@ -122,7 +123,7 @@ pub fn up(args: UpArgs) -> Result<()> {
     config.grpc.listen = args.grpc_listen;
     let (config, gateway) = crate::grpc::up_gateway(config, &args.state_dir)?;
     let (config, accountability) = crate::accountability::up_accountability(config, &args.state_dir)?;
-    runtime()?.block_on(jiancha_monitor::up::up(config, args.kafka_bootstrap, !args.no_simulator, vec![gateway, accountability]))?;
+    runtime()?.block_on(crate::up::up(config, args.kafka_bootstrap, !args.no_simulator, vec![gateway, accountability]))?;
     Ok(())
 }
 
@@ -132,13 +133,20 @@ Examples:
   jiancha produce --kafka-bootstrap 127.0.0.1:9092 --file deploy/demo/events.jsonl
   jiancha produce --kafka-bootstrap 127.0.0.1:9092 --file today.jsonl --skip-invalid
 
-Each line goes to jiancha.events with key = item_id and record timestamp = received_at,
+Each line goes to jiancha.events (or, with --department-topics, to its department's input
+topic jiancha.dept.CODE.events) with key = item_id and record timestamp = received_at,
 else occurred_at. Lines that fail validation are reported here and still sent (the monitor
 sends them to jiancha.events.dlq with the reason) unless --skip-invalid.")]
 pub struct ProduceArgs {
     /// Kafka bootstrap servers.
     #[arg(long)]
     kafka_bootstrap: String,
+    /// A configuration file whose `[kafka]` settings (TLS, SASL) the producer uses.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Send each event to its department's input topic, as that department's system would.
+    #[arg(long)]
+    department_topics: bool,
     /// Events, one JSON object a line.
     #[arg(long)]
     file: PathBuf,
@@ -152,13 +160,17 @@ pub struct ProduceArgs {
 
 pub fn produce(args: ProduceArgs) -> Result<()> {
     let file = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
-    let report = runtime()?.block_on(jiancha_monitor::tools::produce(
-        &args.kafka_bootstrap,
-        &args.topic,
-        std::io::BufReader::new(file),
-        args.skip_invalid,
-    ))?;
-    eprintln!("sent {} records to {} ({} failed validation)", report.sent, args.topic, report.invalid);
+    let config = Config::load(args.config.as_deref())?;
+    config.validate()?;
+    let to = if args.department_topics {
+        crate::tools::Destination::DepartmentTopics { topics: config.topics.clone(), fallback: args.topic.clone() }
+    } else {
+        crate::tools::Destination::Topic(args.topic.clone())
+    };
+    let client = jiancha_platform::kafka::client_for(&args.kafka_bootstrap, &config);
+    let report = runtime()?.block_on(crate::tools::produce(client, &to, std::io::BufReader::new(file), args.skip_invalid))?;
+    let target = if args.department_topics { "the departments' input topics".to_owned() } else { args.topic };
+    eprintln!("sent {} records to {target} ({} failed validation)", report.sent, report.invalid);
     Ok(())
 }
 
@@ -174,6 +186,9 @@ pub struct AlertsArgs {
     /// Kafka bootstrap servers.
     #[arg(long)]
     kafka_bootstrap: String,
+    /// A configuration file whose `[kafka]` settings (TLS, SASL) the consumer uses.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Keep printing new alerts.
     #[arg(long)]
     follow: bool,
@@ -192,7 +207,10 @@ fn parse_idle(text: &str) -> Result<Duration, String> {
 pub fn alerts(args: AlertsArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    jiancha_monitor::tools::print_alerts(&args.kafka_bootstrap, &args.topic, args.follow, args.idle_exit, &mut out)?;
+    let config = Config::load(args.config.as_deref())?;
+    config.validate()?;
+    let client = jiancha_platform::kafka::client_for(&args.kafka_bootstrap, &config);
+    crate::tools::print_alerts(client, &args.topic, args.follow, args.idle_exit, &mut out)?;
     Ok(())
 }
 

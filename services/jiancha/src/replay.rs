@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use jiancha_core::{Engine, Replay, Timestamp};
-use jiancha_monitor::monitor::load_rules;
+use jiancha_platform::rules::load_rules;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::Args;
-use jiancha_monitor::monitor::load_rules;
+use jiancha_platform::rules::load_rules;
 use jiancha_sim::{SimConfig, simulate};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;

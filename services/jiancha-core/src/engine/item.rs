@@ -102,6 +102,9 @@ pub(crate) struct Item {
     pub service_from_submitted: bool,
     /// Whether the item is closed, as of its last evaluation.
     pub closed: bool,
+    /// Whether the item was restored from a changelog written before items were
+    /// identified by department: its alerts keep the ids they were published under.
+    pub legacy_ids: bool,
 }
 
 impl Item {

@@ -17,7 +17,7 @@ pub use replay::{Replay, TimerQueue};
 pub use state::{HeldAlert, ItemState, StoredEvent};
 pub use timeline::{ClockStatus, ClockView, ItemStatus, ItemSummary, Timeline};
 
-use crate::alert::{Alert, AlertKind, AlertStatus, Bilingual, alert_id};
+use crate::alert::{Alert, AlertKind, AlertStatus, Bilingual, alert_id, legacy_alert_id};
 use crate::calendar::Calendars;
 use crate::catalog::Catalog;
 use crate::event::{Event, EventBody, LawfulSuspension, Outcome};
@@ -50,6 +50,14 @@ pub enum Effect {
     CancelTimer {
         /// The item.
         item: ItemRef,
+    },
+    /// A department's first event for an `item_id` that another department's item
+    /// already uses (DOMAIN §2): the two items stay apart; an operator should see it.
+    ItemIdShared {
+        /// The new item.
+        item: ItemRef,
+        /// The department of an item that already had this id.
+        other_department: String,
     },
     /// The item's events or alerts in force changed: a changelog should record
     /// [`Engine::export`] of it.
@@ -151,14 +159,21 @@ impl Engine {
     }
 
     /// Takes one valid event that arrived at `arrival`, with the clock at `now`.
+    ///
+    /// The event is applied to the item identified by (`department_code`, `item_id`)
+    /// (DOMAIN §2, department isolation): another department's item with the same id is
+    /// neither changed nor consulted for duplicates.
     pub fn apply(&mut self, event: &Event, arrival: Timestamp, now: Timestamp, out: &mut Vec<Effect>) -> Applied {
-        let slot = self.slot_for(&event.item_id);
+        let department = self.names.intern(&event.department_code);
+        let (slot, created) = self.slot_for(department, &event.item_id);
+        if created && let Some(other) = self.other_department_of(slot) {
+            out.push(Effect::ItemIdShared { item: ItemRef(slot as u32), other_department: other.to_owned() });
+        }
         if self.items[slot].has_event(&event.event_id) {
             return Applied::Duplicate;
         }
         let ev = self.compact(event, arrival);
         let service = event.service_code.as_deref().map(|c| self.names.intern(c));
-        let department = self.names.intern(&event.department_code);
         let item = &mut self.items[slot];
         let submitted = matches!(event.body, EventBody::Submitted);
         if let Some(code) = service
@@ -166,9 +181,6 @@ impl Engine {
         {
             item.service = code;
             item.service_from_submitted = submitted;
-        }
-        if item.department == 0 || submitted {
-            item.department = department;
         }
         item.insert(ev, &event.event_id);
         self.reconcile(slot, now.0, true, out);
@@ -214,23 +226,54 @@ impl Engine {
         (0..self.items.len() as u32).map(ItemRef)
     }
 
-    /// The handle of an item, if the engine holds it.
-    pub fn find(&self, item_id: &str) -> Option<ItemRef> {
+    /// The handle of a department's item, if the engine holds it.
+    pub fn find(&self, department_code: &str, item_id: &str) -> Option<ItemRef> {
+        let department = self.names.get(department_code)?;
         let hash = self.hasher.hash_one(item_id);
-        self.index.find(hash, |&slot| self.items[slot as usize].item_id() == item_id).map(|&s| ItemRef(s))
+        self.index
+            .find(hash, |&slot| {
+                let it = &self.items[slot as usize];
+                it.department == department && it.item_id() == item_id
+            })
+            .map(|&s| ItemRef(s))
     }
 
-    fn slot_for(&mut self, item_id: &str) -> usize {
+    /// Every item with this `item_id`, whatever its department (an inspector's look-up
+    /// by id; more than one when departments reuse an id).
+    pub fn find_all(&self, item_id: &str) -> Vec<ItemRef> {
+        let hash = self.hasher.hash_one(item_id);
+        let mut found: Vec<ItemRef> =
+            self.index.iter_hash(hash).filter(|&&slot| self.items[slot as usize].item_id() == item_id).map(|&s| ItemRef(s)).collect();
+        found.sort_unstable();
+        found
+    }
+
+    /// The department of another item with the same `item_id` as the item in `slot`.
+    fn other_department_of(&self, slot: usize) -> Option<&str> {
+        let it = &self.items[slot];
+        let hash = self.hasher.hash_one(it.item_id());
+        self.index
+            .iter_hash(hash)
+            .map(|&s| &self.items[s as usize])
+            .find(|o| o.department != it.department && o.item_id() == it.item_id())
+            .map(|o| -> &str { self.names.name(o.department) })
+    }
+
+    /// The slot of (department, item_id), created when absent; true when created.
+    fn slot_for(&mut self, department: NameId, item_id: &str) -> (usize, bool) {
         let hash = self.hasher.hash_one(item_id);
         let items = &mut self.items;
         let hasher = &self.hasher;
         let entry = self.index.entry(
             hash,
-            |&slot| items[slot as usize].item_id() == item_id,
+            |&slot| {
+                let it = &items[slot as usize];
+                it.department == department && it.item_id() == item_id
+            },
             |&slot| hasher.hash_one(items[slot as usize].item_id()),
         );
         match entry {
-            hashbrown::hash_table::Entry::Occupied(o) => *o.get() as usize,
+            hashbrown::hash_table::Entry::Occupied(o) => (*o.get() as usize, false),
             hashbrown::hash_table::Entry::Vacant(v) => {
                 let slot = items.len();
                 items.push(Item {
@@ -238,16 +281,23 @@ impl Engine {
                     events: Vec::new(),
                     held: None,
                     service: 0,
-                    department: 0,
+                    department,
                     next_due: NO_TIMER,
                     id_len: item_id.len() as u32,
                     service_from_submitted: false,
                     closed: false,
+                    legacy_ids: false,
                 });
                 v.insert(slot as u32);
-                slot
+                (slot, true)
             }
         }
+    }
+
+    /// The id of an alert of `kind` and `trigger` against `item`.
+    pub fn alert_id_of(&self, item: ItemRef, kind: AlertKind, trigger: &str) -> Option<String> {
+        let it = self.items.get(item.0 as usize)?;
+        Some(item_alert_id(it, &self.names, kind, trigger))
     }
 
     fn compact(&mut self, event: &Event, arrival: Timestamp) -> Ev {
@@ -403,10 +453,20 @@ fn trigger_of_key<'a>(item: &'a Item, r: Option<&'a Resolved>, h: &Held) -> &'a 
     candidates.into_iter().find(|t| trigger_key_of_text(t) == h.key).unwrap_or("?")
 }
 
+/// An item's alert id: department-qualified, or the legacy form for an item restored
+/// from a changelog written before department isolation.
+fn item_alert_id(item: &Item, names: &Interner, kind: AlertKind, trigger: &str) -> String {
+    if item.legacy_ids {
+        legacy_alert_id(item.item_id(), kind, trigger)
+    } else {
+        alert_id(names.name(item.department), item.item_id(), kind, trigger)
+    }
+}
+
 fn base_alert(view: &derive::View<'_>, kind: AlertKind, trigger: &str, at: i64) -> Alert {
     let item = view.item;
     Alert {
-        alert_id: alert_id(item.item_id(), kind, trigger),
+        alert_id: item_alert_id(item, view.names, kind, trigger),
         status: AlertStatus::Fired,
         item_id: Some(item.item_id().to_owned()),
         service_code: Some(view.names.name(item.service).to_string()).filter(|s| !s.is_empty()),
@@ -458,7 +518,8 @@ fn calendar_missing(calendars: &Calendars, calendar: &str, year: i32) -> Alert {
     let cal = calendars.get(calendar).unwrap_or_else(|| calendars.default_calendar());
     let (message, derivation) = derive::calendar_missing(calendar, year);
     Alert {
-        alert_id: alert_id("", AlertKind::CalendarMissing, &format!("{calendar}/{year}")),
+        // No item, so no department: the id is the same as before department isolation.
+        alert_id: legacy_alert_id("", AlertKind::CalendarMissing, &format!("{calendar}/{year}")),
         status: AlertStatus::Fired,
         item_id: None,
         service_code: None,

@@ -56,6 +56,9 @@ pub struct ItemState {
     pub events: Vec<StoredEvent>,
     /// Alerts in force (already published).
     pub held: Vec<HeldAlert>,
+    /// The item was first recorded before items were identified by department: its
+    /// alerts keep their department-less ids ([`crate::alert::legacy_alert_id`]).
+    pub legacy_ids: bool,
 }
 
 impl Engine {
@@ -103,24 +106,28 @@ impl Engine {
             department_code: self.names.name(it.department).to_string(),
             events,
             held,
+            legacy_ids: it.legacy_ids,
         })
     }
 
     /// Restores an item exactly as exported, without emitting its alerts again, and
     /// sets its timer to the earliest deadline it has (deadlines already held are
-    /// re-checked when it fires and change nothing). Replaces an item of the same id.
+    /// re-checked when it fires and change nothing). Replaces the item of the same
+    /// department and id.
     pub fn import(&mut self, state: &ItemState, out: &mut Vec<Effect>) -> ItemRef {
-        let slot = self.slot_for(&state.item_id);
+        let department = self.names.intern(&state.department_code);
+        let (slot, _) = self.slot_for(department, &state.item_id);
         let mut item = Item {
             text: Box::from(state.item_id.as_str()),
             events: Vec::with_capacity(state.events.len()),
             held: None,
             service: state.service_code.as_deref().map_or(0, |c| self.names.intern(c)),
-            department: self.names.intern(&state.department_code),
+            department,
             next_due: NO_TIMER,
             id_len: state.item_id.len() as u32,
             service_from_submitted: state.service_from_submitted,
             closed: false,
+            legacy_ids: state.legacy_ids,
         };
         for e in &state.events {
             let text = e.text.as_deref().map_or(0, |t| self.names.intern(t));

@@ -628,3 +628,94 @@ fn export_and_import_continue_exactly() {
     };
     assert_eq!(last(&straight), last(&restarted));
 }
+
+// ---- department isolation (DOMAIN §2) ----------------------------------------------
+
+/// An event of `department`'s item `item`.
+fn dept_event(event_id: &str, department: &str, item: &str, ty: &str, at: &str, extra: Value) -> Event {
+    let mut v = json!({
+        "event_id": event_id, "item_id": item, "department_code": department, "type": ty,
+        "occurred_at": at, "actor": "经办人甲",
+    });
+    if let (Value::Object(m), Value::Object(x)) = (&mut v, extra) {
+        m.extend(x);
+    }
+    parse_json_event(v.to_string().as_bytes()).expect("valid test event").event
+}
+
+#[test]
+fn another_departments_events_neither_change_nor_preempt_an_item() {
+    let calendars = Calendars::builtin();
+    let catalog = Arc::new(Catalog::from_toml(CATALOG, &calendars).unwrap());
+    let mut engine = Engine::new(catalog, calendars);
+    let mut out = Vec::new();
+    let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+    let apply = |engine: &mut Engine, e: Event, out: &mut Vec<Effect>| engine.apply(&e, e.occurred_at, e.occurred_at, out);
+
+    // Department A's item X, submitted and accepted.
+    let a1 = dept_event("X-01", "A", "X", "SUBMITTED", "2024-03-04T09:00:00+08:00", svc("S"));
+    assert_eq!(apply(&mut engine, a1, &mut out), Applied::New);
+    assert!(!out.iter().any(|e| matches!(e, Effect::ItemIdShared { .. })));
+    // Department B uses the same item id and, first, the id of A's next event.
+    out.clear();
+    let b1 = dept_event("X-02", "B", "X", "SUBMITTED", "2024-03-04T10:00:00+08:00", svc("S"));
+    assert_eq!(apply(&mut engine, b1, &mut out), Applied::New);
+    let shared: Vec<&Effect> = out.iter().filter(|e| matches!(e, Effect::ItemIdShared { .. })).collect();
+    assert_eq!(shared.len(), 1, "an operator is told that two departments use X: {out:?}");
+    assert!(matches!(shared[0], Effect::ItemIdShared { other_department, .. } if other_department == "A"));
+    let b_fee = dept_event("X-fee", "B", "X", "FEE_CHARGED", "2024-03-05T10:00:00+08:00", json!({"amount_fen": 999_999}));
+    apply(&mut engine, b_fee, &mut out);
+    // A's own X-02 is not a duplicate of B's.
+    let a2 = dept_event("X-02", "A", "X", "ACCEPTED", "2024-03-04T11:00:00+08:00", NONE());
+    assert_eq!(apply(&mut engine, a2, &mut out), Applied::New);
+
+    let a = engine.find("A", "X").expect("A's item");
+    let b = engine.find("B", "X").expect("B's item");
+    assert_ne!(a, b);
+    assert_eq!(engine.find_all("X"), vec![a, b]);
+    assert_eq!(engine.find("C", "X"), None);
+    let a_state = engine.export(a).unwrap();
+    assert_eq!(a_state.department_code, "A");
+    assert_eq!(a_state.events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["X-01", "X-02"]);
+    let b_state = engine.export(b).unwrap();
+    assert_eq!(b_state.department_code, "B");
+    assert_eq!(b_state.events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["X-02", "X-fee"]);
+
+    // B's fee before acceptance (a procedure violation, RED) is an alert against B's
+    // item, never A's.
+    let t = engine.timeline(a, at("2024-03-06T00:00:00+08:00")).unwrap();
+    assert!(t.alerts.is_empty(), "A's item holds no alert: {:?}", t.alerts);
+    let t = engine.timeline(b, at("2024-03-06T00:00:00+08:00")).unwrap();
+    let kinds: Vec<AlertKind> = t.alerts.iter().map(|a| a.kind).collect();
+    assert!(kinds.contains(&AlertKind::ProcedureViolation), "{kinds:?}");
+    assert!(t.alerts.iter().all(|x| x.department_code.as_deref() == Some("B")));
+    // Same item id, kind and trigger, different departments: different alert ids.
+    assert_ne!(
+        engine.alert_id_of(a, AlertKind::PromisedOverdue, "promised"),
+        engine.alert_id_of(b, AlertKind::PromisedOverdue, "promised")
+    );
+}
+
+#[test]
+fn an_item_restored_from_a_record_before_department_isolation_keeps_its_alert_ids() {
+    let calendars = Calendars::builtin();
+    let catalog = Arc::new(Catalog::from_toml(CATALOG, &calendars).unwrap());
+    let mut replay = Replay::new(Engine::new(catalog.clone(), calendars.clone()));
+    let mut updates = Vec::new();
+    let e = dept_event("L-01", "D", "L", "SUBMITTED", "2024-03-04T09:00:00+08:00", svc("S"));
+    replay.arrive(&e, e.occurred_at, &mut |a| updates.push(a));
+    let mut state = replay.engine().export(replay.engine().find("D", "L").unwrap()).unwrap();
+    assert!(!state.legacy_ids);
+    state.legacy_ids = true; // As decoded from a record with identity 0.
+
+    let mut engine = Engine::new(catalog, calendars);
+    let mut effects = Vec::new();
+    let item = engine.import(&state, &mut effects);
+    let mut replay = Replay::resume(engine, e.occurred_at, &effects);
+    let mut later = Vec::new();
+    replay.advance(Timestamp::parse_rfc3339("2024-04-30T00:00:00+08:00").unwrap(), &mut |a| later.push(a));
+    let overdue = later.iter().find(|a| a.kind == AlertKind::AcceptanceOverdue).expect("the window runs out");
+    assert_eq!(overdue.alert_id, crate::alert::legacy_alert_id("L", AlertKind::AcceptanceOverdue, "L-01"));
+    assert_eq!(replay.engine().alert_id_of(item, AlertKind::AcceptanceOverdue, "L-01").as_deref(), Some(overdue.alert_id.as_str()));
+    assert!(replay.engine().export(item).unwrap().legacy_ids, "it stays legacy in the changelog");
+}

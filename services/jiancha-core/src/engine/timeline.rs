@@ -386,7 +386,7 @@ days = 2
         // Monday 2025-03-03: submitted; Tuesday accepted (acceptance met).
         ev(&mut e, "e1", "SUBMITTED", "2025-03-03T09:00:00+08:00", |_| {});
         ev(&mut e, "e2", "ACCEPTED", "2025-03-04T09:00:00+08:00", |_| {});
-        let item = e.find("I1").expect("item");
+        let item = e.find("D1", "I1").expect("item");
         let t = e.timeline(item, at("2025-03-06T12:00:00+08:00")).expect("timeline");
         assert_eq!(t.status, ItemStatus::Accepted);
         let clock = |name: &str| t.clocks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no clock {name}: {:?}", t.clocks));
@@ -413,7 +413,7 @@ days = 2
     fn overdue_clock_has_negative_remaining_time_and_its_alert() {
         let mut e = engine();
         ev(&mut e, "e1", "SUBMITTED", "2025-03-03T09:00:00+08:00", |_| {});
-        let item = e.find("I1").expect("item");
+        let item = e.find("D1", "I1").expect("item");
         // Five working days from the end of Monday: Tuesday to the next Monday. On Wednesday
         // 2025-03-12 noon the window ended 1.5 working days ago; the item is deemed accepted.
         let t = e.timeline(item, at("2025-03-12T12:00:00+08:00")).expect("timeline");
@@ -426,7 +426,7 @@ days = 2
         let kinds: Vec<AlertKind> = t.alerts.iter().map(|a| a.kind).collect();
         assert_eq!(kinds, [AlertKind::AcceptanceOverdue, AlertKind::StepOverdue]);
         // The same alerts as a changelog records them: their ids come back from the triggers.
-        let ids: Vec<String> = t.holding.iter().map(|h| crate::alert::alert_id("I1", h.kind, &h.trigger)).collect();
+        let ids: Vec<String> = t.holding.iter().map(|h| crate::alert::alert_id("D1", "I1", h.kind, &h.trigger)).collect();
         assert_eq!(ids, t.alerts.iter().map(|a| a.alert_id.clone()).collect::<Vec<_>>());
     }
 
@@ -436,7 +436,7 @@ days = 2
         ev(&mut e, "e1", "SUBMITTED", "2025-03-03T09:00:00+08:00", |_| {});
         // The window ended 2025-03-11 00:00; accepted Wednesday noon, 1.5 working days late.
         ev(&mut e, "e2", "ACCEPTED", "2025-03-12T12:00:00+08:00", |_| {});
-        let item = e.find("I1").expect("item");
+        let item = e.find("D1", "I1").expect("item");
         let t = e.timeline(item, at("2025-03-20T12:00:00+08:00")).expect("timeline");
         let acceptance = t.clocks.iter().find(|c| c.name == "acceptance").expect("acceptance clock");
         assert_eq!(acceptance.status, ClockStatus::Overdue);
@@ -453,7 +453,7 @@ days = 2
             r.suspension_kind = Some("HEARING".into());
             r.expected_days = Some(5);
         });
-        let item = e.find("I1").expect("item");
+        let item = e.find("D1", "I1").expect("item");
         let t = e.timeline(item, at("2025-03-06T10:00:00+08:00")).expect("timeline");
         assert_eq!(t.status, ItemStatus::Suspended);
         let promised = t.clocks.iter().find(|c| c.name == "promised").expect("promised");
@@ -468,7 +468,7 @@ days = 2
     fn summary_reads_held_alerts() {
         let mut e = engine();
         ev(&mut e, "e1", "SUBMITTED", "2025-03-03T09:00:00+08:00", |_| {});
-        let item = e.find("I1").expect("item");
+        let item = e.find("D1", "I1").expect("item");
         let mut out = Vec::new();
         e.fire(item, at("2025-03-11T00:00:00+08:00"), &mut out);
         let s = e.summary(item).expect("summary");

@@ -35,8 +35,8 @@ pub fn prepare(dir: &Path, issuer: &str, departments: &[&str], ttl_secs: u64) ->
     }
     let tls = dir.join("tls");
     let tokens_dir = dir.join("tokens");
-    for d in [&tls, &tokens_dir] {
-        std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+    for d in [dir, &tls, &tokens_dir] {
+        crate::files::private_dir(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
     }
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err("CA parameters"))?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -57,8 +57,10 @@ pub fn prepare(dir: &Path, issuer: &str, departments: &[&str], ttl_secs: u64) ->
     let mut random = [0u8; 32];
     getrandom::fill(&mut random).map_err(|e| format!("random secret: {e}"))?;
     let secret: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    // Keys, the secret and tokens are the owner's alone (0600 in 0700 folders); the
+    // certificates are public but live beside them.
     let write = |path: PathBuf, text: &str| -> Result<PathBuf, String> {
-        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        crate::files::write_private(&path, text.as_bytes()).map_err(|e| format!("writing {}: {e}", path.display()))?;
         Ok(path)
     };
     let setup = LocalSetup {

@@ -10,12 +10,23 @@ use std::time::Duration;
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Topics {
-    /// Approval events in (key = item_id).
+    /// Approval events in (key = item_id) from trusted writers only: the gRPC gateway,
+    /// which takes the department from the caller's token, and operators' tools.
     pub events: String,
+    /// Per-department input topics are `{department_prefix}{CODE}{department_suffix}`
+    /// (`jiancha.dept.SCJG.events`): a department system writes only its own (a
+    /// prefixed ACL on `jiancha.dept.SCJG.`), and the monitor dead-letters a record whose
+    /// `department_code` is not the topic's (DEPARTMENT_MISMATCH).
+    pub department_prefix: String,
+    /// See `department_prefix`.
+    pub department_suffix: String,
     /// Alert updates out (key = alert_id).
     pub alerts: String,
     /// Invalid records, byte for byte, with the reason in headers.
     pub dead_letter: String,
+    /// Alert records the accountability service cannot read or trust, byte for byte,
+    /// with the reason in headers (the same headers as `dead_letter`).
+    pub alerts_dead_letter: String,
     /// The compacted changelog of item states (key = item_id).
     pub state: String,
 }
@@ -24,9 +35,75 @@ impl Default for Topics {
     fn default() -> Self {
         Topics {
             events: "jiancha.events".into(),
+            department_prefix: "jiancha.dept.".into(),
+            department_suffix: ".events".into(),
             alerts: "jiancha.alerts".into(),
             dead_letter: "jiancha.events.dlq".into(),
+            alerts_dead_letter: "jiancha.alerts.dlq".into(),
             state: "jiancha.monitor.state".into(),
+        }
+    }
+}
+
+/// Characters a department code may have to name an input topic (Kafka allows
+/// `[A-Za-z0-9._-]`; the dot is kept out so that prefixed ACLs cannot overlap).
+pub fn topic_safe_code(code: &str) -> bool {
+    !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Topics {
+    /// The input topic of a department, when its code can name a topic.
+    pub fn department_topic(&self, department_code: &str) -> Option<String> {
+        topic_safe_code(department_code).then(|| format!("{}{department_code}{}", self.department_prefix, self.department_suffix))
+    }
+
+    /// The department whose input topic this is.
+    pub fn department_of_topic<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        let code = topic.strip_prefix(self.department_prefix.as_str())?.strip_suffix(self.department_suffix.as_str())?;
+        topic_safe_code(code).then_some(code)
+    }
+
+    /// The subscription pattern of every department's input topic (librdkafka: a
+    /// leading `^` makes it a regular expression).
+    pub fn department_pattern(&self) -> String {
+        format!("^{}[A-Za-z0-9_-]+{}$", regex_escape(&self.department_prefix), regex_escape(&self.department_suffix))
+    }
+
+    /// Whether records of this topic carry events.
+    pub fn is_event_topic(&self, topic: &str) -> bool {
+        topic == self.events || self.department_of_topic(topic).is_some()
+    }
+}
+
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if !c.is_ascii_alphanumeric() && c != '_' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A value of the `[kafka]` table: librdkafka takes every property as text.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KafkaValue {
+    /// `"SASL_SSL"`.
+    Text(String),
+    /// `30000`.
+    Integer(i64),
+    /// `true`.
+    Flag(bool),
+}
+
+impl std::fmt::Display for KafkaValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KafkaValue::Text(t) => f.write_str(t),
+            KafkaValue::Integer(n) => write!(f, "{n}"),
+            KafkaValue::Flag(b) => write!(f, "{b}"),
         }
     }
 }
@@ -173,9 +250,13 @@ impl AccountabilityConfig {
 /// Everything the monitor needs.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct MonitorConfig {
+pub struct Config {
     /// Kafka bootstrap servers, `host:port[,host:port]`.
     pub kafka_bootstrap: String,
+    /// librdkafka properties applied to every Kafka client of every role (TLS, SASL,
+    /// timeouts): `"security.protocol" = "SASL_SSL"`. Secrets can come from the
+    /// environment instead: `JIANCHA_KAFKA_PROP_SASL_PASSWORD` sets `sasl.password`.
+    pub kafka: std::collections::BTreeMap<String, KafkaValue>,
     /// Consumer group of the monitors.
     pub group_id: String,
     /// Topic names.
@@ -218,10 +299,11 @@ pub struct MonitorConfig {
     pub accountability: AccountabilityConfig,
 }
 
-impl Default for MonitorConfig {
+impl Default for Config {
     fn default() -> Self {
-        MonitorConfig {
+        Config {
             kafka_bootstrap: "127.0.0.1:9092".into(),
+            kafka: std::collections::BTreeMap::new(),
             group_id: "jiancha-monitor".into(),
             topics: Topics::default(),
             partitions: 8,
@@ -274,11 +356,11 @@ pub enum ConfigError {
     },
 }
 
-impl MonitorConfig {
+impl Config {
     /// Defaults, overlaid by the file if given, then by `JIANCHA_*` variables.
-    pub fn load(file: Option<&std::path::Path>) -> Result<MonitorConfig, ConfigError> {
+    pub fn load(file: Option<&std::path::Path>) -> Result<Config, ConfigError> {
         let mut config = match file {
-            None => MonitorConfig::default(),
+            None => Config::default(),
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
                 toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.message().to_owned() })?
@@ -303,11 +385,37 @@ impl MonitorConfig {
         if let Some(v) = env("JIANCHA_DATABASE") {
             config.accountability.database = v;
         }
+        for (key, value) in Config::kafka_env_properties(std::env::vars()) {
+            config.kafka.insert(key, KafkaValue::Text(value));
+        }
         Ok(config)
+    }
+
+    /// `JIANCHA_KAFKA_PROP_SASL_PASSWORD=…` → (`sasl.password`, …): Kafka properties
+    /// from the environment, for secrets that should not sit in a file.
+    pub fn kafka_env_properties(vars: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+        vars.into_iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("JIANCHA_KAFKA_PROP_")?;
+                (!name.is_empty()).then(|| (name.to_ascii_lowercase().replace('_', "."), v))
+            })
+            .collect()
+    }
+
+    /// The `[kafka]` properties as librdkafka takes them.
+    pub fn kafka_properties(&self) -> impl Iterator<Item = (&str, String)> + '_ {
+        self.kafka.iter().map(|(k, v)| (k.as_str(), v.to_string()))
     }
 
     /// Checks every value, naming the key at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(key) = self.kafka.keys().find(|k| crate::kafka::RESERVED_PROPERTIES.contains(&k.as_str())) {
+            return Err(ConfigError::Invalid {
+                key: "kafka",
+                value: key.clone(),
+                rule: "jiancha sets this property itself (kafka_bootstrap, group_id and group_instance_id are their own settings)",
+            });
+        }
         for (key, value) in
             [("reload_interval", &self.reload_interval), ("timer_grace", &self.timer_grace), ("commit_interval", &self.commit_interval)]
         {
@@ -392,9 +500,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn department_topics_name_one_department_each() {
+        let t = Topics::default();
+        assert_eq!(t.department_topic("SCJG").as_deref(), Some("jiancha.dept.SCJG.events"));
+        assert_eq!(t.department_of_topic("jiancha.dept.SCJG.events"), Some("SCJG"));
+        assert_eq!(t.department_of_topic("jiancha.events"), None);
+        assert_eq!(t.department_of_topic("jiancha.dept.A.B.events"), None, "a dot would let prefixed ACLs overlap");
+        assert_eq!(t.department_topic("市场监管局"), None);
+        assert_eq!(t.department_topic("../x"), None);
+        assert_eq!(t.department_pattern(), "^jiancha\\.dept\\.[A-Za-z0-9_-]+\\.events$");
+        assert!(t.is_event_topic("jiancha.events") && t.is_event_topic("jiancha.dept.GA.events"));
+        assert!(!t.is_event_topic("jiancha.events.dlq"));
+    }
+
+    #[test]
     fn the_example_deployment_configuration_loads_and_validates() {
         let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/jiancha.example.toml");
-        let c = MonitorConfig::load(Some(&file)).unwrap();
+        let c = Config::load(Some(&file)).unwrap();
         c.validate().unwrap();
         assert_eq!(c.grpc.auth.algorithm, "EdDSA");
         assert_eq!(c.accountability.weights.red, 5.0);
@@ -407,10 +529,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("m.toml");
         std::fs::write(&file, "kafka_bootstrap = \"x:1\"\ncomit_interval = \"1s\"\n").unwrap();
-        let err = MonitorConfig::load(Some(&file)).unwrap_err().to_string();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
         assert!(err.contains("comit_interval"), "{err}");
         std::fs::write(&file, "timer_grace = \"soon\"\n").unwrap();
-        let err = MonitorConfig::load(Some(&file)).unwrap().validate().unwrap_err().to_string();
+        let err = Config::load(Some(&file)).unwrap().validate().unwrap_err().to_string();
         assert!(err.contains("timer_grace") && err.contains("soon"), "{err}");
     }
 }

@@ -1,8 +1,8 @@
 //! The tools a department's IT team and an operator reach for first: publish an events
 //! file, and print the alert topic.
 
-use crate::codec;
 use jiancha_core::event::parse_json_event;
+use jiancha_platform::codec;
 use prost::Message as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -39,15 +39,27 @@ pub enum ToolError {
     Kafka(#[from] KafkaError),
 }
 
-/// Publishes each line of a JSON-lines file to `topic`: key `item_id`, record timestamp
-/// = the line's `received_at`, else `occurred_at`; header `content-type: application/json`.
-pub async fn produce(bootstrap: &str, topic: &str, lines: impl BufRead, skip_invalid: bool) -> Result<Produced, ToolError> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .create()?;
+/// Where `produce` sends each line.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    /// One topic for every line (the trusted `jiancha.events`).
+    Topic(String),
+    /// Each valid line to its department's input topic, as that department's system
+    /// would; a line that fails validation to the fallback topic.
+    DepartmentTopics {
+        /// The topic names.
+        topics: jiancha_platform::config::Topics,
+        /// For lines without a readable department.
+        fallback: String,
+    },
+}
+
+/// Publishes each line of a JSON-lines file: key `item_id`, record timestamp = the
+/// line's `received_at`, else `occurred_at`; header `content-type: application/json`.
+/// `client` carries the bootstrap address and the `[kafka]` settings.
+pub async fn produce(client: ClientConfig, to: &Destination, lines: impl BufRead, skip_invalid: bool) -> Result<Produced, ToolError> {
+    let mut client = client;
+    let producer: FutureProducer = client.set("enable.idempotence", "true").set("acks", "all").set("linger.ms", "5").create()?;
     let mut report = Produced::default();
     let mut futures = Vec::new();
     for (n, line) in lines.lines().enumerate() {
@@ -56,6 +68,13 @@ pub async fn produce(bootstrap: &str, topic: &str, lines: impl BufRead, skip_inv
             continue;
         }
         let parsed = parse_json_event(line.as_bytes());
+        let topic = match (to, &parsed) {
+            (Destination::Topic(t), _) => t.clone(),
+            (Destination::DepartmentTopics { topics, fallback }, Ok(e)) => {
+                topics.department_topic(&e.event.department_code).unwrap_or_else(|| fallback.clone())
+            }
+            (Destination::DepartmentTopics { fallback, .. }, Err(_)) => fallback.clone(),
+        };
         let (key, ts) = match &parsed {
             Ok(e) => (Some(e.event.item_id.clone()), Some(e.received_at.unwrap_or(e.event.occurred_at).0)),
             Err(bad) => {
@@ -70,7 +89,7 @@ pub async fn produce(bootstrap: &str, topic: &str, lines: impl BufRead, skip_inv
             }
         };
         let headers = OwnedHeaders::new().insert(Header { key: codec::CONTENT_TYPE, value: Some(codec::JSON) });
-        let mut record = FutureRecord::<str, str>::to(topic).payload(&line).headers(headers);
+        let mut record = FutureRecord::<str, str>::to(&topic).payload(&line).headers(headers);
         if let Some(k) = key.as_deref() {
             record = record.key(k);
         }
@@ -137,18 +156,15 @@ pub fn alert_json(bytes: &[u8]) -> Option<Value> {
 /// Prints the alert topic from the beginning as JSON lines. Without `follow` it stops at
 /// the end of every partition; `idle_exit` stops after that long without a record.
 pub fn print_alerts(
-    bootstrap: &str,
+    client: ClientConfig,
     topic: &str,
     follow: bool,
     idle_exit: Option<Duration>,
     out: &mut impl Write,
 ) -> Result<usize, KafkaError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "jiancha-alerts-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()?;
+    let mut client = client;
+    let consumer: BaseConsumer =
+        client.set("group.id", "jiancha-alerts-reader").set("enable.auto.commit", "false").set("enable.partition.eof", "true").create()?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     let mut tpl = TopicPartitionList::new();

@@ -6,7 +6,7 @@
 //! department's data, is `PERMISSION_DENIED`. Both carry a `google.rpc.ErrorInfo` whose
 //! reason a client can act on.
 
-use jiancha_monitor::config::AuthConfig;
+use crate::config::AuthConfig;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -3,12 +3,13 @@
 //! systems that backfills the last weeks of a service centre and then keeps handling
 //! items in real time.
 
-use crate::config::MonitorConfig;
-use crate::monitor::{self, MonitorError, load_rules};
 use chrono::{Datelike, Duration as Days, Local};
 use jiancha_core::Timestamp;
+use jiancha_monitor::monitor::{self, MonitorError, catalog_departments};
+use jiancha_platform::Config;
+use jiancha_platform::kafka::failure;
+use jiancha_platform::rules::load_rules;
 use jiancha_sim::{SimConfig, SimEvent, simulate};
-use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::time::Duration;
@@ -20,16 +21,15 @@ use tracing::{info, warn};
 /// when its time comes; a new batch of items every `period`.
 pub async fn simulator(
     bootstrap: String,
-    config: MonitorConfig,
+    config: Config,
     period: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), MonitorError> {
     let (catalog, calendars) = load_rules(config.catalog.as_ref(), &config.calendar_files())?;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
+    let producer: FutureProducer = jiancha_platform::kafka::client_for(&bootstrap, &config)
         .set("enable.idempotence", "true")
         .create()
-        .map_err(|e| MonitorError::Kafka { context: "simulator producer", source: e })?;
+        .map_err(failure("simulator producer"))?;
     let today = Local::now().date_naive();
     let backfill_from = today - Days::days(28);
     let mut queue: Vec<SimEvent> = simulate(
@@ -45,7 +45,7 @@ pub async fn simulator(
             _ = shutdown.changed() => return Ok(()),
             _ = tick.tick() => {}
         }
-        let now = crate::wall_clock().0;
+        let now = jiancha_platform::wall_clock().0;
         if tokio::time::Instant::now() >= next_batch {
             next_batch += period;
             batch += 1;
@@ -73,7 +73,8 @@ pub async fn simulator(
         due.sort_by_key(|e| e.received_at);
         for e in due {
             let payload = e.json.to_string();
-            let headers = OwnedHeaders::new().insert(Header { key: crate::codec::CONTENT_TYPE, value: Some(crate::codec::JSON) });
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: jiancha_platform::codec::CONTENT_TYPE, value: Some(jiancha_platform::codec::JSON) });
             let record =
                 FutureRecord::to(&config.topics.events).key(&e.item_id).payload(&payload).timestamp(e.received_at.0).headers(headers);
             if let Err((err, _)) = producer.send_result(record) {
@@ -86,25 +87,30 @@ pub async fn simulator(
 /// More services to run next to the monitor (the gRPC gateway, the accountability
 /// queue): started with the final configuration, they stop when the receiver turns true.
 pub type Extra = Box<
-    dyn FnOnce(MonitorConfig, watch::Receiver<bool>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
-        + Send,
+    dyn FnOnce(Config, watch::Receiver<bool>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> + Send,
 >;
 
 /// Runs the broker, the monitor, `extra` and (unless disabled) the simulator until Ctrl-C.
 pub async fn up(
-    mut config: MonitorConfig,
+    mut config: Config,
     external_bootstrap: Option<String>,
     with_simulator: bool,
     extra: Vec<Extra>,
 ) -> Result<(), MonitorError> {
     let cluster = match external_bootstrap {
         Some(_) => None,
-        None => Some(rdkafka::mocking::MockCluster::new(1).map_err(|e| MonitorError::Kafka { context: "embedded broker", source: e })?),
+        None => Some(rdkafka::mocking::MockCluster::new(1).map_err(failure("embedded broker"))?),
     };
     if let Some(cluster) = &cluster {
         config.kafka_bootstrap = cluster.bootstrap_servers();
-        for topic in [&config.topics.events, &config.topics.alerts, &config.topics.dead_letter, &config.topics.state] {
-            cluster.create_topic(topic, config.partitions, 1).map_err(|e| MonitorError::Kafka { context: "embedded topics", source: e })?;
+        // The mock serves no CreateTopics: every topic, each department's input topic
+        // included, is made here.
+        let (catalog, _) = load_rules(config.catalog.as_ref(), &config.calendar_files())?;
+        let t = &config.topics;
+        let mut topics = vec![t.events.clone(), t.alerts.clone(), t.dead_letter.clone(), t.alerts_dead_letter.clone(), t.state.clone()];
+        topics.extend(catalog_departments(&catalog).iter().filter_map(|d| t.department_topic(d)));
+        for topic in &topics {
+            cluster.create_topic(topic, config.partitions, 1).map_err(failure("embedded topics"))?;
         }
     } else if let Some(b) = external_bootstrap {
         config.kafka_bootstrap = b;
@@ -115,12 +121,13 @@ pub async fn up(
     }
     if !config.metrics_listen.is_empty() {
         // The default port may be taken (a second `up`): then any free port.
-        let addr = crate::telemetry::serve(&config.metrics_listen)
+        let addr = jiancha_platform::telemetry::serve(&config.metrics_listen)
             .or_else(|e| {
                 warn!(error = %e, "Metrics address busy; using a free port");
-                crate::telemetry::serve("127.0.0.1:0")
+                jiancha_platform::telemetry::serve("127.0.0.1:0")
             })
-            .map_err(MonitorError::Catalog)?;
+            .map_err(|e| MonitorError::Rules(jiancha_platform::rules::RulesError(e)))?;
+        jiancha_monitor::telemetry::describe();
         println!("metrics: http://{addr}/metrics");
     }
     config.metrics_listen = String::new();
@@ -130,7 +137,7 @@ pub async fn up(
     let simulator = with_simulator
         .then(|| tokio::spawn(simulator(config.kafka_bootstrap.clone(), config.clone(), Duration::from_secs(10), shutdown.clone())));
     println!("alerts: jiancha alerts --kafka-bootstrap {} --follow", config.kafka_bootstrap);
-    wait_for_signal().await;
+    jiancha_platform::lifecycle::wait_for_signal().await;
     info!("Signal received; stopping");
     let _ = stop.send(true);
     if let Some(s) = simulator {
@@ -146,27 +153,4 @@ pub async fn up(
     let result = monitor.await.unwrap_or(Ok(()));
     drop(cluster);
     result
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
