@@ -72,10 +72,7 @@ impl Stack {
             ..Config::default()
         };
         config.grpc.listen = "127.0.0.1:0".into();
-        config.grpc.tls_cert = Some(local.server_cert.clone());
-        config.grpc.tls_key = Some(local.server_key.clone());
-        config.grpc.client_ca = Some(local.ca_cert.clone());
-        config.grpc.auth.secret_file = Some(local.secret_file.clone());
+        local.apply(&mut config);
         tune(&mut config);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().expect("runtime");
         let (stop, shutdown) = watch::channel(false);

@@ -67,9 +67,7 @@ impl Api {
         let local = jiancha_platform::local::prepare(&dir.0.join("local"), "jiancha", &[OWN, OTHER], 3600).unwrap();
         let mut config = Config::default();
         config.accountability.listen = "127.0.0.1:0".into();
-        config.grpc.tls_cert = Some(local.server_cert.clone());
-        config.grpc.tls_key = Some(local.server_key.clone());
-        config.grpc.auth.secret_file = Some(local.secret_file.clone());
+        local.apply(&mut config);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let (catalog, calendars) = rules();

@@ -10,6 +10,7 @@ use jiancha_core::{Catalog, Timestamp};
 use jiancha_platform::auth::{self, Caller, Role};
 use jiancha_platform::config::ScoreWeights;
 use jiancha_platform::errors::bad_request;
+use jiancha_platform::limits::StreamCounter;
 use jiancha_platform::wall_clock;
 use jiancha_proto::v1;
 use jiancha_proto::v1::accountability_service_server::AccountabilityService;
@@ -27,12 +28,15 @@ pub struct Api {
     catalog: Arc<Catalog>,
     zone: chrono_tz::Tz,
     weights: ScoreWeights,
+    streams: Arc<StreamCounter>,
+    max_streams: usize,
 }
 
 impl Api {
     /// Over `store`; `catalog` names services in reports; instants are written in `zone`.
-    pub fn new(store: Arc<Store>, catalog: Arc<Catalog>, zone: chrono_tz::Tz, weights: ScoreWeights) -> Api {
-        Api { store, catalog, zone, weights }
+    /// A caller holds at most `max_streams` WatchCases streams.
+    pub fn new(store: Arc<Store>, catalog: Arc<Catalog>, zone: chrono_tz::Tz, weights: ScoreWeights, max_streams: usize) -> Api {
+        Api { store, catalog, zone, weights, streams: Arc::new(StreamCounter::default()), max_streams }
     }
 
     fn t(&self, ms: i64) -> String {
@@ -88,6 +92,17 @@ impl Api {
         }
     }
 
+    /// An audit entry as a case stream shows it: whole to those who may read the audit
+    /// log; to a department only what GetCase shows it (the position to resume from, the
+    /// case, when and what happened), never who did it, the before/after or the hashes.
+    fn stream_entry(&self, caller: &Caller, e: &crate::audit::Entry) -> v1::AuditEntry {
+        let whole = self.entry_message(e);
+        if matches!(caller.role, Role::Inspector | Role::Auditor) {
+            return whole;
+        }
+        v1::AuditEntry { seq: whole.seq, case_id: whole.case_id, at: whole.at, action: whole.action, ..v1::AuditEntry::default() }
+    }
+
     fn comment_message(&self, c: &CommentRow) -> v1::CaseComment {
         let file = |a: &AttachmentRow| v1::Attachment {
             attachment_id: a.attachment_id,
@@ -108,10 +123,13 @@ impl Api {
         }
     }
 
-    /// The case, after checking that the caller may see it.
+    /// The case, after checking that the caller may see it. Another department's case
+    /// answers exactly as a case that does not exist, so ids reveal nothing.
     async fn visible_case(&self, caller: &Caller, case_id: i64) -> Result<CaseRow, GrpcStatus> {
         let case = self.store.case(case_id).await.map_err(status_of)?;
-        caller.check_department(&format!("case {case_id}"), &case.department_code)?;
+        if caller.department_scope().is_some_and(|own| own != case.department_code) {
+            return Err(status_of(StoreError::NotFound(case_id)));
+        }
         Ok(case)
     }
 
@@ -159,6 +177,28 @@ pub fn status_of(e: StoreError) -> GrpcStatus {
 }
 
 const READERS: [Role; 3] = [Role::Inspector, Role::Department, Role::Auditor];
+
+/// Longest free text (an explanation, a reason, a comment), in characters.
+pub const MAX_TEXT_CHARS: usize = 10_000;
+/// Longest name (an inspector, an official, a file, a media type), in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+/// Most attachments on one comment.
+pub const MAX_ATTACHMENTS: usize = 20;
+/// Largest attachment a comment may describe, bytes (1 GiB).
+pub const MAX_ATTACHMENT_BYTES: i64 = 1 << 30;
+
+/// INVALID_ARGUMENT unless `value` fits its field: at most `max` characters, no NUL
+/// (the databases refuse it), and in a name no control character at all.
+fn check_text(field: &str, value: &str, max: usize, name: bool) -> Result<(), GrpcStatus> {
+    let n = value.chars().count();
+    if n > max {
+        return Err(bad_request(field, format!("{field} is {n} characters; at most {max}")));
+    }
+    if value.contains('\0') || (name && value.chars().any(char::is_control)) {
+        return Err(bad_request(field, format!("{field} must not contain control characters")));
+    }
+    Ok(())
+}
 
 type CaseStream = Pin<Box<dyn futures::Stream<Item = Result<v1::CaseUpdate, GrpcStatus>> + Send>>;
 
@@ -219,6 +259,7 @@ impl AccountabilityService for Api {
         let caller = auth::caller(&request)?;
         caller.require("Reply", &[Role::Department])?;
         let req = request.into_inner();
+        check_text("explanation", &req.explanation, MAX_TEXT_CHARS, false)?;
         self.visible_case(&caller, req.case_id).await?;
         let who = caller.subject.clone();
         let case = self
@@ -235,6 +276,7 @@ impl AccountabilityService for Api {
         let caller = auth::caller(&request)?;
         caller.require("Assign", &[Role::Inspector])?;
         let req = request.into_inner();
+        check_text("inspector", &req.inspector, MAX_NAME_CHARS, true)?;
         let case = self
             .store
             .change(req.case_id, wall_clock().0, &caller.subject, caller.role.as_str(), "ASSIGN", |s| {
@@ -249,9 +291,21 @@ impl AccountabilityService for Api {
         let caller = auth::caller(&request)?;
         caller.require("Comment", &[Role::Inspector, Role::Department])?;
         let req = request.into_inner();
+        check_text("text", &req.text, MAX_TEXT_CHARS, false)?;
+        if req.attachments.len() > MAX_ATTACHMENTS {
+            return Err(bad_request(
+                "attachments",
+                format!("{} attachments; at most {MAX_ATTACHMENTS} on one comment", req.attachments.len()),
+            ));
+        }
         self.visible_case(&caller, req.case_id).await?;
         let mut files = Vec::new();
         for (i, a) in req.attachments.iter().enumerate() {
+            check_text(&format!("attachments[{i}].file_name"), &a.file_name, MAX_NAME_CHARS, true)?;
+            check_text(&format!("attachments[{i}].media_type"), &a.media_type, MAX_NAME_CHARS, true)?;
+            if a.size_bytes > MAX_ATTACHMENT_BYTES {
+                return Err(bad_request(&format!("attachments[{i}].size_bytes"), format!("at most {MAX_ATTACHMENT_BYTES} bytes")));
+            }
             if a.file_name.trim().is_empty() {
                 return Err(bad_request(&format!("attachments[{i}].file_name"), "an attachment needs a file name".into()));
             }
@@ -275,6 +329,8 @@ impl AccountabilityService for Api {
         let caller = auth::caller(&request)?;
         caller.require("Resolve", &[Role::Inspector])?;
         let req = request.into_inner();
+        check_text("reason", &req.reason, MAX_TEXT_CHARS, false)?;
+        check_text("responsible_actor", &req.responsible_actor, MAX_NAME_CHARS, true)?;
         let disposition =
             v1::Disposition::try_from(req.disposition).ok().and_then(|d| Disposition::parse(d.as_str_name())).ok_or_else(|| {
                 bad_request("disposition", "one of NO_FAULT, RECTIFY, EFFICIENCY_WARNING, CRITICISM, ADMONITION, REFERRED".into())
@@ -295,11 +351,18 @@ impl AccountabilityService for Api {
     async fn watch_cases(&self, request: Request<v1::WatchCasesRequest>) -> Result<Response<CaseStream>, GrpcStatus> {
         let caller = auth::caller(&request)?;
         caller.require("WatchCases", &READERS)?;
+        let slot = self.streams.acquire(&caller.subject, self.max_streams).ok_or_else(|| {
+            GrpcStatus::resource_exhausted(format!(
+                "caller {} already holds {} case streams, the most allowed",
+                caller.subject, self.max_streams
+            ))
+        })?;
         let after = request.into_inner().after_seq;
         let mut seq = if after < 0 { *self.store.appended.borrow() } else { after };
         let (tx, rx) = mpsc::channel(256);
         let api = self.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut appended = api.store.appended.subscribe();
             loop {
                 let page = match api.store.audit_entries(seq, None, 500).await {
@@ -319,10 +382,10 @@ impl AccountabilityService for Api {
                 for e in page {
                     seq = e.seq;
                     let Ok(case) = api.store.case(e.case_id).await else { continue };
-                    if caller.check_department("", &case.department_code).is_err() {
+                    if caller.department_scope().is_some_and(|own| own != case.department_code) {
                         continue;
                     }
-                    let update = v1::CaseUpdate { entry: Some(api.entry_message(&e)), case: Some(api.case_message(&case)) };
+                    let update = v1::CaseUpdate { entry: Some(api.stream_entry(&caller, &e)), case: Some(api.case_message(&case)) };
                     if tx.send(Ok(update)).await.is_err() {
                         return;
                     }

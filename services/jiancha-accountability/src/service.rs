@@ -92,8 +92,13 @@ pub async fn serve_api(
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<Result<(), tonic::transport::Error>>), ServiceError> {
     let authenticator = Authenticator::from_config(&config.grpc.auth).map_err(|e| ServiceError::Config(e.to_string()))?;
     let tls = jiancha_platform::server::tls_config(config).map_err(|e| ServiceError::Config(e.to_string()))?;
-    let interceptor = jiancha_platform::server::auth_interceptor(Arc::new(authenticator));
-    let api = Api::new(store, catalog, calendars.default_calendar().tz(), config.accountability.weights.clone());
+    let a = &config.accountability;
+    let limiter = Arc::new(jiancha_platform::limits::RateLimiter::new(a.requests_per_caller, a.burst_per_caller));
+    let interceptor = jiancha_platform::server::rate_limited(
+        jiancha_platform::server::auth_interceptor(Arc::new(authenticator), config.grpc.bind_client_certificate),
+        limiter,
+    );
+    let api = Api::new(store, catalog, calendars.default_calendar().tz(), a.weights.clone(), config.grpc.watchers_per_caller);
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
     let (reflection, reflection_alpha) = jiancha_platform::server::reflection().map_err(|e| ServiceError::Config(e.to_string()))?;
@@ -110,7 +115,7 @@ pub async fn serve_api(
         .await
         .map_err(|e| ServiceError::Config(format!("accountability.listen {}: {e}", config.accountability.listen)))?;
     let addr = listener.local_addr().map_err(|e| ServiceError::Config(e.to_string()))?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = jiancha_platform::server::limited_incoming(listener, config.grpc.max_connections);
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, until_true(shutdown)));
     info!(%addr, "Accountability gRPC listening");
     Ok((addr, server))

@@ -29,30 +29,41 @@ pub struct Period {
     pub to: i64,
 }
 
+/// The longest period a report covers: a leap year.
+pub const MAX_PERIOD_DAYS: i64 = 366;
+
 /// Reads a period in the calendar's zone.
 pub fn parse_period(text: &str, tz: Tz) -> Result<Period, String> {
     let bad =
         || format!("period `{text}`: use 2025-03 (month), 2025-Q1 (quarter), 2025 (year) or 2025-03-01..2025-03-15 (days, both included)");
     let date = |y: i32, m: u32, d: u32| NaiveDate::from_ymd_opt(y, m, d).ok_or_else(bad);
+    // Years the calendars cover; also keeps `y + 1` from overflowing on hostile input.
+    let year = |t: &str| t.parse::<i32>().ok().filter(|y| (1971..=2119).contains(y)).ok_or_else(bad);
     let (first, end) = if let Some((a, b)) = text.split_once("..") {
         let a = NaiveDate::parse_from_str(a.trim(), "%Y-%m-%d").map_err(|_| bad())?;
         let b = NaiveDate::parse_from_str(b.trim(), "%Y-%m-%d").map_err(|_| bad())?;
         (a, b.succ_opt().ok_or_else(bad)?)
     } else if let Some((y, q)) = text.split_once("-Q") {
-        let y: i32 = y.parse().map_err(|_| bad())?;
+        let y = year(y)?;
         let q: u32 = q.parse().ok().filter(|q| (1..=4).contains(q)).ok_or_else(bad)?;
         let first = date(y, 3 * q - 2, 1)?;
         (first, if q == 4 { date(y + 1, 1, 1)? } else { date(y, 3 * q + 1, 1)? })
     } else if let Some((y, m)) = text.split_once('-') {
-        let y: i32 = y.parse().map_err(|_| bad())?;
+        let y = year(y)?;
         let m: u32 = m.parse().ok().filter(|m| (1..=12).contains(m)).ok_or_else(bad)?;
         (date(y, m, 1)?, if m == 12 { date(y + 1, 1, 1)? } else { date(y, m + 1, 1)? })
     } else {
-        let y: i32 = text.parse().map_err(|_| bad())?;
+        let y = year(text)?;
         (date(y, 1, 1)?, date(y + 1, 1, 1)?)
     };
     if end <= first {
         return Err(bad());
+    }
+    if !(1971..=2119).contains(&first.year()) || !(1971..=2120).contains(&end.year()) {
+        return Err(format!("period `{text}`: years 1971 to 2119 only"));
+    }
+    if (end - first).num_days() > MAX_PERIOD_DAYS {
+        return Err(format!("period `{text}`: at most {MAX_PERIOD_DAYS} days (a year); ask for several periods"));
     }
     let instant =
         |d: NaiveDate| tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default()).earliest().map_or(0, |t| t.timestamp_millis());
@@ -418,6 +429,12 @@ mod tests {
         assert_eq!(r.end.to_string(), "2025-03-16");
         assert!(parse_period("2025-13", tz).is_err());
         assert!(parse_period("March", tz).unwrap_err().contains("2025-Q1"));
+        // Hostile periods: refused with a reason, never an overflow or a scan of ages.
+        assert!(parse_period("2147483647", tz).is_err());
+        assert!(parse_period("2147483647-12", tz).is_err());
+        assert!(parse_period("2147483647-Q4", tz).is_err());
+        assert!(parse_period("1971-01-01..2119-12-31", tz).unwrap_err().contains("366 days"));
+        assert!(parse_period("2024", tz).is_ok(), "a leap year is one period");
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub struct Ingest {
     topic: Arc<str>,
     limiter: Arc<RateLimiter>,
     timeout: Duration,
+    max_stream_events: u64,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -48,9 +49,10 @@ struct Refusal {
 }
 
 impl Ingest {
-    /// Publishes to `topic` with `producer` (idempotent), `timeout` when the client sets no deadline.
-    pub fn new(producer: FutureProducer, topic: &str, limiter: Arc<RateLimiter>, timeout: Duration) -> Ingest {
-        Ingest { producer, topic: Arc::from(topic), limiter, timeout }
+    /// Publishes to `topic` with `producer` (idempotent), `timeout` when the client sets
+    /// no deadline; a stream takes at most `max_stream_events`.
+    pub fn new(producer: FutureProducer, topic: &str, limiter: Arc<RateLimiter>, timeout: Duration, max_stream_events: u64) -> Ingest {
+        Ingest { producer, topic: Arc::from(topic), limiter, timeout, max_stream_events }
     }
 
     /// Validates one event for a caller: Ok with the bytes to publish, or the refusal.
@@ -131,13 +133,7 @@ impl IngestService for Ingest {
         let timeout = self.deadline(request.metadata());
         if let Err(wait) = self.limiter.try_take(&caller.subject, 1.0) {
             count("rate_limited");
-            let mut details = ErrorDetails::new();
-            details.set_retry_info(Some(wait));
-            return Err(Status::with_error_details(
-                Code::ResourceExhausted,
-                format!("caller {} is over its event rate; retry after {} ms", caller.subject, wait.as_millis()),
-                details,
-            ));
+            return Err(jiancha_platform::limits::over_rate(&caller.subject, "event", wait));
         }
         let (event, bytes) = Self::check(&caller, request.into_inner().event).map_err(|r| {
             count(if r.status.code() == Code::PermissionDenied { "denied" } else { "invalid" });
@@ -156,6 +152,7 @@ impl IngestService for Ingest {
         let mut pending = FuturesOrdered::new();
         let mut results = Vec::new();
         let mut index = 0u64;
+        let mut truncated = false;
         loop {
             tokio::select! {
                 biased;
@@ -164,6 +161,11 @@ impl IngestService for Ingest {
                 }
                 next = stream.message(), if pending.len() < IN_FLIGHT => {
                     let Some(req) = next? else { break };
+                    if index >= self.max_stream_events {
+                        // The answer lists every event: it must stay bounded.
+                        truncated = true;
+                        break;
+                    }
                     self.limiter.take(&caller.subject, 1.0).await;
                     let i = index;
                     index += 1;
@@ -202,7 +204,7 @@ impl IngestService for Ingest {
             results.push(done);
         }
         let accepted = results.iter().filter(|r| r.code == "OK").count() as u64;
-        Ok(Response::new(v1::SubmitStreamResponse { accepted, rejected: results.len() as u64 - accepted, results }))
+        Ok(Response::new(v1::SubmitStreamResponse { accepted, rejected: results.len() as u64 - accepted, results, truncated }))
     }
 }
 

@@ -112,10 +112,10 @@ pub async fn start(config: Config, mut shutdown: watch::Receiver<bool>) -> Resul
     let config = Arc::new(config);
     let limiter = Arc::new(limits::RateLimiter::new(config.grpc.rate_per_caller, config.grpc.burst_per_caller));
     let max = config.grpc.max_message_bytes;
-    let ingest = ingest::Ingest::new(producer, &config.topics.events, limiter, config.grpc.timeout());
+    let ingest = ingest::Ingest::new(producer, &config.topics.events, limiter, config.grpc.timeout(), config.grpc.max_stream_events);
     let monitor = monitor_api::Monitor::new(view.clone(), config.clone());
     let catalog = catalog_api::CatalogApi::new(view.clone(), config.clone());
-    let interceptor = auth_interceptor(Arc::new(authenticator));
+    let interceptor = auth_interceptor(Arc::new(authenticator), config.grpc.bind_client_certificate);
 
     let (reporter, health) = tonic_health::server::health_reporter();
     let names = ["", "jiancha.v1.IngestService", "jiancha.v1.MonitorService", "jiancha.v1.CatalogService"];
@@ -155,7 +155,7 @@ pub async fn start(config: Config, mut shutdown: watch::Receiver<bool>) -> Resul
         .await
         .map_err(|e| GatewayError::Config(format!("grpc.listen {}: {e}", config.grpc.listen)))?;
     let addr = listener.local_addr().map_err(|e| GatewayError::Config(format!("grpc.listen: {e}")))?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = jiancha_platform::server::limited_incoming(listener, config.grpc.max_connections);
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     }));

@@ -69,6 +69,9 @@ pub struct Claims {
     /// Issued at.
     #[serde(default)]
     pub iat: u64,
+    /// Not valid before (seconds since the epoch), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     /// The audience, when the deployment uses one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
@@ -147,7 +150,8 @@ pub fn denied<const N: usize>(reason: &str, message: String, metadata: [(&str, S
     Status::with_error_details(Code::PermissionDenied, message, details)
 }
 
-fn unauthenticated(reason: &str, message: impl Into<String>) -> Status {
+/// An UNAUTHENTICATED status with its ErrorInfo.
+pub fn unauthenticated(reason: &str, message: impl Into<String>) -> Status {
     let mut details = ErrorDetails::new();
     details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
     Status::with_error_details(Code::Unauthenticated, message, details)
@@ -156,18 +160,22 @@ fn unauthenticated(reason: &str, message: impl Into<String>) -> Status {
 /// A configuration the gateway cannot authenticate with.
 #[derive(Debug, thiserror::Error)]
 #[error("grpc.auth: {0}")]
-pub struct AuthConfigError(String);
+pub struct AuthConfigError(pub String);
 
-/// Verifies tokens.
+/// Verifies tokens: the key for tokens without a `kid`, and the rotation keys by `kid`.
 #[derive(Clone)]
 pub struct Authenticator {
-    key: DecodingKey,
-    validation: Validation,
+    default: Option<(DecodingKey, Validation)>,
+    by_kid: HashMap<String, (DecodingKey, Validation)>,
+    max_lifetime_secs: u64,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").field("algorithm", &self.validation.algorithms).finish_non_exhaustive()
+        f.debug_struct("Authenticator")
+            .field("default", &self.default.as_ref().map(|(_, v)| v.algorithms.clone()))
+            .field("kids", &self.by_kid.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
@@ -185,40 +193,77 @@ fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>, AuthConfigError> 
     std::fs::read(path).map_err(|e| AuthConfigError(format!("{what} {}: {e}", path.display())))
 }
 
-impl Authenticator {
-    /// From the configuration: the algorithm, the key, the issuer and audience to require.
-    pub fn from_config(config: &AuthConfig) -> Result<Authenticator, AuthConfigError> {
-        let alg = algorithm(&config.algorithm)?;
-        let key = match alg {
-            Algorithm::HS256 => {
-                let path = config.secret_file.as_ref().ok_or_else(|| AuthConfigError("HS256 needs `secret_file`".into()))?;
-                let secret = read(path, "secret_file")?;
-                let secret = secret.trim_ascii();
-                if secret.len() < 32 {
-                    return Err(AuthConfigError(format!("secret_file {}: at least 32 bytes are needed", path.display())));
-                }
-                DecodingKey::from_secret(secret)
+/// Leeway for clocks that differ between the issuer and this server, seconds.
+const LEEWAY_SECS: u64 = 30;
+
+/// One key and the checks every token verified with it must pass.
+fn verification(
+    config: &AuthConfig,
+    algorithm_name: &str,
+    secret_file: Option<&std::path::PathBuf>,
+    public_key_file: Option<&std::path::PathBuf>,
+    audience: &str,
+) -> Result<(DecodingKey, Validation), AuthConfigError> {
+    let alg = algorithm(algorithm_name)?;
+    let key = match alg {
+        Algorithm::HS256 => {
+            let path = secret_file.ok_or_else(|| AuthConfigError("HS256 needs `secret_file`".into()))?;
+            let secret = read(path, "secret_file")?;
+            let secret = secret.trim_ascii();
+            if secret.len() < 32 {
+                return Err(AuthConfigError(format!("secret_file {}: at least 32 bytes are needed", path.display())));
             }
-            _ => {
-                let path = config.public_key_file.as_ref().ok_or_else(|| AuthConfigError(format!("{alg:?} needs `public_key_file`")))?;
-                let pem = read(path, "public_key_file")?;
-                let parsed = match alg {
-                    Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
-                    Algorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
-                    _ => DecodingKey::from_ec_pem(&pem),
-                };
-                parsed.map_err(|e| AuthConfigError(format!("public_key_file {}: {e}", path.display())))?
-            }
-        };
-        let mut validation = Validation::new(alg);
-        validation.set_issuer(&[&config.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        match &config.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
+            DecodingKey::from_secret(secret)
         }
-        validation.leeway = 30;
-        Ok(Authenticator { key, validation })
+        _ => {
+            let path = public_key_file.ok_or_else(|| AuthConfigError(format!("{alg:?} needs `public_key_file`")))?;
+            let pem = read(path, "public_key_file")?;
+            let parsed = match alg {
+                Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
+                Algorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
+                _ => DecodingKey::from_ec_pem(&pem),
+            };
+            parsed.map_err(|e| AuthConfigError(format!("public_key_file {}: {e}", path.display())))?
+        }
+    };
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&[&config.issuer]);
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    validation.set_audience(&[audience]);
+    validation.validate_nbf = true;
+    validation.leeway = LEEWAY_SECS;
+    Ok((key, validation))
+}
+
+impl Authenticator {
+    /// From the configuration: the keys, the issuer and the audience to require, the
+    /// longest lifetime allowed.
+    pub fn from_config(config: &AuthConfig) -> Result<Authenticator, AuthConfigError> {
+        let audience = config.audience.as_deref().filter(|a| !a.trim().is_empty()).ok_or_else(|| {
+            AuthConfigError(
+                "`audience` is required: tokens must name this deployment, so that one made for another system is refused".into(),
+            )
+        })?;
+        let max_lifetime_ms = jiancha_core::time::parse_duration_ms(&config.max_token_lifetime)
+            .filter(|&ms| ms > 0)
+            .ok_or_else(|| AuthConfigError(format!("max_token_lifetime `{}` is not a positive duration", config.max_token_lifetime)))?;
+        let default = if config.secret_file.is_some() || config.public_key_file.is_some() {
+            Some(verification(config, &config.algorithm, config.secret_file.as_ref(), config.public_key_file.as_ref(), audience)?)
+        } else {
+            None
+        };
+        let mut by_kid = HashMap::new();
+        for k in &config.keys {
+            let v = verification(config, &k.algorithm, k.secret_file.as_ref(), k.public_key_file.as_ref(), audience)
+                .map_err(|e| AuthConfigError(format!("keys `{}`: {}", k.kid, e.0)))?;
+            if by_kid.insert(k.kid.clone(), v).is_some() {
+                return Err(AuthConfigError(format!("keys: kid `{}` appears twice", k.kid)));
+            }
+        }
+        if default.is_none() && by_kid.is_empty() {
+            return Err(AuthConfigError("no verification key: set secret_file or public_key_file, or [[grpc.auth.keys]]".into()));
+        }
+        Ok(Authenticator { default, by_kid, max_lifetime_secs: (max_lifetime_ms / 1000) as u64 })
     }
 
     /// The caller of a request, from its `authorization: Bearer …` header.
@@ -235,12 +280,32 @@ impl Authenticator {
         self.verify(token.trim())
     }
 
-    /// The caller a token stands for.
+    /// The caller a token stands for, at the current time.
     pub fn verify(&self, token: &str) -> Result<Caller, Status> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.verify_at(token, now)
+    }
+
+    /// The caller a token stands for, checked at `now_secs` (signature, issuer,
+    /// audience, `exp` and `nbf` by the library; `iat` and the lifetime here).
+    pub fn verify_at(&self, token: &str, now_secs: u64) -> Result<Caller, Status> {
         use jsonwebtoken::errors::ErrorKind;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| unauthenticated("TOKEN_MALFORMED", format!("the token's header cannot be read: {e}")))?;
+        let (key, validation) = match &header.kid {
+            Some(kid) => self
+                .by_kid
+                .get(kid)
+                .ok_or_else(|| unauthenticated("TOKEN_UNKNOWN_KEY", format!("no verification key has kid `{}`", kid.escape_debug())))?,
+            None => self
+                .default
+                .as_ref()
+                .ok_or_else(|| unauthenticated("TOKEN_UNKNOWN_KEY", "the token names no `kid` and no default key is configured"))?,
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| {
             let (reason, message) = match e.kind() {
                 ErrorKind::ExpiredSignature => ("TOKEN_EXPIRED", "the token has expired".to_owned()),
+                ErrorKind::ImmatureSignature => ("TOKEN_NOT_YET_VALID", "the token is not valid yet (nbf)".to_owned()),
                 ErrorKind::InvalidIssuer => ("TOKEN_WRONG_ISSUER", "the token was issued by another issuer".to_owned()),
                 ErrorKind::InvalidAudience => ("TOKEN_WRONG_AUDIENCE", "the token is for another audience".to_owned()),
                 ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
@@ -253,6 +318,18 @@ impl Authenticator {
             unauthenticated(reason, message)
         })?;
         let claims = data.claims;
+        if claims.iat == 0 {
+            return Err(unauthenticated("TOKEN_MALFORMED", "the token has no `iat` claim: its lifetime cannot be checked"));
+        }
+        if claims.iat > now_secs + LEEWAY_SECS {
+            return Err(unauthenticated("TOKEN_NOT_YET_VALID", "the token says it was issued in the future"));
+        }
+        if claims.exp.saturating_sub(claims.iat) > self.max_lifetime_secs {
+            return Err(unauthenticated(
+                "TOKEN_LIFETIME_TOO_LONG",
+                format!("the token is valid for longer than the {} s this deployment allows; issue a shorter one", self.max_lifetime_secs),
+            ));
+        }
         let department = claims.department.filter(|d| !d.trim().is_empty());
         if claims.role == Role::Department && department.is_none() {
             return Err(unauthenticated("TOKEN_MALFORMED", "a DEPARTMENT token must carry a `department` claim"));
@@ -276,6 +353,8 @@ pub struct TokenRequest {
     pub audience: Option<String>,
     /// Validity, seconds.
     pub ttl_secs: u64,
+    /// The verification key's id (`kid` header), when keys rotate.
+    pub kid: Option<String>,
 }
 
 /// Signs a token: HS256 with `key` as the shared secret, or EdDSA/RS256/ES256 with `key`
@@ -296,11 +375,14 @@ pub fn mint(req: &TokenRequest, algorithm_name: &str, key: &[u8], now_secs: u64)
         iss: req.issuer.clone(),
         exp: now_secs + req.ttl_secs,
         iat: now_secs,
+        nbf: Some(now_secs),
         aud: req.audience.clone(),
         role: req.role,
         department: req.department.clone(),
     };
-    jsonwebtoken::encode(&Header::new(alg), &claims, &encoding).map_err(|e| AuthConfigError(e.to_string()))
+    let mut header = Header::new(alg);
+    header.kid = req.kid.clone();
+    jsonwebtoken::encode(&header, &claims, &encoding).map_err(|e| AuthConfigError(e.to_string()))
 }
 
 /// A client-side interceptor that sends `authorization: Bearer <token>` on every call
@@ -327,13 +409,21 @@ pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::VerificationKey;
 
-    fn setup() -> (Authenticator, Vec<u8>, AuthConfig) {
+    const AUDIENCE: &str = "jiancha-test";
+
+    fn write_secret(name: &str, secret: &[u8]) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("jiancha-auth-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), secret).unwrap();
+        dir.join(name)
+    }
+
+    fn setup() -> (Authenticator, Vec<u8>, AuthConfig) {
         let secret = b"0123456789abcdef0123456789abcdef-test".to_vec();
-        std::fs::write(dir.join("secret"), &secret).unwrap();
-        let config = AuthConfig { secret_file: Some(dir.join("secret")), ..AuthConfig::default() };
+        let config =
+            AuthConfig { secret_file: Some(write_secret("secret", &secret)), audience: Some(AUDIENCE.into()), ..AuthConfig::default() };
         (Authenticator::from_config(&config).unwrap(), secret, config)
     }
 
@@ -347,8 +437,9 @@ mod tests {
             role,
             department: department.map(Into::into),
             issuer: "jiancha".into(),
-            audience: None,
+            audience: Some(AUDIENCE.into()),
             ttl_secs: 600,
+            kid: None,
         }
     }
 
@@ -378,6 +469,59 @@ mod tests {
         assert_eq!(reason(&auth.verify(&wrong_issuer).unwrap_err()), "TOKEN_WRONG_ISSUER");
         assert_eq!(reason(&auth.verify("not a token").unwrap_err()), "TOKEN_MALFORMED");
         assert!(mint(&req(Role::Department, None), "HS256", &secret, now()).is_err());
+    }
+
+    #[test]
+    fn audience_nbf_and_lifetime_are_checked() {
+        let (auth, secret, config) = setup();
+        // Another system's token, or one naming no audience.
+        let mut other = req(Role::Inspector, None);
+        other.audience = Some("another-system".into());
+        assert_eq!(reason(&auth.verify(&mint(&other, "HS256", &secret, now()).unwrap()).unwrap_err()), "TOKEN_WRONG_AUDIENCE");
+        other.audience = None;
+        assert_eq!(reason(&auth.verify(&mint(&other, "HS256", &secret, now()).unwrap()).unwrap_err()), "TOKEN_MALFORMED");
+        // Issued (nbf) an hour from now.
+        let later = mint(&req(Role::Inspector, None), "HS256", &secret, now() + 3600).unwrap();
+        let err = auth.verify(&later).unwrap_err();
+        assert!(["TOKEN_NOT_YET_VALID"].contains(&reason(&err).as_str()), "{err:?}");
+        // Valid for a year: longer than the 30 days allowed.
+        let mut long = req(Role::Inspector, None);
+        long.ttl_secs = 365 * 86_400;
+        assert_eq!(reason(&auth.verify(&mint(&long, "HS256", &secret, now()).unwrap()).unwrap_err()), "TOKEN_LIFETIME_TOO_LONG");
+        // No audience configured: refused at start.
+        let open = AuthConfig { audience: None, ..config };
+        assert!(Authenticator::from_config(&open).unwrap_err().to_string().contains("audience"));
+    }
+
+    #[test]
+    fn keys_rotate_by_kid() {
+        let old = b"old-secret-old-secret-old-secret-old".to_vec();
+        let new = b"new-secret-new-secret-new-secret-new".to_vec();
+        let key = |kid: &str, file| VerificationKey {
+            kid: kid.into(),
+            algorithm: "HS256".into(),
+            secret_file: Some(file),
+            public_key_file: None,
+        };
+        let config = AuthConfig {
+            audience: Some(AUDIENCE.into()),
+            keys: vec![key("2026-11", write_secret("old", &old)), key("2026-12", write_secret("new", &new))],
+            ..AuthConfig::default()
+        };
+        let auth = Authenticator::from_config(&config).unwrap();
+        for (kid, secret) in [("2026-11", &old), ("2026-12", &new)] {
+            let mut r = req(Role::Auditor, None);
+            r.kid = Some(kid.into());
+            assert_eq!(auth.verify(&mint(&r, "HS256", secret, now()).unwrap()).unwrap().role, Role::Auditor, "{kid}");
+        }
+        // Signed with the old secret but claiming the new kid; an unknown kid; no kid.
+        let mut r = req(Role::Auditor, None);
+        r.kid = Some("2026-12".into());
+        assert_eq!(reason(&auth.verify(&mint(&r, "HS256", &old, now()).unwrap()).unwrap_err()), "TOKEN_BAD_SIGNATURE");
+        r.kid = Some("2025-01".into());
+        assert_eq!(reason(&auth.verify(&mint(&r, "HS256", &old, now()).unwrap()).unwrap_err()), "TOKEN_UNKNOWN_KEY");
+        r.kid = None;
+        assert_eq!(reason(&auth.verify(&mint(&r, "HS256", &old, now()).unwrap()).unwrap_err()), "TOKEN_UNKNOWN_KEY");
     }
 
     #[test]

@@ -114,19 +114,48 @@ impl std::fmt::Display for KafkaValue {
 pub struct AuthConfig {
     /// The `iss` every token must carry.
     pub issuer: String,
-    /// The `aud` every token must carry, when set.
+    /// The `aud` every token must carry: this deployment's name, so that a token made
+    /// for another system is refused. Required.
     pub audience: Option<String>,
-    /// HS256, EdDSA, RS256 or ES256.
+    /// HS256, EdDSA, RS256 or ES256: the key used for tokens without a `kid`.
     pub algorithm: String,
     /// HS256: a file holding the shared secret (at least 32 bytes).
     pub secret_file: Option<PathBuf>,
     /// EdDSA, RS256, ES256: the issuer's public key (PEM).
     pub public_key_file: Option<PathBuf>,
+    /// More verification keys, chosen by a token's `kid` header: during a rotation the
+    /// old and the new key are both here.
+    pub keys: Vec<VerificationKey>,
+    /// The longest a token may be valid (`exp` − `iat`), so that a leaked token does not
+    /// work for ever ("30d").
+    pub max_token_lifetime: String,
+}
+
+/// One verification key of a rotation, named by the `kid` tokens carry.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationKey {
+    /// The key id (`kid` header).
+    pub kid: String,
+    /// HS256, EdDSA, RS256 or ES256.
+    pub algorithm: String,
+    /// HS256: the shared secret's file.
+    pub secret_file: Option<PathBuf>,
+    /// EdDSA, RS256, ES256: the public key (PEM).
+    pub public_key_file: Option<PathBuf>,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { issuer: "jiancha".into(), audience: None, algorithm: "HS256".into(), secret_file: None, public_key_file: None }
+        AuthConfig {
+            issuer: "jiancha".into(),
+            audience: None,
+            algorithm: "HS256".into(),
+            secret_file: None,
+            public_key_file: None,
+            keys: Vec::new(),
+            max_token_lifetime: "30d".into(),
+        }
     }
 }
 
@@ -161,6 +190,17 @@ pub struct GrpcConfig {
     pub watch_buffer: usize,
     /// Longest time a request may take when the client sets no deadline ("30s").
     pub request_timeout: String,
+    /// Events one SubmitStream may carry; past that the stream ends with the results so
+    /// far and `truncated` set (the answer lists every event, so it must stay bounded).
+    pub max_stream_events: u64,
+    /// Connections held open at once; more are closed at once (and counted).
+    pub max_connections: usize,
+    /// How long a client has to finish the TLS handshake ("10s").
+    pub tls_handshake_timeout: String,
+    /// A DEPARTMENT token is honoured only over a connection whose client certificate
+    /// names the same department (its Common Name or a DNS name): a stolen token is
+    /// useless without the department's key. Needs `client_ca`.
+    pub bind_client_certificate: bool,
 }
 
 impl Default for GrpcConfig {
@@ -179,6 +219,10 @@ impl Default for GrpcConfig {
             watchers_per_caller: 32,
             watch_buffer: 100_000,
             request_timeout: "30s".into(),
+            max_stream_events: 100_000,
+            max_connections: 10_000,
+            tls_handshake_timeout: "10s".into(),
+            bind_client_certificate: false,
         }
     }
 }
@@ -187,6 +231,11 @@ impl GrpcConfig {
     /// `request_timeout` as a duration.
     pub fn timeout(&self) -> Duration {
         duration(&self.request_timeout)
+    }
+
+    /// `tls_handshake_timeout` as a duration.
+    pub fn handshake_timeout(&self) -> Duration {
+        duration(&self.tls_handshake_timeout)
     }
 }
 
@@ -226,6 +275,10 @@ pub struct AccountabilityConfig {
     pub escalation_interval: String,
     /// Score weights.
     pub weights: ScoreWeights,
+    /// Requests per second one caller may make (token bucket); over it, RESOURCE_EXHAUSTED.
+    pub requests_per_caller: f64,
+    /// Requests one caller may make at once above the rate.
+    pub burst_per_caller: f64,
 }
 
 impl Default for AccountabilityConfig {
@@ -236,6 +289,8 @@ impl Default for AccountabilityConfig {
             group_id: "jiancha-accountability".into(),
             escalation_interval: "30s".into(),
             weights: ScoreWeights::default(),
+            requests_per_caller: 50.0,
+            burst_per_caller: 200.0,
         }
     }
 }
@@ -436,11 +491,41 @@ impl Config {
                 rule: "a positive duration such as \"30s\"",
             });
         }
-        if parse_duration_ms(&self.grpc.request_timeout).is_none() {
+        for (key, value) in [
+            ("grpc.request_timeout", &self.grpc.request_timeout),
+            ("grpc.tls_handshake_timeout", &self.grpc.tls_handshake_timeout),
+            ("grpc.auth.max_token_lifetime", &self.grpc.auth.max_token_lifetime),
+        ] {
+            if parse_duration_ms(value).is_none_or(|ms| ms <= 0) {
+                return Err(ConfigError::Invalid { key, value: value.clone(), rule: "a positive duration such as \"30s\" or \"7d\"" });
+            }
+        }
+        if self.grpc.max_stream_events == 0 || self.grpc.max_connections == 0 {
             return Err(ConfigError::Invalid {
-                key: "grpc.request_timeout",
-                value: self.grpc.request_timeout.clone(),
-                rule: "a duration such as \"30s\"",
+                key: "grpc.max_stream_events",
+                value: format!("{} (max_connections {})", self.grpc.max_stream_events, self.grpc.max_connections),
+                rule: "grpc.max_stream_events and grpc.max_connections are at least 1",
+            });
+        }
+        if self.grpc.require_client_cert && self.grpc.client_ca.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "grpc.require_client_cert",
+                value: "true".into(),
+                rule: "needs grpc.client_ca, the CA that client certificates are checked against",
+            });
+        }
+        if self.grpc.bind_client_certificate && self.grpc.client_ca.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "grpc.bind_client_certificate",
+                value: "true".into(),
+                rule: "needs grpc.client_ca, the CA that client certificates are checked against",
+            });
+        }
+        if !(self.accountability.requests_per_caller > 0.0 && self.accountability.burst_per_caller >= 1.0) {
+            return Err(ConfigError::Invalid {
+                key: "accountability.requests_per_caller",
+                value: format!("{} (burst {})", self.accountability.requests_per_caller, self.accountability.burst_per_caller),
+                rule: "a rate above 0 and a burst of at least 1",
             });
         }
         if !(self.grpc.rate_per_caller > 0.0 && self.grpc.burst_per_caller >= 1.0) {

@@ -48,6 +48,17 @@ impl RateLimiter {
     }
 }
 
+/// RESOURCE_EXHAUSTED for a caller over its rate, with RetryInfo saying when to retry.
+pub fn over_rate(subject: &str, what: &str, wait: Duration) -> tonic::Status {
+    let mut details = tonic_types::ErrorDetails::new();
+    details.set_retry_info(Some(wait));
+    <tonic::Status as tonic_types::StatusExt>::with_error_details(
+        tonic::Code::ResourceExhausted,
+        format!("caller {subject} is over its {what} rate; retry after {} ms", wait.as_millis()),
+        details,
+    )
+}
+
 /// Live streams held by each caller.
 #[derive(Debug, Default)]
 pub struct StreamCounter {
@@ -82,19 +93,25 @@ impl Drop for StreamSlot {
 }
 
 /// The client's deadline from the `grpc-timeout` header (`100m`, `5S`, …), if any.
+/// The header is network input: at most 8 digits (the gRPC wire format's own limit),
+/// and the arithmetic cannot overflow whatever it holds.
 pub fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
     let text = metadata.get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    let unit = text.chars().last()?;
+    let digits = &text[..text.len() - unit.len_utf8()];
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
+    match unit {
+        'H' => n.checked_mul(3600).map(Duration::from_secs),
+        'M' => n.checked_mul(60).map(Duration::from_secs),
+        'S' => Some(Duration::from_secs(n)),
+        'm' => Some(Duration::from_millis(n)),
+        'u' => Some(Duration::from_micros(n)),
+        'n' => Some(Duration::from_nanos(n)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -130,5 +147,12 @@ mod tests {
         assert_eq!(grpc_timeout(&m), Some(Duration::from_millis(250)));
         m.insert("grpc-timeout", "3S".parse().unwrap());
         assert_eq!(grpc_timeout(&m), Some(Duration::from_secs(3)));
+        m.insert("grpc-timeout", "99999999H".parse().unwrap());
+        assert_eq!(grpc_timeout(&m), Some(Duration::from_secs(99_999_999 * 3600)));
+        // Hostile values are ignored (the configured timeout applies), never a panic.
+        for bad in ["18446744073709551615H", "999999999H", "H", "-5S", "5s", "+5S", "5 S", ""] {
+            m.insert("grpc-timeout", bad.parse().unwrap());
+            assert_eq!(grpc_timeout(&m), None, "{bad}");
+        }
     }
 }

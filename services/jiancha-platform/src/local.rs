@@ -8,6 +8,9 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+/// The audience of the local set-up's tokens.
+pub const LOCAL_AUDIENCE: &str = "jiancha-local";
+
 /// What [`prepare`] wrote.
 #[derive(Clone, Debug)]
 pub struct LocalSetup {
@@ -25,6 +28,21 @@ pub struct LocalSetup {
     pub secret_file: PathBuf,
     /// One token file per role: (role, department, file).
     pub tokens: Vec<(Role, Option<String>, PathBuf)>,
+}
+
+impl LocalSetup {
+    /// Points `config` at this set-up: TLS with its server certificate and client CA,
+    /// HS256 tokens with its secret and audience.
+    pub fn apply(&self, config: &mut crate::Config) {
+        let g = &mut config.grpc;
+        g.tls_cert = Some(self.server_cert.clone());
+        g.tls_key = Some(self.server_key.clone());
+        g.client_ca = Some(self.ca_cert.clone());
+        g.auth.secret_file = Some(self.secret_file.clone());
+        g.auth.public_key_file = None;
+        g.auth.algorithm = "HS256".into();
+        g.auth.audience = Some(LOCAL_AUDIENCE.to_owned());
+    }
 }
 
 /// Writes a CA, certificates, a secret and tokens (valid `ttl_secs`) under `dir`.
@@ -85,7 +103,15 @@ pub fn prepare(dir: &Path, issuer: &str, departments: &[&str], ttl_secs: u64) ->
             Some(d) => format!("system:{d}"),
             None => format!("local-{}", role.as_str().to_ascii_lowercase()),
         };
-        let req = TokenRequest { subject, role, department: department.clone(), issuer: issuer.to_owned(), audience: None, ttl_secs };
+        let req = TokenRequest {
+            subject,
+            role,
+            department: department.clone(),
+            issuer: issuer.to_owned(),
+            audience: Some(LOCAL_AUDIENCE.to_owned()),
+            ttl_secs,
+            kid: None,
+        };
         let token = mint(&req, "HS256", secret.as_bytes(), now).map_err(|e| e.to_string())?;
         tokens.push((role, department, write(tokens_dir.join(name), &token)?));
     }

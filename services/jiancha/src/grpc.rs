@@ -139,9 +139,9 @@ pub fn gateway(args: GatewayArgs) -> Result<()> {
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Examples:
-  jiancha token --role INSPECTOR --subject wang.inspector --secret-file jwt.secret
-  jiancha token --role DEPARTMENT --department SCJG --subject system:SCJG --secret-file jwt.secret --ttl 30d
-  jiancha token --role AUDITOR --algorithm EdDSA --private-key issuer.key --subject audit.office
+  jiancha token --role INSPECTOR --subject wang.inspector --audience sz-jiancha --secret-file jwt.secret
+  jiancha token --role DEPARTMENT --department SCJG --subject system:SCJG --audience sz-jiancha --secret-file jwt.secret --ttl 30d
+  jiancha token --role AUDITOR --algorithm EdDSA --private-key issuer.key --kid 2026-12 --audience sz-jiancha --subject audit.office
 
 Prints a signed bearer token for the gateway (and the accountability service).")]
 pub struct TokenArgs {
@@ -160,9 +160,12 @@ pub struct TokenArgs {
     /// The issuer (grpc.auth.issuer).
     #[arg(long, default_value = "jiancha")]
     issuer: String,
-    /// The audience (grpc.auth.audience), if the deployment uses one.
+    /// The audience (grpc.auth.audience): the deployment's name.
     #[arg(long)]
-    audience: Option<String>,
+    audience: String,
+    /// The verification key's id, when keys rotate (grpc.auth.keys).
+    #[arg(long)]
+    kid: Option<String>,
     /// HS256, EdDSA, RS256 or ES256.
     #[arg(long, default_value = "HS256")]
     algorithm: String,
@@ -189,8 +192,9 @@ pub fn token(args: TokenArgs) -> Result<()> {
         role: args.role,
         department: args.department,
         issuer: args.issuer,
-        audience: args.audience,
+        audience: Some(args.audience),
         ttl_secs: (ttl_ms / 1000) as u64,
+        kid: args.kid,
     };
     println!("{}", mint(&req, &args.algorithm, &key, now)?);
     Ok(())
@@ -216,15 +220,17 @@ pub fn up_gateway(mut config: Config, state_dir: &Path) -> Result<(Config, Extra
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         config.calendar_dir = Some(dir);
     }
+    // What the configuration does not set comes from the local set-up.
     let g = &mut config.grpc;
     if g.tls_cert.is_none() && !g.plaintext {
         g.tls_cert = Some(setup.server_cert.clone());
         g.tls_key = Some(setup.server_key.clone());
         g.client_ca = Some(setup.ca_cert.clone());
     }
-    if g.auth.secret_file.is_none() && g.auth.public_key_file.is_none() {
+    if g.auth.secret_file.is_none() && g.auth.public_key_file.is_none() && g.auth.keys.is_empty() {
         g.auth.secret_file = Some(setup.secret_file.clone());
         g.auth.algorithm = "HS256".into();
+        g.auth.audience = Some(jiancha_platform::local::LOCAL_AUDIENCE.into());
     }
     let extra: Extra = Box::new(move |mut config: Config, shutdown| {
         Box::pin(async move {

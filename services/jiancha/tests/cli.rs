@@ -72,11 +72,23 @@ fn token_report_and_audit_verify_work_from_the_command_line() {
     let s = secret.to_str().unwrap();
 
     // A token: three base64url parts whose claims carry the role and department.
-    let out = jiancha(&["token", "--role", "DEPARTMENT", "--department", "SCJG", "--subject", "system:SCJG", "--secret-file", s]);
+    let out = jiancha(&[
+        "token",
+        "--role",
+        "DEPARTMENT",
+        "--department",
+        "SCJG",
+        "--subject",
+        "system:SCJG",
+        "--audience",
+        "jiancha-local",
+        "--secret-file",
+        s,
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap();
     assert_eq!(token.trim().split('.').count(), 3);
-    let out = jiancha(&["token", "--role", "DEPARTMENT", "--subject", "x", "--secret-file", s]);
+    let out = jiancha(&["token", "--role", "DEPARTMENT", "--subject", "x", "--audience", "jiancha-local", "--secret-file", s]);
     assert!(!out.status.success(), "a DEPARTMENT token needs its department");
     assert!(String::from_utf8_lossy(&out.stderr).contains("department"));
 
