@@ -73,21 +73,31 @@ pub struct Broker {
     /// Its port.
     pub port: u16,
     dir: PathBuf,
+    advertised: Option<String>,
 }
 
 impl Broker {
     /// Starts a broker storing in `dir`.
     pub fn start(dir: &Path) -> Broker {
-        let mut b = Broker { child: None, port: free_port(), dir: dir.to_path_buf() };
+        let mut b = Broker { child: None, port: free_port(), dir: dir.to_path_buf(), advertised: None };
+        b.spawn();
+        b
+    }
+
+    /// Starts a broker that tells clients to connect to `advertised` (a TLS terminator
+    /// in front of it, say) instead of its own port.
+    pub fn start_advertising(dir: &Path, advertised: &str) -> Broker {
+        let mut b = Broker { child: None, port: free_port(), dir: dir.to_path_buf(), advertised: Some(advertised.to_owned()) };
         b.spawn();
         b
     }
 
     fn spawn(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = self.advertised.clone().unwrap_or_else(|| url.clone());
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("broker.log")).expect("broker log");
         let child = Command::new(tansu_binary())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://broker.db"])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised, "--storage-engine", "sqlite://broker.db"])
             .current_dir(&self.dir)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

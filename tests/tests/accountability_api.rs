@@ -133,8 +133,13 @@ fn expected(method: &str, who: Who, own: bool) -> Code {
     if !allowed.contains(&role) {
         return Code::PermissionDenied;
     }
-    let scoped = matches!(method, "ListCases" | "GetCase" | "Reply" | "Comment");
-    if role == Role::Department && scoped && !own { Code::PermissionDenied } else { Code::Ok }
+    match method {
+        // Another department's case answers as one that does not exist (ids reveal nothing).
+        "GetCase" | "Reply" | "Comment" if role == Role::Department && !own => Code::NotFound,
+        // Asking to list another department's cases is refused outright.
+        "ListCases" if role == Role::Department && !own => Code::PermissionDenied,
+        _ => Code::Ok,
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
+use sqlx::Row;
 use jiancha_accountability::store::{CaseFilter, Incoming, Store, StoreError};
 use jiancha_accountability::workflow::{self, Disposition, Status};
 use jiancha_core::{Calendars, Catalog, Timestamp};
@@ -102,7 +103,7 @@ fn the_whole_workflow() {
             let entries = store.audit_entries(0, Some(id), 100).await.unwrap();
             let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
             assert_eq!(actions, ["OPEN", "REPLY", "ASSIGN", "COMMENT", "RESOLVE"]);
-            assert_eq!(store.verify_audit().await.unwrap(), Ok(5));
+            assert_eq!(store.verify_audit().await.unwrap().map(|h| h.entries), Ok(5));
 
             // A WARNING alert opens nothing.
             let r = store.ingest(&[incoming(alert("w1", "SCJG", v1::Level::Warning, v1::AlertStatus::Fired), t0)], t0).await.unwrap();
@@ -221,7 +222,7 @@ fn audit_tampering_is_found_and_named() {
             for case_id in 1..=3 {
                 store.change(case_id, t + case_id, "d", "DEPARTMENT", "REPLY", |s| workflow::reply(case_id, s, "d", "说明")).await.unwrap();
             }
-            assert_eq!(store.verify_audit().await.unwrap(), Ok(6));
+            assert_eq!(store.verify_audit().await.unwrap().map(|h| h.entries), Ok(6));
             let pool = store.pool();
             let exec = |sql: &'static str| async move { sqlx::query(sql).execute(pool).await.unwrap() };
 
@@ -254,6 +255,67 @@ fn audit_tampering_is_found_and_named() {
             exec("DELETE FROM audit_log WHERE seq >= 5").await;
             let b = store.verify_audit().await.unwrap().unwrap_err();
             assert!(b.problem.contains("case"), "{b}");
+        })
+    });
+}
+
+#[test]
+fn every_column_comment_and_attachment_is_in_the_chain() {
+    on_both("columns", |store| {
+        Box::pin(async move {
+            let t = at("2025-03-03T10:00:00+08:00");
+            let batch: Vec<Incoming> =
+                (0..2).map(|i| incoming(alert(&format!("c{i}"), "JTJ", v1::Level::Yellow, v1::AlertStatus::Fired), t)).collect();
+            store.ingest(&batch, t).await.unwrap();
+            let file = ("现场照片.jpg".to_owned(), "image/jpeg".to_owned(), 2048, "ab".repeat(32));
+            store.comment(1, t + 1, "d", "DEPARTMENT", "已整改", &[file]).await.unwrap();
+            let head = store.verify_audit().await.unwrap().unwrap();
+            assert_eq!((head.entries, head.seq, head.hash.len()), (3, 3, 64));
+            let pool = store.pool();
+            let exec = |sql: &'static str| async move { sqlx::query(sql).execute(pool).await.unwrap() };
+            // Each tampering is found, then undone.
+            for (tamper, undo) in [
+                ("UPDATE cases SET message_zh = '无' WHERE case_id = 2", None),
+                ("UPDATE cases SET derivation_en = 'x' WHERE case_id = 1", None),
+                ("UPDATE cases SET department_code = 'OTHER' WHERE case_id = 1", Some("UPDATE cases SET department_code = 'JTJ' WHERE case_id = 1")),
+                ("UPDATE cases SET opened_at = 1 WHERE case_id = 2", None),
+                ("UPDATE case_comments SET text = '未整改' WHERE case_id = 1", Some("UPDATE case_comments SET text = '已整改' WHERE case_id = 1")),
+                ("UPDATE case_attachments SET sha256 = 'cd' WHERE case_id = 1", None),
+                ("UPDATE case_attachments SET size_bytes = 1 WHERE case_id = 1", Some("UPDATE case_attachments SET size_bytes = 2048 WHERE case_id = 1")),
+            ] {
+                let snapshot_rows = sqlx::query("SELECT case_id, message_zh, derivation_en, opened_at FROM cases ORDER BY case_id").fetch_all(pool).await.unwrap();
+                let sha: String = sqlx::query_scalar("SELECT sha256 FROM case_attachments WHERE case_id = 1").fetch_one(pool).await.unwrap();
+                exec(tamper).await;
+                let b = store.verify_audit().await.unwrap().unwrap_err();
+                assert!(b.problem.contains("differs from its newest audit entry"), "{tamper}: {b}");
+                match undo {
+                    Some(sql) => {
+                        exec(sql).await;
+                    }
+                    None => {
+                        for r in &snapshot_rows {
+                            let id: i64 = r.get("case_id");
+                            sqlx::query("UPDATE cases SET message_zh = $1, derivation_en = $2, opened_at = $3 WHERE case_id = $4")
+                                .bind(r.get::<String, _>("message_zh"))
+                                .bind(r.get::<String, _>("derivation_en"))
+                                .bind(r.get::<i64, _>("opened_at"))
+                                .bind(id)
+                                .execute(pool)
+                                .await
+                                .unwrap();
+                        }
+                        sqlx::query("UPDATE case_attachments SET sha256 = $1 WHERE case_id = 1").bind(&sha).execute(pool).await.unwrap();
+                    }
+                }
+                assert!(store.verify_audit().await.unwrap().is_ok(), "undone: {tamper}");
+            }
+            // A comment added without an entry; a case removed.
+            exec("INSERT INTO case_comments (comment_id, case_id, author, role, text, at) VALUES (99, 2, 'x', 'DEPARTMENT', '补', 0)").await;
+            assert!(store.verify_audit().await.unwrap().unwrap_err().problem.contains("case 2 differs"));
+            exec("DELETE FROM case_comments WHERE comment_id = 99").await;
+            exec("DELETE FROM cases WHERE case_id = 2").await;
+            let b = store.verify_audit().await.unwrap().unwrap_err();
+            assert!(b.problem.contains("case 2 is in the audit log but missing"), "{b}");
         })
     });
 }

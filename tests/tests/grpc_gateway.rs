@@ -172,10 +172,14 @@ fn every_method_answers_over_tls() {
 
     // PreviewChange: a longer acceptance window moves IT-B's acceptance deadline, nothing is applied.
     let longer = changed.replacen("acceptance_days = 5", "acceptance_days = 7", 1);
-    let preview =
-        s.rt.block_on(catalog.preview_change(v1::PreviewChangeRequest { catalog_toml: longer, calendar_tomls: vec![] }))
-            .unwrap()
-            .into_inner();
+    let request = v1::PreviewChangeRequest { catalog_toml: longer, calendar_tomls: vec![] };
+    // The operator sees counts and deadline shifts, never which items (DOMAIN §6).
+    let for_operator = s.rt.block_on(catalog.preview_change(request.clone())).unwrap().into_inner();
+    assert!(for_operator.items_changed >= 1 && !for_operator.items.is_empty(), "{for_operator:?}");
+    assert!(for_operator.items.iter().all(|i| i.item_id.is_empty()));
+    assert!(!format!("{for_operator:?}").contains("IT-B") && !format!("{for_operator:?}").contains("李四"), "{for_operator:?}");
+    let mut as_inspector = s.catalog(Some(s.token(Role::Inspector, None)));
+    let preview = s.rt.block_on(as_inspector.preview_change(request)).unwrap().into_inner();
     assert!(preview.items_examined >= 2, "{preview:?}");
     let b = preview.items.iter().find(|i| i.item_id == "IT-B").expect("IT-B changes");
     assert!(b.deadlines.iter().any(|d| d.clock == "acceptance" && d.before != d.after), "{b:?}");
@@ -382,8 +386,12 @@ fn expected_code(method: &str, is_department: bool, unauthenticated: bool, role:
     if !allowed.contains(&role) {
         return Code::PermissionDenied;
     }
-    let scoped = matches!(method, "Submit" | "SubmitStream" | "GetItem" | "ListItems" | "WatchAlerts");
-    if is_department && scoped && !own_target { Code::PermissionDenied } else { Code::Ok }
+    match method {
+        // Another department's item answers as one that does not exist (ids reveal nothing).
+        "GetItem" if is_department && !own_target => Code::NotFound,
+        "Submit" | "SubmitStream" | "ListItems" | "WatchAlerts" if is_department && !own_target => Code::PermissionDenied,
+        _ => Code::Ok,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

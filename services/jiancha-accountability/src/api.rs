@@ -411,8 +411,15 @@ impl AccountabilityService for Api {
         let caller = auth::caller(&request)?;
         caller.require("VerifyAudit", &[Role::Auditor, Role::Inspector])?;
         Ok(Response::new(match self.store.verify_audit().await.map_err(status_of)? {
-            Ok(n) => v1::VerifyAuditResponse { ok: true, entries: n, bad_seq: None, problem: String::new() },
-            Err(b) => v1::VerifyAuditResponse { ok: false, entries: 0, bad_seq: Some(b.seq), problem: b.to_string() },
+            Ok(h) => v1::VerifyAuditResponse {
+                ok: true,
+                entries: h.entries,
+                bad_seq: None,
+                problem: String::new(),
+                head_seq: h.seq,
+                head_hash: h.hash,
+            },
+            Err(b) => v1::VerifyAuditResponse { ok: false, bad_seq: Some(b.seq), problem: b.to_string(), ..Default::default() },
         }))
     }
 }

@@ -26,6 +26,9 @@ pub struct Entry {
     pub before: String,
     /// JSON after.
     pub after: String,
+    /// The whole case after the change (every column, comments, attachments), as JSON;
+    /// None in entries written before snapshots existed.
+    pub snapshot: Option<String>,
     /// The previous entry's hash.
     pub prev_hash: String,
     /// This entry's hash.
@@ -44,11 +47,60 @@ pub fn hash(prev_hash: &str, seq: i64, case_id: i64, at: i64, who: &str, role: &
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The hash of an entry with a snapshot: its fields and the snapshot, chained to `prev_hash`.
+#[allow(clippy::too_many_arguments)]
+pub fn hash_with_snapshot(
+    prev_hash: &str,
+    seq: i64,
+    case_id: i64,
+    at: i64,
+    who: &str,
+    role: &str,
+    action: &str,
+    before: &str,
+    after: &str,
+    snapshot: &str,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(b"jiancha-audit/v2\0");
+    for part in [prev_hash, &seq.to_string(), &case_id.to_string(), &at.to_string(), who, role, action, before, after, snapshot] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Entry {
     /// The hash this entry should have.
     pub fn expected_hash(&self) -> String {
-        hash(&self.prev_hash, self.seq, self.case_id, self.at, &self.who, &self.role, &self.action, &self.before, &self.after)
+        match &self.snapshot {
+            Some(snapshot) => hash_with_snapshot(
+                &self.prev_hash,
+                self.seq,
+                self.case_id,
+                self.at,
+                &self.who,
+                &self.role,
+                &self.action,
+                &self.before,
+                &self.after,
+                snapshot,
+            ),
+            None => hash(&self.prev_hash, self.seq, self.case_id, self.at, &self.who, &self.role, &self.action, &self.before, &self.after),
+        }
     }
+}
+
+/// The newest entry of a verified log: its hash, published, lets anyone check later that
+/// nothing up to it was changed or removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// Entries checked.
+    pub entries: u64,
+    /// The newest entry's sequence number (0 for an empty log).
+    pub seq: i64,
+    /// Its hash (the genesis hash for an empty log).
+    pub hash: String,
 }
 
 /// The first place the chain breaks.
@@ -108,6 +160,7 @@ mod tests {
                     action,
                     before: "{}".into(),
                     after,
+                    snapshot: None,
                     prev_hash: prev.clone(),
                     hash: h.clone(),
                 };

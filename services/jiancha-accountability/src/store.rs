@@ -14,9 +14,10 @@ use std::sync::Once;
 use tokio::sync::{Mutex, watch};
 
 /// Versioned migrations; the SQL runs on both PostgreSQL and SQLite.
-const MIGRATIONS: [(i64, &str, &str); 2] = [
+const MIGRATIONS: [(i64, &str, &str); 3] = [
     (1, "initial schema", include_str!("../migrations/0001_initial.sql")),
     (2, "items by department", include_str!("../migrations/0002_items_by_department.sql")),
+    (3, "audit snapshots", include_str!("../migrations/0003_audit_snapshots.sql")),
 ];
 
 /// Which database.
@@ -200,12 +201,17 @@ impl Write<'_> {
         before: &str,
         after: &str,
     ) -> Result<(), StoreError> {
+        // The whole case as the change left it: any later edit of any of its columns,
+        // comments or attachments differs from the newest entry's snapshot.
+        let case = load(&mut self.tx, case_id).await?;
+        let comments = comments_of(&mut self.tx, case_id).await?;
+        let snapshot = snapshot(&case, &comments);
         let c = &mut self.c;
         let seq = c.next_seq;
-        let h = audit::hash(&c.last_hash, seq, case_id, at, who, role, action, before, after);
+        let h = audit::hash_with_snapshot(&c.last_hash, seq, case_id, at, who, role, action, before, after, &snapshot);
         sqlx::query(
-            "INSERT INTO audit_log (seq, case_id, at, who, role, action, before_state, after_state, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO audit_log (seq, case_id, at, who, role, action, before_state, after_state, prev_hash, hash, snapshot) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(seq)
         .bind(case_id)
@@ -217,6 +223,7 @@ impl Write<'_> {
         .bind(after)
         .bind(&c.last_hash)
         .bind(&h)
+        .bind(&snapshot)
         .execute(&mut *self.tx)
         .await?;
         c.next_seq += 1;
@@ -292,6 +299,7 @@ fn entry_from_row(r: &AnyRow) -> Result<Entry, sqlx::Error> {
         action: r.try_get("action")?,
         before: r.try_get("before_state")?,
         after: r.try_get("after_state")?,
+        snapshot: r.try_get("snapshot")?,
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
     })
@@ -662,42 +670,8 @@ impl Store {
 
     /// A case's comments with attachments, oldest first.
     pub async fn comments(&self, case_id: i64) -> Result<Vec<CommentRow>, StoreError> {
-        let rows = sqlx::query("SELECT comment_id, author, role, text, at FROM case_comments WHERE case_id = $1 ORDER BY comment_id")
-            .bind(case_id)
-            .fetch_all(&self.pool)
-            .await?;
-        let files = sqlx::query(
-            "SELECT attachment_id, comment_id, file_name, media_type, size_bytes, sha256, uploaded_by, at FROM case_attachments \
-             WHERE case_id = $1 ORDER BY attachment_id",
-        )
-        .bind(case_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::new();
-        for r in rows {
-            let comment_id: i64 = r.try_get("comment_id")?;
-            let mut attachments = Vec::new();
-            for f in files.iter().filter(|f| f.try_get::<Option<i64>, _>("comment_id").ok().flatten() == Some(comment_id)) {
-                attachments.push(AttachmentRow {
-                    attachment_id: f.try_get("attachment_id")?,
-                    file_name: f.try_get("file_name")?,
-                    media_type: f.try_get("media_type")?,
-                    size_bytes: f.try_get("size_bytes")?,
-                    sha256: f.try_get("sha256")?,
-                    uploaded_by: f.try_get("uploaded_by")?,
-                    at: f.try_get("at")?,
-                });
-            }
-            out.push(CommentRow {
-                comment_id,
-                author: r.try_get("author")?,
-                role: r.try_get("role")?,
-                text: r.try_get("text")?,
-                at: r.try_get("at")?,
-                attachments,
-            });
-        }
-        Ok(out)
+        let mut conn = self.pool.acquire().await?;
+        comments_of(&mut conn, case_id).await
     }
 
     /// Audit entries after `after_seq` (of one case, when given), oldest first.
@@ -722,9 +696,11 @@ impl Store {
         Ok(rows.iter().map(entry_from_row).collect::<Result<_, _>>()?)
     }
 
-    /// Verifies the whole chain, then that every case is what its last audit entry says
-    /// (which catches the removal of the newest entries and edits of the cases).
-    pub async fn verify_audit(&self) -> Result<Result<u64, audit::Break>, StoreError> {
+    /// Verifies the whole chain; then that every case, with its comments and
+    /// attachments, is exactly what its newest audit entry's snapshot says (an edit of
+    /// any column, or the removal of the newest entries, differs); then that every case
+    /// of the log is still in the store. Returns the head to publish.
+    pub async fn verify_audit(&self) -> Result<Result<audit::Head, audit::Break>, StoreError> {
         let mut entries = Vec::new();
         let mut after = 0;
         loop {
@@ -733,33 +709,48 @@ impl Store {
             after = last.seq;
             entries.extend(page);
         }
-        let mut last_after: std::collections::HashMap<i64, (i64, String)> = std::collections::HashMap::new();
+        // Per case: its newest entry (seq, snapshot) and, for entries written before
+        // snapshots, the newest workflow state.
+        let mut newest: std::collections::HashMap<i64, (i64, Option<String>)> = std::collections::HashMap::new();
+        let mut last_state: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
         for e in &entries {
+            newest.insert(e.case_id, (e.seq, e.snapshot.clone()));
             if e.action != "COMMENT" {
-                last_after.insert(e.case_id, (e.seq, e.after.clone()));
+                last_state.insert(e.case_id, e.after.clone());
             }
         }
-        let n = match audit::verify(entries) {
-            Ok(n) => n,
-            Err(b) => return Ok(Err(b)),
+        let head = match entries.last() {
+            Some(e) => audit::Head { entries: entries.len() as u64, seq: e.seq, hash: e.hash.clone() },
+            None => audit::Head { entries: 0, seq: 0, hash: audit::GENESIS.to_owned() },
         };
+        if let Err(b) = audit::verify(entries) {
+            return Ok(Err(b));
+        }
         let mut after_case = 0;
+        let mut conn = self.pool.acquire().await?;
         loop {
             let page = self.cases(&CaseFilter { after_case_id: after_case, limit: 1000, ..CaseFilter::default() }).await?;
             let Some(last) = page.last() else { break };
             after_case = last.case_id;
             for case in &page {
-                let state = case.state.to_json();
-                match last_after.get(&case.case_id) {
-                    Some((_, after)) if *after == state => {}
-                    Some((seq, _)) => {
-                        return Ok(Err(audit::Break {
-                            seq: *seq + 1,
-                            problem: format!(
-                                "case {} differs from its last audit entry {seq} (an entry after it removed, or the case edited)",
-                                case.case_id
-                            ),
-                        }));
+                let differs = |seq: i64| audit::Break {
+                    seq: seq + 1,
+                    problem: format!(
+                        "case {} differs from its newest audit entry {seq} (an entry after it removed, or the case, a comment or an attachment edited)",
+                        case.case_id
+                    ),
+                };
+                match newest.remove(&case.case_id) {
+                    Some((seq, Some(recorded))) => {
+                        let comments = comments_of(&mut conn, case.case_id).await?;
+                        if snapshot(case, &comments) != recorded {
+                            return Ok(Err(differs(seq)));
+                        }
+                    }
+                    Some((seq, None)) => {
+                        if last_state.get(&case.case_id) != Some(&case.state.to_json()) {
+                            return Ok(Err(differs(seq)));
+                        }
                     }
                     None => {
                         return Ok(Err(audit::Break { seq: 0, problem: format!("case {} has no audit entry", case.case_id) }));
@@ -767,7 +758,10 @@ impl Store {
                 }
             }
         }
-        Ok(Ok(n))
+        if let Some((case_id, (seq, _))) = newest.into_iter().min() {
+            return Ok(Err(audit::Break { seq, problem: format!("case {case_id} is in the audit log but missing from the store") }));
+        }
+        Ok(Ok(head))
     }
 
     /// Records what the statistics need of items (one transaction).
@@ -843,6 +837,75 @@ async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {
         tracing::info!(version, name, "Migration applied");
     }
     Ok(())
+}
+
+/// A case's comments with their attachments, oldest first.
+async fn comments_of(conn: &mut sqlx::AnyConnection, case_id: i64) -> Result<Vec<CommentRow>, StoreError> {
+    let rows = sqlx::query("SELECT comment_id, author, role, text, at FROM case_comments WHERE case_id = $1 ORDER BY comment_id")
+        .bind(case_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let files = sqlx::query(
+        "SELECT attachment_id, comment_id, file_name, media_type, size_bytes, sha256, uploaded_by, at FROM case_attachments \
+         WHERE case_id = $1 ORDER BY attachment_id",
+    )
+    .bind(case_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let comment_id: i64 = r.try_get("comment_id")?;
+        let mut attachments = Vec::new();
+        for f in files.iter().filter(|f| f.try_get::<Option<i64>, _>("comment_id").ok().flatten() == Some(comment_id)) {
+            attachments.push(AttachmentRow {
+                attachment_id: f.try_get("attachment_id")?,
+                file_name: f.try_get("file_name")?,
+                media_type: f.try_get("media_type")?,
+                size_bytes: f.try_get("size_bytes")?,
+                sha256: f.try_get("sha256")?,
+                uploaded_by: f.try_get("uploaded_by")?,
+                at: f.try_get("at")?,
+            });
+        }
+        out.push(CommentRow {
+            comment_id,
+            author: r.try_get("author")?,
+            role: r.try_get("role")?,
+            text: r.try_get("text")?,
+            at: r.try_get("at")?,
+            attachments,
+        });
+    }
+    Ok(out)
+}
+
+/// Every column of a case and of its comments and attachments, as one JSON text
+/// (fields in a fixed order, so the same case always gives the same text).
+pub fn snapshot(case: &CaseRow, comments: &[CommentRow]) -> String {
+    let s = &case.state;
+    let comments: Vec<serde_json::Value> = comments
+        .iter()
+        .map(|c| {
+            let files: Vec<serde_json::Value> = c
+                .attachments
+                .iter()
+                .map(|a| {
+                    serde_json::json!([a.attachment_id, a.file_name, a.media_type, a.size_bytes, a.sha256, a.uploaded_by, a.at])
+                })
+                .collect();
+            serde_json::json!([c.comment_id, c.author, c.role, c.text, c.at, files])
+        })
+        .collect();
+    serde_json::json!({
+        "case": [
+            case.case_id, case.alert_id, case.item_id, case.service_code, case.department_code, case.kind,
+            case.alert_level, case.triggered_at, case.message_zh, case.message_en, case.derivation_zh,
+            case.derivation_en, case.opened_at, case.escalate_at, case.replied_at, case.resolved_at, case.updated_at,
+        ],
+        "state": s.to_json(),
+        "comments": comments,
+    })
+    .to_string()
 }
 
 async fn load(tx: &mut Tx<'_>, case_id: i64) -> Result<CaseRow, StoreError> {

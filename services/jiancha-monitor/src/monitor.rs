@@ -80,12 +80,21 @@ struct Shared {
     revoked: Vec<TopicPartition>,
     /// Consumer lag per event topic partition, from the client's statistics.
     lag: HashMap<TopicPartition, i64>,
+    /// The event topic partitions assigned now (kept by the rebalance callbacks).
+    owned: HashSet<TopicPartition>,
 }
 
 impl Shared {
-    /// The lag of engine partition `p`: the largest of its event topics' lags, once known.
+    /// The lag of engine partition `p`: the largest lag of its event topics, once every
+    /// one of them is known. A partition whose lag is not known yet may hide a backlog:
+    /// until then the partition's clock is its records' time, not the wall clock.
     fn lag_of(&self, p: i32) -> Option<i64> {
-        self.lag.iter().filter(|((_, q), _)| *q == p).map(|(_, lag)| *lag).max()
+        let mut lag: Option<i64> = None;
+        for tp in self.owned.iter().filter(|(_, q)| *q == p) {
+            let known = *self.lag.get(tp)?;
+            lag = Some(lag.map_or(known, |l| l.max(known)));
+        }
+        lag
     }
 }
 
@@ -103,8 +112,11 @@ impl ClientContext for MonitorContext {
                 continue;
             }
             for (id, p) in &topic.partitions {
-                if *id >= 0 && p.consumer_lag >= 0 {
-                    shared.lag.insert((name.clone(), *id), p.consumer_lag);
+                // An empty partition has no backlog, whatever the client reports before
+                // its first fetch.
+                let lag = if p.consumer_lag >= 0 { p.consumer_lag } else if p.hi_offset == 0 { 0 } else { continue };
+                if *id >= 0 {
+                    shared.lag.insert((name.clone(), *id), lag);
                 }
             }
         }
@@ -133,6 +145,7 @@ impl ConsumerContext for MonitorContext {
                     let _ = commit.add_partition_offset(el.topic(), el.partition(), Offset::Offset(next));
                 }
                 shared.lag.remove(&tp);
+                shared.owned.remove(&tp);
                 shared.revoked.push(tp);
             }
             if commit.count() > 0
@@ -148,7 +161,9 @@ impl ConsumerContext for MonitorContext {
         if let Rebalance::Assign(list) = rebalance {
             let mut shared = self.shared.lock().expect("shared state");
             for el in list.elements() {
-                shared.assigned.push((el.topic().to_owned(), el.partition()));
+                let tp = (el.topic().to_owned(), el.partition());
+                shared.owned.insert(tp.clone());
+                shared.assigned.push(tp);
             }
             info!(partitions = ?list.elements().iter().map(|e| format!("{}:{}", e.topic(), e.partition())).collect::<Vec<_>>(), "Partitions assigned");
         }

@@ -3,6 +3,7 @@
 //! the domain's (see `jiancha_core::event`).
 
 #[allow(missing_docs, missing_debug_implementations, clippy::all)]
+pub mod cursor;
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/jiancha.v1.rs"));
 }

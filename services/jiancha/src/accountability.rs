@@ -90,24 +90,54 @@ pub struct AuditArgs {
 
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
-    /// Checks the audit log's hash chain and every case against its last entry; names the first bad entry.
-    Verify(DbFlags),
+    /// Checks the audit log's hash chain, every case (all its columns, comments and
+    /// attachments) against its newest entry, and that no case of the log is missing;
+    /// names the first bad entry, or prints the head hash to publish.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    #[command(flatten)]
+    db: DbFlags,
+    /// A head published earlier, `SEQ:HASH`: the log must still hold that entry with that
+    /// hash (so nothing up to it was changed or removed, the newest entries included).
+    #[arg(long)]
+    head: Option<String>,
 }
 
 pub fn audit(args: AuditArgs) -> Result<()> {
-    let AuditCommand::Verify(db) = args.command;
-    let c = db.config()?;
-    let result = crate::live::runtime()?.block_on(async {
-        let store = Store::open(&c.accountability.database).await?;
-        store.verify_audit().await
-    })?;
-    match result {
-        Ok(n) => {
-            println!("audit log intact: {n} entries, every case matches its last entry");
-            Ok(())
+    let AuditCommand::Verify(v) = args.command;
+    let c = v.db.config()?;
+    let published = match &v.head {
+        None => None,
+        Some(text) => {
+            let (seq, hash) = text.split_once(':').context("--head is SEQ:HASH, as `audit verify` prints it")?;
+            Some((seq.parse::<i64>().context("--head: SEQ is a number")?, hash.to_owned()))
         }
+    };
+    let (result, at_published) = crate::live::runtime()?.block_on(async {
+        let store = Store::open(&c.accountability.database).await?;
+        let at = match &published {
+            Some((seq, _)) => store.audit_entries(seq - 1, None, 1).await?.into_iter().find(|e| e.seq == *seq).map(|e| e.hash),
+            None => None,
+        };
+        Ok::<_, anyhow::Error>((store.verify_audit().await?, at))
+    })?;
+    let head = match result {
+        Ok(head) => head,
         Err(b) => bail!("audit log broken at {b}"),
+    };
+    if let Some((seq, hash)) = &published {
+        match at_published {
+            Some(found) if found == *hash => {}
+            Some(found) => bail!("audit log broken at audit entry {seq}: its hash is {found}, not the published {hash}"),
+            None => bail!("audit log broken at audit entry {seq}: the published head is missing (entries removed)"),
+        }
     }
+    println!("audit log intact: {} entries, every case matches its newest entry", head.entries);
+    println!("head: {}:{}", head.seq, head.hash);
+    Ok(())
 }
 
 /// Report formats.
