@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is the failure report.
 
-use sqlx::Row;
 use jiancha_accountability::store::{CaseFilter, Incoming, Store, StoreError};
 use jiancha_accountability::workflow::{self, Disposition, Status};
 use jiancha_core::{Calendars, Catalog, Timestamp};
@@ -12,6 +11,7 @@ use jiancha_proto::v1;
 use jiancha_scenarios::kafka::Scratch;
 use jiancha_scenarios::pg::Postgres;
 use jiancha_scenarios::repo_root;
+use sqlx::Row;
 
 fn at(text: &str) -> i64 {
     Timestamp::parse_rfc3339(text).unwrap().0
@@ -277,14 +277,27 @@ fn every_column_comment_and_attachment_is_in_the_chain() {
             for (tamper, undo) in [
                 ("UPDATE cases SET message_zh = '无' WHERE case_id = 2", None),
                 ("UPDATE cases SET derivation_en = 'x' WHERE case_id = 1", None),
-                ("UPDATE cases SET department_code = 'OTHER' WHERE case_id = 1", Some("UPDATE cases SET department_code = 'JTJ' WHERE case_id = 1")),
+                (
+                    "UPDATE cases SET department_code = 'OTHER' WHERE case_id = 1",
+                    Some("UPDATE cases SET department_code = 'JTJ' WHERE case_id = 1"),
+                ),
                 ("UPDATE cases SET opened_at = 1 WHERE case_id = 2", None),
-                ("UPDATE case_comments SET text = '未整改' WHERE case_id = 1", Some("UPDATE case_comments SET text = '已整改' WHERE case_id = 1")),
+                (
+                    "UPDATE case_comments SET text = '未整改' WHERE case_id = 1",
+                    Some("UPDATE case_comments SET text = '已整改' WHERE case_id = 1"),
+                ),
                 ("UPDATE case_attachments SET sha256 = 'cd' WHERE case_id = 1", None),
-                ("UPDATE case_attachments SET size_bytes = 1 WHERE case_id = 1", Some("UPDATE case_attachments SET size_bytes = 2048 WHERE case_id = 1")),
+                (
+                    "UPDATE case_attachments SET size_bytes = 1 WHERE case_id = 1",
+                    Some("UPDATE case_attachments SET size_bytes = 2048 WHERE case_id = 1"),
+                ),
             ] {
-                let snapshot_rows = sqlx::query("SELECT case_id, message_zh, derivation_en, opened_at FROM cases ORDER BY case_id").fetch_all(pool).await.unwrap();
-                let sha: String = sqlx::query_scalar("SELECT sha256 FROM case_attachments WHERE case_id = 1").fetch_one(pool).await.unwrap();
+                let snapshot_rows = sqlx::query("SELECT case_id, message_zh, derivation_en, opened_at FROM cases ORDER BY case_id")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+                let sha: String =
+                    sqlx::query_scalar("SELECT sha256 FROM case_attachments WHERE case_id = 1").fetch_one(pool).await.unwrap();
                 exec(tamper).await;
                 let b = store.verify_audit().await.unwrap().unwrap_err();
                 assert!(b.problem.contains("differs from its newest audit entry"), "{tamper}: {b}");
@@ -310,7 +323,8 @@ fn every_column_comment_and_attachment_is_in_the_chain() {
                 assert!(store.verify_audit().await.unwrap().is_ok(), "undone: {tamper}");
             }
             // A comment added without an entry; a case removed.
-            exec("INSERT INTO case_comments (comment_id, case_id, author, role, text, at) VALUES (99, 2, 'x', 'DEPARTMENT', '补', 0)").await;
+            exec("INSERT INTO case_comments (comment_id, case_id, author, role, text, at) VALUES (99, 2, 'x', 'DEPARTMENT', '补', 0)")
+                .await;
             assert!(store.verify_audit().await.unwrap().unwrap_err().problem.contains("case 2 differs"));
             exec("DELETE FROM case_comments WHERE comment_id = 99").await;
             exec("DELETE FROM cases WHERE case_id = 2").await;

@@ -88,7 +88,7 @@ fn another_department_can_neither_change_nor_preempt_nor_read_an_item() {
     fee.amount_fen = Some(999_999);
     submit(&other, fee).expect("B's fee on its own item");
     // B may not speak for A at all.
-    let err = submit(&other, event("X1-03", "X1", T::Decided, &ago(0, 30), OWN)).unwrap_err();
+    let err = submit(&other, event("X1-03", "X1", T::Accepted, &ago(0, 30), OWN)).unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     // A's own event with the id B used first is not a duplicate.
     submit(&own, event("X1-02", "X1", T::Accepted, &ago(0, 20), OWN)).expect("A accepts");
@@ -109,11 +109,7 @@ fn another_department_can_neither_change_nor_preempt_nor_read_an_item() {
     assert_eq!(a.department_code, OWN);
     assert_eq!(event_ids(&a), ["X1-01", "X1-02"], "A's item holds A's events only");
     assert!(a.alerts.iter().all(|x| x.department_code.as_deref() == Some(OWN)));
-    assert!(
-        !a.alerts.iter().any(|x| x.kind == v1::AlertKind::ProcedureViolation as i32),
-        "B's fee is no alert against A: {:?}",
-        a.alerts
-    );
+    assert!(!a.alerts.iter().any(|x| x.kind == v1::AlertKind::ProcedureViolation as i32), "B's fee is no alert against A: {:?}", a.alerts);
 
     let mut as_other = s.monitor(Some(other));
     let b = s.rt.block_on(as_other.get_item(v1::GetItemRequest { item_id: "X1".into(), ..Default::default() })).unwrap().into_inner();
@@ -121,14 +117,15 @@ fn another_department_can_neither_change_nor_preempt_nor_read_an_item() {
     assert_eq!(event_ids(&b), ["X1-02", "X1-fee"], "B sees its own item, none of A's events or officials");
     assert!(!format!("{b:?}").contains("X1-01"));
     // Asking for A's item by name: the same answer as for an id that does not exist.
-    let foreign =
-        s.rt.block_on(as_other.get_item(v1::GetItemRequest { item_id: "X1".into(), department_code: OWN.into() })).unwrap_err();
+    let foreign = s.rt.block_on(as_other.get_item(v1::GetItemRequest { item_id: "X1".into(), department_code: OWN.into() })).unwrap_err();
     let unknown = s.rt.block_on(as_other.get_item(v1::GetItemRequest { item_id: "NOPE".into(), ..Default::default() })).unwrap_err();
     assert_eq!((foreign.code(), unknown.code()), (Code::NotFound, Code::NotFound));
     // The inspector names the department.
     let mut as_inspector = s.monitor(Some(s.token(Role::Inspector, None)));
     let a2 =
-        s.rt.block_on(as_inspector.get_item(v1::GetItemRequest { item_id: "X1".into(), department_code: OWN.into() })).unwrap().into_inner();
+        s.rt.block_on(as_inspector.get_item(v1::GetItemRequest { item_id: "X1".into(), department_code: OWN.into() }))
+            .unwrap()
+            .into_inner();
     assert_eq!(event_ids(&a2), ["X1-01", "X1-02"]);
 }
 
@@ -149,7 +146,11 @@ fn hostile_cursors_and_calendar_names_are_refused_and_the_gateway_keeps_serving(
     let calendar_dir = s.config.calendar_dir.clone().expect("calendar_dir");
     for name in ["../../x", "../x", "a/b", "x\0y", ""] {
         let toml = format!("name = {name:?}\n[years.2027]\nholidays = []\nworkdays = []\n");
-        let e = s.rt.block_on(catalog.replace_calendar(v1::ReplaceCalendarRequest { name: name.into(), toml, expected_version: String::new() }));
+        let e = s.rt.block_on(catalog.replace_calendar(v1::ReplaceCalendarRequest {
+            name: name.into(),
+            toml,
+            expected_version: String::new(),
+        }));
         let e = e.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{name:?}: {e:?}");
     }
@@ -183,10 +184,10 @@ fn a_record_on_a_departments_topic_naming_another_department_is_dead_lettered() 
         let c: BaseConsumer = client(&bootstrap).create().expect("consumer");
         c.fetch_metadata(Some(&topic), Duration::from_secs(5)).is_ok_and(|m| m.topics().iter().any(|t| !t.partitions().is_empty()))
     });
+    let when = ago(0, 10);
     let line = |id: &str, item: &str, dept: &str| {
         format!(
-            r#"{{"event_id":"{id}","item_id":"{item}","department_code":"{dept}","type":"SUBMITTED","service_code":"SCJG-001","occurred_at":"{}"}}"#,
-            ago(0, 10)
+            r#"{{"event_id":"{id}","item_id":"{item}","department_code":"{dept}","type":"SUBMITTED","service_code":"SCJG-001","occurred_at":"{when}"}}"#
         )
     };
     // OTHER's event written to OWN's input topic: refused.
@@ -249,10 +250,12 @@ fn changelog_records_from_before_department_isolation_restore_and_keep_their_ale
     let mut record = v1::ItemState::from(&state);
     record.identity = jiancha_proto::LEGACY_IDENTITY;
     let producer: FutureProducer = client(&bootstrap).create().unwrap();
-    rt.block_on(producer.send(
-        FutureRecord::to("jiancha.monitor.state").partition(0).key("L1").payload(&record.encode_to_vec()),
-        Duration::from_secs(30),
-    ))
+    rt.block_on(
+        producer.send(
+            FutureRecord::to("jiancha.monitor.state").partition(0).key("L1").payload(&record.encode_to_vec()),
+            Duration::from_secs(30),
+        ),
+    )
     .expect("legacy record");
 
     let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -295,7 +298,9 @@ impl Drop for Tunnel {
 }
 
 fn stunnel() -> Option<&'static str> {
-    ["stunnel4", "stunnel"].into_iter().find(|b| Command::new(b).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok())
+    ["stunnel4", "stunnel"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok())
 }
 
 #[test]
@@ -353,4 +358,58 @@ fn every_kafka_client_speaks_tls_when_the_kafka_table_says_so() {
     });
     let _ = stop.send(true);
     rt.block_on(monitor).unwrap().unwrap();
+}
+
+#[test]
+fn a_department_token_counts_only_with_that_departments_client_certificate() {
+    let s = Stack::start("cert-binding", |c| c.grpc.bind_client_certificate = true);
+    // The local client certificate names the first department of the set-up.
+    let cert_department = jiancha_scenarios::grpc::DEPARTMENTS[0];
+    let pem = std::fs::read(&s.local.client_cert).expect("client certificate");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).expect("PEM");
+    let names = jiancha_platform::server::certificate_names(&pem.contents);
+    assert_eq!(names, [cert_department]);
+    let list = |token: String, with_cert: bool| {
+        let channel = if with_cert { s.channel_with(Some(s.client_identity())) } else { s.channel() };
+        let mut client =
+            v1::monitor_service_client::MonitorServiceClient::with_interceptor(channel, jiancha_scenarios::grpc::Bearer(Some(token)));
+        s.rt.block_on(client.list_items(v1::ListItemsRequest::default())).map(drop)
+    };
+    let reason = |e: &tonic::Status| {
+        use tonic_types::StatusExt;
+        e.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+    };
+    let own = s.token(Role::Department, Some(cert_department));
+    let other = s.token(Role::Department, Some(OWN));
+    assert!(list(own.clone(), true).is_ok(), "the department's token with its certificate");
+    let e = list(own, false).unwrap_err();
+    assert_eq!((e.code(), reason(&e).as_str()), (Code::Unauthenticated, "CLIENT_CERT_REQUIRED"));
+    let e = list(other, true).unwrap_err();
+    assert_eq!((e.code(), reason(&e).as_str()), (Code::PermissionDenied, "CLIENT_CERT_MISMATCH"));
+    assert!(list(s.token(Role::Inspector, None), false).is_ok(), "other roles are not bound");
+}
+
+#[test]
+fn connections_beyond_the_limit_are_closed_and_the_others_keep_working() {
+    let s = Stack::start("connection-limit", |c| c.grpc.max_connections = 2);
+    let token = s.token(Role::Inspector, None);
+    let try_connect = || {
+        let ca = std::fs::read(&s.local.ca_cert).expect("ca");
+        let tls =
+            tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(ca)).domain_name("localhost");
+        let endpoint = tonic::transport::Channel::from_shared(format!("https://127.0.0.1:{}", s.addr.port()))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5));
+        s.rt.block_on(endpoint.connect())
+    };
+    let first = try_connect().expect("first connection");
+    let second = try_connect().expect("second connection");
+    assert!(try_connect().is_err(), "a third connection is closed at once");
+    let mut client =
+        v1::catalog_service_client::CatalogServiceClient::with_interceptor(first, jiancha_scenarios::grpc::Bearer(Some(token)));
+    s.rt.block_on(client.get_catalog(v1::GetCatalogRequest {})).expect("an open connection keeps working");
+    drop(second);
+    wait_for("a place freed by a closed connection", Duration::from_secs(30), || try_connect().is_ok());
 }

@@ -11,8 +11,11 @@ use jiancha_core::{Calendars, Catalog, Timestamp};
 use prost::Message as _;
 use std::sync::OnceLock;
 
+/// A target's check of one input.
+pub type Check = fn(&[u8]);
+
 /// The fuzz targets, by name (the folders of `fuzz/corpus`).
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Check); 6] = [
     ("event_json", event_json),
     ("event_protobuf", event_protobuf),
     ("catalog_toml", catalog_toml),

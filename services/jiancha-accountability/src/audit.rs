@@ -38,13 +38,7 @@ pub struct Entry {
 /// The hash of an entry's fields chained to `prev_hash`.
 #[allow(clippy::too_many_arguments)]
 pub fn hash(prev_hash: &str, seq: i64, case_id: i64, at: i64, who: &str, role: &str, action: &str, before: &str, after: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(b"jiancha-audit/v1\0");
-    for part in [prev_hash, &seq.to_string(), &case_id.to_string(), &at.to_string(), who, role, action, before, after] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    digest(b"jiancha-audit/v1\0", &[prev_hash, &seq.to_string(), &case_id.to_string(), &at.to_string(), who, role, action, before, after])
 }
 
 /// The hash of an entry with a snapshot: its fields and the snapshot, chained to `prev_hash`.
@@ -61,9 +55,15 @@ pub fn hash_with_snapshot(
     after: &str,
     snapshot: &str,
 ) -> String {
+    let parts = [prev_hash, &seq.to_string(), &case_id.to_string(), &at.to_string(), who, role, action, before, after, snapshot];
+    digest(b"jiancha-audit/v2\0", &parts)
+}
+
+/// SHA-256 of a version tag and each part prefixed by its length, in hex.
+fn digest(tag: &[u8], parts: &[&str]) -> String {
     let mut h = Sha256::new();
-    h.update(b"jiancha-audit/v2\0");
-    for part in [prev_hash, &seq.to_string(), &case_id.to_string(), &at.to_string(), who, role, action, before, after, snapshot] {
+    h.update(tag);
+    for part in parts {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }

@@ -889,9 +889,7 @@ pub fn snapshot(case: &CaseRow, comments: &[CommentRow]) -> String {
             let files: Vec<serde_json::Value> = c
                 .attachments
                 .iter()
-                .map(|a| {
-                    serde_json::json!([a.attachment_id, a.file_name, a.media_type, a.size_bytes, a.sha256, a.uploaded_by, a.at])
-                })
+                .map(|a| serde_json::json!([a.attachment_id, a.file_name, a.media_type, a.size_bytes, a.sha256, a.uploaded_by, a.at]))
                 .collect();
             serde_json::json!([c.comment_id, c.author, c.role, c.text, c.at, files])
         })

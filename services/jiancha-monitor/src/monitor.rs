@@ -114,7 +114,13 @@ impl ClientContext for MonitorContext {
             for (id, p) in &topic.partitions {
                 // An empty partition has no backlog, whatever the client reports before
                 // its first fetch.
-                let lag = if p.consumer_lag >= 0 { p.consumer_lag } else if p.hi_offset == 0 { 0 } else { continue };
+                let lag = if p.consumer_lag >= 0 {
+                    p.consumer_lag
+                } else if p.hi_offset == 0 {
+                    0
+                } else {
+                    continue;
+                };
                 if *id >= 0 {
                     shared.lag.insert((name.clone(), *id), lag);
                 }

@@ -606,6 +606,19 @@ mod tests {
         assert_eq!(c.grpc.auth.algorithm, "EdDSA");
         assert_eq!(c.accountability.weights.red, 5.0);
         assert_eq!(c.partitions, 12);
+        assert_eq!(c.kafka_properties().find(|(k, _)| *k == "security.protocol").map(|(_, v)| v).as_deref(), Some("SASL_SSL"));
+        assert_eq!(c.grpc.auth.keys.len(), 1);
+        assert!(c.grpc.bind_client_certificate);
+    }
+
+    #[test]
+    fn a_client_certificate_cannot_be_required_without_a_ca_to_check_it() {
+        let mut c = Config::default();
+        c.grpc.require_client_cert = true;
+        assert!(c.validate().unwrap_err().to_string().contains("client_ca"));
+        c.grpc.require_client_cert = false;
+        c.grpc.bind_client_certificate = true;
+        assert!(c.validate().unwrap_err().to_string().contains("client_ca"));
     }
 
     #[test]
