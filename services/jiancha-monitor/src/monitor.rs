@@ -2,9 +2,10 @@
 //! the same core code as `jiancha replay`.
 //!
 //! Delivery: at-least-once processing with idempotent effects. For each record the
-//! engine's effects — alert updates, and the item's new state for the changelog — are
-//! handed to an idempotent producer; offsets are committed only after every effect of
-//! the records before them is acknowledged by the broker. A crash replays at most the
+//! engine's alert updates are handed to an idempotent producer at once; the item's new
+//! state waits for the next commit, which sends the changelog records only after every
+//! alert update before them is acknowledged, and commits offsets only after those too
+//! are acknowledged. A crash replays at most the
 //! uncommitted records, which the restored state recognises as duplicates or which
 //! produce the same alert updates under the same deterministic ids.
 
@@ -82,6 +83,12 @@ struct Shared {
     lag: HashMap<TopicPartition, i64>,
     /// The event topic partitions assigned now (kept by the rebalance callbacks).
     owned: HashSet<TopicPartition>,
+    /// Changelog records not sent yet, the newest per key: (changelog partition, value;
+    /// None for a tombstone). They are sent only after every alert update before them
+    /// is acknowledged, so a changelog record never records an alert update the topic
+    /// does not have (a crash in between would otherwise lose a retraction for good);
+    /// an item changed several times within a commit interval is written once.
+    changelog: HashMap<Vec<u8>, (i32, Option<Vec<u8>>)>,
 }
 
 impl Shared {
@@ -138,8 +145,22 @@ impl ClientContext for MonitorContext {
 impl ConsumerContext for MonitorContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
-            // Hand over cleanly: every effect acknowledged, then the offsets committed,
-            // so the next owner restores a changelog that holds everything committed.
+            // Hand over cleanly: every alert update acknowledged, then the changelog
+            // records, then the offsets committed, so the next owner restores a
+            // changelog that holds everything committed.
+            if let Err(e) = self.producer.flush(Duration::from_secs(60)) {
+                warn!(error = %e, "Flush before revoke failed; the next owner will reprocess");
+            }
+            let records = std::mem::take(&mut self.shared.lock().expect("shared state").changelog);
+            for (key, (partition, value)) in &records {
+                let mut record = FutureRecord::<[u8], [u8]>::to(&self.topics.state).partition(*partition).key(key);
+                if let Some(value) = value {
+                    record = record.payload(value);
+                }
+                if let Err(e) = send(&self.producer, record) {
+                    warn!(error = %e, "Changelog record not sent before revoke; the next owner will reprocess");
+                }
+            }
             if let Err(e) = self.producer.flush(Duration::from_secs(60)) {
                 warn!(error = %e, "Flush before revoke failed; the next owner will reprocess");
             }
@@ -247,7 +268,7 @@ impl Processor {
                 if applied == jiancha_core::Applied::Duplicate {
                     metrics::counter!(m::EVENTS_DUPLICATE).increment(1);
                 }
-                carry_out(p, config, producer, pe, effects, pending)?;
+                carry_out(p, config, producer, shared, pe, effects, pending)?;
             }
         }
         self.shared.lock().expect("shared state").processed.insert((msg.topic().to_owned(), p), msg.offset() + 1);
@@ -284,7 +305,7 @@ impl Processor {
         for (p, pe) in partitions.iter_mut() {
             if let Some(now) = clock_of(shared, *p, pe, config, *grace_ms) {
                 fire_due(pe, now, effects);
-                carry_out(*p, config, producer, pe, effects, pending)?;
+                carry_out(*p, config, producer, shared, pe, effects, pending)?;
             }
         }
         Ok(())
@@ -297,7 +318,7 @@ impl Processor {
             let now = Timestamp(clock_of(shared, *p, pe, config, *grace_ms).unwrap_or(jiancha_platform::wall_clock().0));
             pe.engine.replace_calendars(calendars.clone(), now, effects);
             pe.engine.replace_catalog(catalog.clone(), now, effects);
-            carry_out(*p, config, producer, pe, effects, pending)?;
+            carry_out(*p, config, producer, shared, pe, effects, pending)?;
         }
         Ok(())
     }
@@ -350,17 +371,16 @@ impl Processor {
             seconds = took.as_secs_f64(),
             "Partition restored from the changelog"
         );
+        let mut shared = self.shared.lock().expect("shared state");
         for (old_key, item) in &restored.legacy {
             if let Some(state) = engine.export(*item) {
                 let bytes = jiancha_proto::v1::ItemState::from(&state).encode_to_vec();
-                let key = jiancha_proto::state_key(&state.department_code, &state.item_id);
-                let record = FutureRecord::to(&self.config.topics.state).partition(p).key(&key).payload(&bytes);
-                self.pending.push(send(&self.producer, record)?);
+                shared.changelog.insert(jiancha_proto::state_key(&state.department_code, &state.item_id), (p, Some(bytes)));
             }
             // The tombstone lets compaction drop the record under its old key.
-            let tombstone = FutureRecord::<[u8], [u8]>::to(&self.config.topics.state).partition(p).key(old_key);
-            self.pending.push(send(&self.producer, tombstone)?);
+            shared.changelog.insert(old_key.clone(), (p, None));
         }
+        drop(shared);
         self.partitions.insert(p, PartitionEngine { engine, timers, last_record: None });
         Ok(())
     }
@@ -447,8 +467,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 if let Some(ts) = msg.timestamp().to_millis() {
                     oldest_pending.get_or_insert(ts);
                 }
-                if pr.pending.len() >= 5000 {
-                    commit(&consumer, &shared, &mut pr.pending, &mut oldest_pending).await?;
+                if pr.pending.len() + shared.lock().expect("shared state").changelog.len() >= 5000 {
+                    commit(&consumer, &config, &producer, &shared, &mut pr.pending, &mut oldest_pending).await?;
                     last_commit = Instant::now();
                 }
             }
@@ -456,7 +476,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 pr.take_rebalances(&catalog, &calendars)?;
                 pr.fire_timers()?;
                 if last_commit.elapsed() >= config.commit() {
-                    commit(&consumer, &shared, &mut pr.pending, &mut oldest_pending).await?;
+                    commit(&consumer, &config, &producer, &shared, &mut pr.pending, &mut oldest_pending).await?;
                     last_commit = Instant::now();
                 }
                 if last_reload_check.elapsed() >= config.reload() {
@@ -489,7 +509,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         }
     }
     info!("Shutting down: flushing effects and committing offsets");
-    commit(&consumer, &shared, &mut pr.pending, &mut oldest_pending).await?;
+    commit(&consumer, &config, &producer, &shared, &mut pr.pending, &mut oldest_pending).await?;
     producer.flush(Duration::from_secs(30)).map_err(kafka("flush"))?;
     consumer.unsubscribe();
     info!("Monitor stopped");
@@ -614,11 +634,13 @@ fn fire_due(pe: &mut PartitionEngine, now: i64, effects: &mut Vec<Effect>) {
     pe.timers.compact(&pe.engine);
 }
 
-/// Publishes alert updates and changed item states; records timers.
+/// Publishes alert updates, queues changed item states for the changelog (sent by
+/// [`commit`] once the alert updates are acknowledged); records timers.
 fn carry_out(
     p: i32,
     config: &Config,
     producer: &FutureProducer,
+    shared: &Mutex<Shared>,
     pe: &mut PartitionEngine,
     effects: &mut Vec<Effect>,
     pending: &mut Vec<DeliveryFuture>,
@@ -649,12 +671,14 @@ fn carry_out(
             other => pe.timers.record(&other),
         }
     }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let mut shared = shared.lock().expect("shared state");
     for item in changed {
         if let Some(state) = pe.engine.export(item) {
             let bytes = jiancha_proto::v1::ItemState::from(&state).encode_to_vec();
-            let key = jiancha_proto::state_key(&state.department_code, &state.item_id);
-            let record = FutureRecord::to(&config.topics.state).partition(p).key(&key).payload(&bytes);
-            pending.push(send(producer, record)?);
+            shared.changelog.insert(jiancha_proto::state_key(&state.department_code, &state.item_id), (p, Some(bytes)));
         }
     }
     Ok(())
@@ -677,22 +701,29 @@ fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?S
     }
 }
 
-/// Waits for every pending effect to be acknowledged, then commits the processed offsets.
+/// Waits for every alert update and dead letter to be acknowledged, then sends the
+/// changelog records queued since the last commit and waits for them, then commits the
+/// processed offsets.
 async fn commit(
     consumer: &StreamConsumer<MonitorContext>,
+    config: &Config,
+    producer: &FutureProducer,
     shared: &Mutex<Shared>,
     pending: &mut Vec<DeliveryFuture>,
     oldest_pending: &mut Option<i64>,
 ) -> Result<(), MonitorError> {
     let offsets: Vec<(TopicPartition, i64)> =
         shared.lock().expect("shared state").processed.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
-    for result in join_all(pending.drain(..)).await {
-        match result {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => return Err(kafka("effect delivery")(e)),
-            Err(_) => return Err(kafka("effect delivery")(KafkaError::Canceled)),
+    settle(pending).await?;
+    let records = std::mem::take(&mut shared.lock().expect("shared state").changelog);
+    for (key, (partition, value)) in &records {
+        let mut record = FutureRecord::<[u8], [u8]>::to(&config.topics.state).partition(*partition).key(key);
+        if let Some(value) = value {
+            record = record.payload(value);
         }
+        pending.push(send(producer, record)?);
     }
+    settle(pending).await?;
     if let Some(ts) = oldest_pending.take() {
         metrics::histogram!(m::END_TO_END).record(((jiancha_platform::wall_clock().0 - ts).max(0)) as f64 / 1000.0);
     }
@@ -707,6 +738,18 @@ async fn commit(
         Ok(()) => debug!(partitions = offsets.len(), "Offsets committed"),
         // During a rebalance the revoke callback has already committed what we own.
         Err(e) => warn!(error = %e, "Offset commit failed; uncommitted records will be reprocessed (effects are idempotent)"),
+    }
+    Ok(())
+}
+
+/// Waits for every record handed to the producer to be acknowledged.
+async fn settle(pending: &mut Vec<DeliveryFuture>) -> Result<(), MonitorError> {
+    for result in join_all(pending.drain(..)).await {
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(kafka("effect delivery")(e)),
+            Err(_) => return Err(kafka("effect delivery")(KafkaError::Canceled)),
+        }
     }
     Ok(())
 }
