@@ -449,3 +449,54 @@ fn statistics_match_figures_computed_by_hand() {
         .unwrap();
     assert_eq!(by_service.rows.iter().find(|r| r.key == "SCJG-001").unwrap().name, "食品经营许可");
 }
+
+#[test]
+fn hostile_input_is_refused_by_field_and_a_flood_is_slowed_down() {
+    let api = Api::start("acc-hostile");
+    let t = at("2025-03-03T10:00:00+08:00");
+    let (catalog, calendars) = rules();
+    let a = alert("H-1", "H-ITEM-1", OWN, "SCJG-001", v1::AlertKind::PromisedOverdue, v1::Level::Yellow, "2025-03-01T00:00:00+08:00");
+    let escalate_at = Some(jiancha_accountability::escalation_deadline(&catalog, &calendars, Some("SCJG-001"), t));
+    api.rt.block_on(api.store.ingest(&[Incoming { alert: a, published_at: t, escalate_at }], t)).unwrap();
+    let case_id = api.rt.block_on(api.store.cases(&Default::default())).unwrap()[0].case_id;
+    let field = |e: &tonic::Status| {
+        e.get_details_bad_request().and_then(|b| b.field_violations.first().map(|v| v.field.clone())).unwrap_or_default()
+    };
+    let mut dept = api.cases(Some(api.token(Role::Department, Some(OWN))));
+    for (explanation, why) in [("说明\0隐藏".to_owned(), "NUL"), ("长".repeat(10_001), "too long")] {
+        let e = api.rt.block_on(dept.reply(v1::ReplyRequest { case_id, explanation })).unwrap_err();
+        assert_eq!((e.code(), field(&e).as_str()), (Code::InvalidArgument, "explanation"), "{why}");
+    }
+    let file =
+        |name: &str| v1::AttachmentMeta { file_name: name.into(), media_type: "image/png".into(), size_bytes: 1, sha256: "ab".repeat(32) };
+    let too_many: Vec<_> = (0..21).map(|i| file(&format!("{i}.png"))).collect();
+    let e = api.rt.block_on(dept.comment(v1::CommentRequest { case_id, text: "附件".into(), attachments: too_many })).unwrap_err();
+    assert_eq!((e.code(), field(&e).as_str()), (Code::InvalidArgument, "attachments"));
+    let e = api
+        .rt
+        .block_on(dept.comment(v1::CommentRequest { case_id, text: String::new(), attachments: vec![file("a\nb.png")] }))
+        .unwrap_err();
+    assert_eq!((e.code(), field(&e).as_str()), (Code::InvalidArgument, "attachments[0].file_name"));
+    let mut stats = api.stats(Some(api.token(Role::Inspector, None)));
+    for period in ["2147483647", "1971-01-01..2119-12-31"] {
+        let e = api.rt.block_on(stats.get_stats(v1::GetStatsRequest { period: period.into(), ..Default::default() })).unwrap_err();
+        assert_eq!((e.code(), field(&e).as_str()), (Code::InvalidArgument, "period"), "{period}");
+    }
+    // Nothing was stored by the refused calls.
+    assert!(api.rt.block_on(api.store.comments(case_id)).unwrap().is_empty());
+    // A flood from one caller: past the burst, RESOURCE_EXHAUSTED with when to retry.
+    let mut refused = None;
+    for _ in 0..400 {
+        if let Err(e) = api.rt.block_on(dept.list_cases(v1::ListCasesRequest::default())) {
+            refused = Some(e);
+            break;
+        }
+    }
+    let e = refused.expect("a caller over its rate is refused");
+    assert_eq!(e.code(), Code::ResourceExhausted);
+
+    assert!(e.get_details_retry_info().is_some_and(|r| r.retry_delay.is_some()));
+    // Another caller keeps its share.
+    let mut inspector = api.cases(Some(api.token(Role::Inspector, None)));
+    api.rt.block_on(inspector.list_cases(v1::ListCasesRequest::default())).expect("another caller is served");
+}

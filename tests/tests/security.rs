@@ -413,3 +413,19 @@ fn connections_beyond_the_limit_are_closed_and_the_others_keep_working() {
     drop(second);
     wait_for("a place freed by a closed connection", Duration::from_secs(30), || try_connect().is_ok());
 }
+
+#[test]
+fn a_client_that_never_finishes_the_tls_handshake_is_cut_off() {
+    use std::io::Read;
+    let s = Stack::start("handshake", |c| c.grpc.tls_handshake_timeout = "1s".into());
+    let mut socket = std::net::TcpStream::connect(s.addr).expect("connect");
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = Instant::now();
+    // Say nothing: the server closes the connection once the handshake time is up.
+    let mut buf = [0u8; 16];
+    let n = socket.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the server closed the silent connection");
+    assert!(started.elapsed() < Duration::from_secs(15), "closed after {:?}", started.elapsed());
+    let mut catalog = s.catalog(Some(s.token(Role::Operator, None)));
+    s.rt.block_on(catalog.get_catalog(v1::GetCatalogRequest {})).expect("others are served");
+}

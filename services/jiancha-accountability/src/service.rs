@@ -395,4 +395,32 @@ mod tests {
         assert_eq!(super::redact("postgres://jiancha@db/j"), "postgres://jiancha@db/j");
         assert_eq!(super::redact("sqlite://cases.db"), "sqlite://cases.db");
     }
+
+    #[test]
+    fn alert_records_that_break_the_contract_are_refused_with_a_reason() {
+        use super::{read_alert, v1};
+        use prost::Message as _;
+        let good = v1::Alert {
+            alert_id: "0123456789abcdef0123456789abcdef".into(),
+            status: v1::AlertStatus::Fired as i32,
+            item_id: Some("I".into()),
+            department_code: Some("SCJG".into()),
+            kind: v1::AlertKind::StatutoryOverdue as i32,
+            level: v1::Level::Red as i32,
+            triggered_at: "2025-04-10T00:00:00+08:00".into(),
+            ..v1::Alert::default()
+        };
+        assert!(read_alert(&good.encode_to_vec()).is_ok());
+        let refused = |a: v1::Alert| read_alert(&a.encode_to_vec()).unwrap_err();
+        assert_eq!(read_alert(b"\xff\xff\xff").unwrap_err().reason, "MALFORMED");
+        assert_eq!(refused(v1::Alert { alert_id: String::new(), ..good.clone() }).field, Some("alert_id"));
+        assert_eq!(refused(v1::Alert { kind: 999, ..good.clone() }).reason, "UNKNOWN_ENUM");
+        // A forged "YELLOW" statutory overdue, or a RED one downgraded.
+        assert_eq!(refused(v1::Alert { level: v1::Level::Yellow as i32, ..good.clone() }).field, Some("level"));
+        assert_eq!(refused(v1::Alert { status: 0, ..good.clone() }).field, Some("status"));
+        assert_eq!(refused(v1::Alert { triggered_at: "yesterday".into(), ..good.clone() }).field, Some("triggered_at"));
+        assert_eq!(refused(v1::Alert { department_code: None, ..good.clone() }).field, Some("department_code"));
+        let nul = v1::Alert { message: Some(v1::Bilingual { zh: "a\0b".into(), en: String::new() }), ..good.clone() };
+        assert_eq!(refused(nul).reason, "OUT_OF_RANGE");
+    }
 }
