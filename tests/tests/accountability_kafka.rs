@@ -100,3 +100,40 @@ fn alerts_become_cases_once_and_a_retraction_closes_them() {
             .is_some_and(|r| sqlx::Row::get::<Option<i64>, _>(&r, 0).is_some())
     });
 }
+
+#[test]
+fn an_alert_record_the_service_cannot_trust_goes_to_the_dead_letter_topic_and_blocks_nothing() {
+    let s = Stack::start("acc-dlq", |_| {});
+    let mut config = s.config.clone();
+    config.accountability.database = format!("sqlite://{}", s.dir.0.join("cases.db").display());
+    config.accountability.listen = "127.0.0.1:0".into();
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let running = s.rt.block_on(jiancha_accountability::service::start(config, shutdown)).unwrap();
+    let store: Arc<Store> = running.store.clone();
+    let bootstrap = s.broker.bootstrap();
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    // Garbage, then a forged alert whose level is not its kind's (a RED made YELLOW).
+    let forged = v1::Alert {
+        alert_id: "00000000000000000000000000000001".into(),
+        status: v1::AlertStatus::Fired as i32,
+        item_id: Some("FORGED-1".into()),
+        department_code: Some(OWN.into()),
+        kind: v1::AlertKind::StatutoryOverdue as i32,
+        level: v1::Level::Yellow as i32,
+        triggered_at: ago(1, 0),
+        ..v1::Alert::default()
+    };
+    use prost::Message as _;
+    for (key, payload) in [("junk", b"\xff\xfe not an alert".to_vec()), ("forged", forged.encode_to_vec())] {
+        s.rt.block_on(producer.send(FutureRecord::to("jiancha.alerts").key(key).payload(&payload), Duration::from_secs(30))).unwrap();
+    }
+    // A real alert after them still opens its case: nothing is blocked.
+    let mut ingest = s.ingest(Some(s.token(Role::Department, Some(OWN))));
+    s.rt.block_on(ingest.submit(v1::SubmitRequest { event: Some(event("D-1", "DLQ-1", T::Submitted, &ago(10, 0), OWN)) })).unwrap();
+    wait_for("the real alert's case", Duration::from_secs(60), || !cases_of(&s, &store, "DLQ-1").is_empty());
+    wait_for("both refused records on the dead-letter topic", Duration::from_secs(60), || s.topic_records("jiancha.alerts.dlq").len() == 2);
+    let dead = s.topic_records("jiancha.alerts.dlq");
+    assert!(dead.iter().any(|(k, v)| k == b"junk" && v == b"\xff\xfe not an alert"), "byte for byte");
+    assert!(dead.iter().any(|(k, _)| k == b"forged"));
+    assert!(cases_of(&s, &store, "FORGED-1").is_empty(), "a forged alert opens no case");
+}

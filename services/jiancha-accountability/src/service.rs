@@ -15,7 +15,6 @@ use jiancha_proto::v1::accountability_service_server::AccountabilityServiceServe
 use jiancha_proto::v1::stats_service_server::StatsServiceServer;
 use prost::Message as _;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -256,7 +255,7 @@ fn prepare<'a>(
                 }
                 Err(why) => refused.push((m, why)),
             }
-        } else {
+        } else if m.key() != Some(jiancha_proto::HANDOVER_KEY) {
             match jiancha_proto::decode_state(payload) {
                 Ok(state) => items.push(engine.import(&state, &mut Vec::new())),
                 Err(e) => warn!(partition = m.partition(), offset = m.offset(), error = %e, "State record cannot be read; skipped"),
@@ -274,14 +273,7 @@ async fn dead_letter(producer: &FutureProducer, topic: &str, refused: &[(&OwnedM
         metrics::counter!(ALERTS_REFUSED, "reason" => why.reason).increment(1);
         warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), reason = why.reason, message = %why.message,
             "Alert record refused; sent to the dead-letter topic");
-        let (partition, offset) = (m.partition().to_string(), m.offset().to_string());
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: "jiancha.reason", value: Some(why.reason) })
-            .insert(Header { key: "jiancha.message", value: Some(&why.message) })
-            .insert(Header { key: "jiancha.field", value: why.field })
-            .insert(Header { key: "jiancha.source.topic", value: Some(m.topic()) })
-            .insert(Header { key: "jiancha.source.partition", value: Some(&partition) })
-            .insert(Header { key: "jiancha.source.offset", value: Some(&offset) });
+        let headers = jiancha_platform::kafka::dead_letter_headers(why.reason, why.field, &why.message, *m);
         let mut record = FutureRecord::<[u8], [u8]>::to(topic).headers(headers);
         if let Some(key) = m.key() {
             record = record.key(key);

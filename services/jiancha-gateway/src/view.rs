@@ -252,7 +252,9 @@ pub fn tail(view: Arc<View>, config: Config) -> Result<(), KafkaError> {
                         Some(Err(e)) => warn!(partition = p, offset, error = %e, "Alert record is not a jiancha.v1.Alert; skipped"),
                         None => {}
                     }
-                } else if let Some(value) = msg.payload() {
+                } else if let Some(value) = msg.payload()
+                    && msg.key() != Some(jiancha_proto::HANDOVER_KEY)
+                {
                     match jiancha_proto::decode_state(value) {
                         Ok(state) => view.add_state(&state),
                         Err(e) => warn!(partition = p, offset, error = %e, "State record cannot be read; skipped"),

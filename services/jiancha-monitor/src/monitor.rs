@@ -1,13 +1,13 @@
-//! The live monitor: one engine per assigned partition of the event topic, driven by
-//! the same core code as `jiancha replay`.
+//! The live monitor: one engine per assigned partition number of the event topics,
+//! driven by the same core code as `jiancha replay`.
 //!
-//! Delivery: at-least-once processing with idempotent effects. For each record the
-//! engine's alert updates are handed to an idempotent producer at once; the item's new
-//! state waits for the next commit, which sends the changelog records only after every
-//! alert update before them is acknowledged, and commits offsets only after those too
-//! are acknowledged. A crash replays at most the
-//! uncommitted records, which the restored state recognises as duplicates or which
-//! produce the same alert updates under the same deterministic ids.
+//! Delivery: at-least-once processing with idempotent effects and an outbox. Each
+//! commit writes the changed items' states (each with the alert updates of its changes
+//! in its outbox), then the alert updates, then the offsets, each step acknowledged
+//! before the next; a monitor restoring after a crash publishes the outboxes again. A
+//! crash replays at most the uncommitted records, which the restored state recognises
+//! as duplicates or which produce the same alert updates under the same deterministic
+//! ids (docs/monitor.md).
 
 use crate::telemetry as m;
 use futures::future::join_all;
@@ -83,12 +83,52 @@ struct Shared {
     lag: HashMap<TopicPartition, i64>,
     /// The event topic partitions assigned now (kept by the rebalance callbacks).
     owned: HashSet<TopicPartition>,
-    /// Changelog records not sent yet, the newest per key: (changelog partition, value;
-    /// None for a tombstone). They are sent only after every alert update before them
-    /// is acknowledged, so a changelog record never records an alert update the topic
-    /// does not have (a crash in between would otherwise lose a retraction for good);
-    /// an item changed several times within a commit interval is written once.
-    changelog: HashMap<Vec<u8>, (i32, Option<Vec<u8>>)>,
+    /// Changelog records not written yet, the newest per key (an item changed several
+    /// times within a commit interval is written once), each carrying in its outbox the
+    /// alert updates of those changes.
+    changelog: HashMap<Vec<u8>, Pending>,
+    /// Alert updates waiting for the changelog records that carry them.
+    alerts: Vec<(String, Vec<u8>)>,
+}
+
+/// A changelog record waiting for the next commit.
+struct Pending {
+    /// Changelog partition.
+    partition: i32,
+    /// The item's state with its outbox; None for a tombstone.
+    state: Option<jiancha_proto::v1::ItemState>,
+}
+
+/// The order that keeps the changelog and the alert topic in agreement without
+/// transactions: first the changelog records (each with the alert updates of its changes
+/// in its outbox), acknowledged; then the alert updates. A crash before the first step
+/// loses both (the uncommitted records are processed again, or a timer fires again if
+/// its alert still holds); a crash between the steps leaves updates in outboxes, which
+/// the next owner publishes again on restore.
+fn write_changelog(
+    producer: &FutureProducer,
+    topic: &str,
+    records: HashMap<Vec<u8>, Pending>,
+) -> Result<Vec<DeliveryFuture>, MonitorError> {
+    let mut futures = Vec::with_capacity(records.len());
+    for (key, pending) in records {
+        let bytes = pending.state.map(|s| s.encode_to_vec());
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic).partition(pending.partition).key(&key);
+        if let Some(bytes) = &bytes {
+            record = record.payload(bytes);
+        }
+        futures.push(send(producer, record)?);
+    }
+    Ok(futures)
+}
+
+fn publish_alerts(producer: &FutureProducer, topic: &str, alerts: Vec<(String, Vec<u8>)>) -> Result<Vec<DeliveryFuture>, MonitorError> {
+    let mut futures = Vec::with_capacity(alerts.len());
+    for (key, bytes) in alerts {
+        let headers = OwnedHeaders::new().insert(Header { key: codec::CONTENT_TYPE, value: Some(codec::PROTOBUF) });
+        futures.push(send(producer, FutureRecord::to(topic).key(key.as_bytes()).payload(&bytes).headers(headers))?);
+    }
+    Ok(futures)
 }
 
 impl Shared {
@@ -151,14 +191,27 @@ impl ConsumerContext for MonitorContext {
             if let Err(e) = self.producer.flush(Duration::from_secs(60)) {
                 warn!(error = %e, "Flush before revoke failed; the next owner will reprocess");
             }
-            let records = std::mem::take(&mut self.shared.lock().expect("shared state").changelog);
-            for (key, (partition, value)) in &records {
-                let mut record = FutureRecord::<[u8], [u8]>::to(&self.topics.state).partition(*partition).key(key);
-                if let Some(value) = value {
-                    record = record.payload(value);
+            let (records, alerts) = {
+                let mut shared = self.shared.lock().expect("shared state");
+                (std::mem::take(&mut shared.changelog), std::mem::take(&mut shared.alerts))
+            };
+            let steps =
+                [write_changelog(&self.producer, &self.topics.state, records), publish_alerts(&self.producer, &self.topics.alerts, alerts)];
+            for step in steps {
+                if let Err(e) = step
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| self.producer.flush(Duration::from_secs(60)).map_err(|e| e.to_string()))
+                {
+                    warn!(error = %e, "Hand-over write failed; the next owner will reprocess");
                 }
-                if let Err(e) = send(&self.producer, record) {
-                    warn!(error = %e, "Changelog record not sent before revoke; the next owner will reprocess");
+            }
+            // Every update published: the next owner need not publish outboxes again.
+            let partitions: HashSet<i32> = list.elements().iter().map(|e| e.partition()).collect();
+            for p in partitions {
+                let marker = FutureRecord::<[u8], [u8]>::to(&self.topics.state).partition(p).key(jiancha_proto::HANDOVER_KEY).payload(b"");
+                if let Err(e) = send(&self.producer, marker) {
+                    warn!(error = %e, partition = p, "Hand-over marker not written; the next owner will publish outboxes again");
                 }
             }
             if let Err(e) = self.producer.flush(Duration::from_secs(60)) {
@@ -256,7 +309,7 @@ impl Processor {
                 )?;
             }
             Ok(event) => {
-                let Processor { config, producer, shared, partitions, effects, pending, grace_ms, .. } = self;
+                let Processor { config, shared, partitions, effects, grace_ms, .. } = self;
                 let pe = partitions.get_mut(&p).expect("restored before processing");
                 pe.last_record = Some(pe.last_record.map_or(record_ts, |t| t.max(record_ts)));
                 let now = clock_of(shared, p, pe, config, *grace_ms).unwrap_or(record_ts);
@@ -268,7 +321,7 @@ impl Processor {
                 if applied == jiancha_core::Applied::Duplicate {
                     metrics::counter!(m::EVENTS_DUPLICATE).increment(1);
                 }
-                carry_out(p, config, producer, shared, pe, effects, pending)?;
+                carry_out(p, shared, pe, effects);
             }
         }
         self.shared.lock().expect("shared state").processed.insert((msg.topic().to_owned(), p), msg.offset() + 1);
@@ -281,13 +334,7 @@ impl Processor {
         let p = msg.partition();
         metrics::counter!(m::EVENTS_INVALID, "reason" => refusal.reason.as_str()).increment(1);
         warn!(topic = msg.topic(), partition = p, offset = msg.offset(), reason = refusal.reason.as_str(), message = %refusal.message, "Invalid record sent to the dead-letter topic");
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: "jiancha.reason", value: Some(refusal.reason.as_str()) })
-            .insert(Header { key: "jiancha.message", value: Some(&refusal.message) })
-            .insert(Header { key: "jiancha.field", value: refusal.field })
-            .insert(Header { key: "jiancha.source.topic", value: Some(msg.topic()) })
-            .insert(Header { key: "jiancha.source.partition", value: Some(&p.to_string()) })
-            .insert(Header { key: "jiancha.source.offset", value: Some(&msg.offset().to_string()) });
+        let headers = jiancha_platform::kafka::dead_letter_headers(refusal.reason.as_str(), refusal.field, &refusal.message, msg);
         let mut record = FutureRecord::<[u8], [u8]>::to(&self.config.topics.dead_letter).headers(headers).timestamp(record_ts);
         if let Some(key) = msg.key() {
             record = record.key(key);
@@ -301,11 +348,11 @@ impl Processor {
 
     /// Fires every timer due on each partition's clock.
     fn fire_timers(&mut self) -> Result<(), MonitorError> {
-        let Processor { config, producer, shared, partitions, effects, pending, grace_ms, .. } = self;
+        let Processor { config, shared, partitions, effects, grace_ms, .. } = self;
         for (p, pe) in partitions.iter_mut() {
             if let Some(now) = clock_of(shared, *p, pe, config, *grace_ms) {
                 fire_due(pe, now, effects);
-                carry_out(*p, config, producer, shared, pe, effects, pending)?;
+                carry_out(*p, shared, pe, effects);
             }
         }
         Ok(())
@@ -313,12 +360,12 @@ impl Processor {
 
     /// A new catalog and calendars: every partition's open items recomputed.
     fn replace_rules(&mut self, catalog: &Arc<Catalog>, calendars: &Calendars) -> Result<(), MonitorError> {
-        let Processor { config, producer, shared, partitions, effects, pending, grace_ms, .. } = self;
+        let Processor { config, shared, partitions, effects, grace_ms, .. } = self;
         for (p, pe) in partitions.iter_mut() {
             let now = Timestamp(clock_of(shared, *p, pe, config, *grace_ms).unwrap_or(jiancha_platform::wall_clock().0));
             pe.engine.replace_calendars(calendars.clone(), now, effects);
             pe.engine.replace_catalog(catalog.clone(), now, effects);
-            carry_out(*p, config, producer, shared, pe, effects, pending)?;
+            carry_out(*p, shared, pe, effects);
         }
         Ok(())
     }
@@ -368,17 +415,22 @@ impl Processor {
             partition = p,
             items = restored.items,
             legacy = restored.legacy.len(),
+            republished = restored.outbox.len(),
             seconds = took.as_secs_f64(),
             "Partition restored from the changelog"
         );
+        // After a crash some updates of the outboxes may not have reached the alert
+        // topic: publish them again (the same updates under the same ids).
+        let again = restored.outbox.iter().map(|a| (a.alert_id.clone(), a.encode_to_vec())).collect();
+        self.pending.extend(publish_alerts(&self.producer, &self.config.topics.alerts, again)?);
         let mut shared = self.shared.lock().expect("shared state");
         for (old_key, item) in &restored.legacy {
             if let Some(state) = engine.export(*item) {
-                let bytes = jiancha_proto::v1::ItemState::from(&state).encode_to_vec();
-                shared.changelog.insert(jiancha_proto::state_key(&state.department_code, &state.item_id), (p, Some(bytes)));
+                let key = jiancha_proto::state_key(&state.department_code, &state.item_id);
+                shared.changelog.insert(key, Pending { partition: p, state: Some(jiancha_proto::v1::ItemState::from(&state)) });
             }
             // The tombstone lets compaction drop the record under its old key.
-            shared.changelog.insert(old_key.clone(), (p, None));
+            shared.changelog.insert(old_key.clone(), Pending { partition: p, state: None });
         }
         drop(shared);
         self.partitions.insert(p, PartitionEngine { engine, timers, last_record: None });
@@ -467,7 +519,11 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 if let Some(ts) = msg.timestamp().to_millis() {
                     oldest_pending.get_or_insert(ts);
                 }
-                if pr.pending.len() + shared.lock().expect("shared state").changelog.len() >= 5000 {
+                let queued = {
+                    let s = shared.lock().expect("shared state");
+                    s.changelog.len() + s.alerts.len()
+                };
+                if pr.pending.len() + queued >= 5000 {
                     commit(&consumer, &config, &producer, &shared, &mut pr.pending, &mut oldest_pending).await?;
                     last_commit = Instant::now();
                 }
@@ -544,6 +600,9 @@ pub struct Restored {
     /// Items whose record was written before department isolation, keyed by item id
     /// alone: (that key, the item). The monitor rewrites them under their new key.
     pub legacy: Vec<(Vec<u8>, ItemRef)>,
+    /// The alert updates to publish again: the outboxes of the restored items, unless the
+    /// partition's last record is a clean hand-over.
+    pub outbox: Vec<jiancha_proto::v1::Alert>,
 }
 
 /// Reads partition `p` of the changelog from the beginning to its high watermark into
@@ -565,11 +624,14 @@ pub fn read_changelog(p: i32, config: &Config, engine: &mut Engine, timers: &mut
     consumer.assign(&tpl).map_err(kafka("changelog assign"))?;
     // The last record of each key; a tombstone removes the key.
     let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut clean = false;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         match consumer.poll(Duration::from_millis(500)) {
             Some(Ok(msg)) => {
+                clean = msg.key() == Some(jiancha_proto::HANDOVER_KEY);
                 match (msg.key(), msg.payload()) {
+                    (Some(key), _) if key == jiancha_proto::HANDOVER_KEY => {}
                     (Some(key), Some(value)) => {
                         latest.insert(key.to_vec(), value.to_vec());
                     }
@@ -595,7 +657,11 @@ pub fn read_changelog(p: i32, config: &Config, engine: &mut Engine, timers: &mut
     }
     debug!(partition = p, low, high, records = latest.len(), "Changelog read");
     let mut states = Vec::with_capacity(latest.len());
+    let mut outbox = Vec::new();
     for (key, value) in latest {
+        if !clean {
+            outbox.extend(jiancha_proto::v1::ItemState::decode(value.as_slice()).map(|s| s.outbox).unwrap_or_default());
+        }
         let state = jiancha_proto::decode_state(&value).map_err(|e| MonitorError::Restore { partition: p, message: e.to_string() })?;
         let legacy = key != jiancha_proto::state_key(&state.department_code, &state.item_id);
         states.push((legacy, key, state));
@@ -604,7 +670,7 @@ pub fn read_changelog(p: i32, config: &Config, engine: &mut Engine, timers: &mut
     // (written later, so newer) is the one that stays.
     states.sort_by_key(|(legacy, _, _)| !legacy);
     let mut effects = Vec::new();
-    let mut restored = Restored { items: 0, legacy: Vec::new() };
+    let mut restored = Restored { items: 0, legacy: Vec::new(), outbox };
     for (legacy, key, state) in &states {
         let item = engine.import(state, &mut effects);
         if *legacy {
@@ -634,27 +700,17 @@ fn fire_due(pe: &mut PartitionEngine, now: i64, effects: &mut Vec<Effect>) {
     pe.timers.compact(&pe.engine);
 }
 
-/// Publishes alert updates, queues changed item states for the changelog (sent by
-/// [`commit`] once the alert updates are acknowledged); records timers.
-fn carry_out(
-    p: i32,
-    config: &Config,
-    producer: &FutureProducer,
-    shared: &Mutex<Shared>,
-    pe: &mut PartitionEngine,
-    effects: &mut Vec<Effect>,
-    pending: &mut Vec<DeliveryFuture>,
-) -> Result<(), MonitorError> {
+/// Queues the alert updates and the changed items' states, each state carrying its
+/// item's updates in its outbox; [`commit`] writes them in that order. Records timers.
+fn carry_out(p: i32, shared: &Mutex<Shared>, pe: &mut PartitionEngine, effects: &mut Vec<Effect>) {
     let mut changed: Vec<ItemRef> = Vec::new();
+    let mut updates: Vec<jiancha_proto::v1::Alert> = Vec::new();
     for effect in effects.drain(..) {
         match effect {
             Effect::Alert(alert) => {
                 metrics::counter!(m::ALERTS, "kind" => alert.kind.as_str(), "level" => alert.level.as_str(), "status" => alert.status.as_str())
                     .increment(1);
-                let bytes = jiancha_proto::v1::Alert::from(alert.as_ref()).encode_to_vec();
-                let headers = OwnedHeaders::new().insert(Header { key: codec::CONTENT_TYPE, value: Some(codec::PROTOBUF) });
-                let record = FutureRecord::to(&config.topics.alerts).key(alert.alert_id.as_bytes()).payload(&bytes).headers(headers);
-                pending.push(send(producer, record)?);
+                updates.push(jiancha_proto::v1::Alert::from(alert.as_ref()));
             }
             Effect::ItemChanged { item } => {
                 if !changed.contains(&item) {
@@ -671,17 +727,25 @@ fn carry_out(
             other => pe.timers.record(&other),
         }
     }
-    if changed.is_empty() {
-        return Ok(());
+    if changed.is_empty() && updates.is_empty() {
+        return;
     }
     let mut shared = shared.lock().expect("shared state");
     for item in changed {
-        if let Some(state) = pe.engine.export(item) {
-            let bytes = jiancha_proto::v1::ItemState::from(&state).encode_to_vec();
-            shared.changelog.insert(jiancha_proto::state_key(&state.department_code, &state.item_id), (p, Some(bytes)));
+        let Some(state) = pe.engine.export(item) else { continue };
+        let key = jiancha_proto::state_key(&state.department_code, &state.item_id);
+        let mut record = jiancha_proto::v1::ItemState::from(&state);
+        // Updates of this item since the last commit, older ones first.
+        if let Some(earlier) = shared.changelog.remove(&key).and_then(|pending| pending.state) {
+            record.outbox = earlier.outbox;
         }
+        let own = |a: &&jiancha_proto::v1::Alert| {
+            a.item_id.as_deref() == Some(state.item_id.as_str()) && a.department_code.as_deref() == Some(state.department_code.as_str())
+        };
+        record.outbox.extend(updates.iter().filter(own).cloned());
+        shared.changelog.insert(key, Pending { partition: p, state: Some(record) });
     }
-    Ok(())
+    shared.alerts.extend(updates.into_iter().map(|a| (a.alert_id.clone(), a.encode_to_vec())));
 }
 
 fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?Sized>(
@@ -714,15 +778,14 @@ async fn commit(
 ) -> Result<(), MonitorError> {
     let offsets: Vec<(TopicPartition, i64)> =
         shared.lock().expect("shared state").processed.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
+    let (records, alerts) = {
+        let mut shared = shared.lock().expect("shared state");
+        (std::mem::take(&mut shared.changelog), std::mem::take(&mut shared.alerts))
+    };
+    // Dead letters and republished outboxes, then the changelog, then the alert updates.
+    pending.extend(write_changelog(producer, &config.topics.state, records)?);
     settle(pending).await?;
-    let records = std::mem::take(&mut shared.lock().expect("shared state").changelog);
-    for (key, (partition, value)) in &records {
-        let mut record = FutureRecord::<[u8], [u8]>::to(&config.topics.state).partition(*partition).key(key);
-        if let Some(value) = value {
-            record = record.payload(value);
-        }
-        pending.push(send(producer, record)?);
-    }
+    pending.extend(publish_alerts(producer, &config.topics.alerts, alerts)?);
     settle(pending).await?;
     if let Some(ts) = oldest_pending.take() {
         metrics::histogram!(m::END_TO_END).record(((jiancha_platform::wall_clock().0 - ts).max(0)) as f64 / 1000.0);

@@ -10,6 +10,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use std::time::Duration;
 use tracing::{error, info, warn};
 
@@ -27,6 +28,19 @@ pub struct KafkaFailure {
 /// Maps a client error to a [`KafkaFailure`] saying what was being done.
 pub fn failure(context: &'static str) -> impl FnOnce(KafkaError) -> KafkaFailure {
     move |source| KafkaFailure { context, source }
+}
+
+/// The headers of a dead letter: why (`jiancha.reason`, `jiancha.field`,
+/// `jiancha.message`) and where the record came from (`jiancha.source.topic`,
+/// `.partition`, `.offset`). The record itself is copied byte for byte.
+pub fn dead_letter_headers(reason: &str, field: Option<&str>, message: &str, source: &impl Message) -> OwnedHeaders {
+    OwnedHeaders::new()
+        .insert(Header { key: "jiancha.reason", value: Some(reason) })
+        .insert(Header { key: "jiancha.message", value: Some(message) })
+        .insert(Header { key: "jiancha.field", value: field })
+        .insert(Header { key: "jiancha.source.topic", value: Some(source.topic()) })
+        .insert(Header { key: "jiancha.source.partition", value: Some(&source.partition().to_string()) })
+        .insert(Header { key: "jiancha.source.offset", value: Some(&source.offset().to_string()) })
 }
 
 /// Properties jiancha sets itself on the clients that need them; the `[kafka]` table

@@ -169,6 +169,7 @@ impl From<&ItemState> for v1::ItemState {
                 .map(|h| v1::HeldAlert { kind: alert_kind_value(h.kind), trigger: h.trigger.clone(), triggered_ms: h.triggered_at.0 })
                 .collect(),
             identity: if s.legacy_ids { LEGACY_IDENTITY } else { DEPARTMENT_IDENTITY },
+            outbox: Vec::new(),
         }
     }
 }
@@ -177,6 +178,11 @@ impl From<&ItemState> for v1::ItemState {
 pub const DEPARTMENT_IDENTITY: u32 = 2;
 /// `ItemState.identity` of a record written before department isolation.
 pub const LEGACY_IDENTITY: u32 = 0;
+
+/// The changelog key of the record a monitor writes to a partition when it hands the
+/// partition over cleanly: every alert update before it was published, so the next
+/// owner need not publish outboxes again. Not an item: readers skip it.
+pub const HANDOVER_KEY: &[u8] = b"\0jiancha/clean-handover";
 
 /// The changelog key of a department's item: its department code, NUL, its item id.
 /// Department codes never hold a NUL (refused at the edge), so keys never collide.
