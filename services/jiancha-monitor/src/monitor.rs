@@ -347,7 +347,7 @@ impl Processor {
     }
 
     /// Fires every timer due on each partition's clock.
-    fn fire_timers(&mut self) -> Result<(), MonitorError> {
+    fn fire_timers(&mut self) {
         let Processor { config, shared, partitions, effects, grace_ms, .. } = self;
         for (p, pe) in partitions.iter_mut() {
             if let Some(now) = clock_of(shared, *p, pe, config, *grace_ms) {
@@ -355,11 +355,10 @@ impl Processor {
                 carry_out(*p, shared, pe, effects);
             }
         }
-        Ok(())
     }
 
     /// A new catalog and calendars: every partition's open items recomputed.
-    fn replace_rules(&mut self, catalog: &Arc<Catalog>, calendars: &Calendars) -> Result<(), MonitorError> {
+    fn replace_rules(&mut self, catalog: &Arc<Catalog>, calendars: &Calendars) {
         let Processor { config, shared, partitions, effects, grace_ms, .. } = self;
         for (p, pe) in partitions.iter_mut() {
             let now = Timestamp(clock_of(shared, *p, pe, config, *grace_ms).unwrap_or(jiancha_platform::wall_clock().0));
@@ -367,7 +366,6 @@ impl Processor {
             pe.engine.replace_catalog(catalog.clone(), now, effects);
             carry_out(*p, shared, pe, effects);
         }
-        Ok(())
     }
 
     /// Takes the assignments and revocations the callbacks recorded: an engine is
@@ -530,7 +528,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             }
             _ = tick.tick() => {
                 pr.take_rebalances(&catalog, &calendars)?;
-                pr.fire_timers()?;
+                pr.fire_timers();
                 if last_commit.elapsed() >= config.commit() {
                     commit(&consumer, &config, &producer, &shared, &mut pr.pending, &mut oldest_pending).await?;
                     last_commit = Instant::now();
@@ -544,7 +542,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                             Ok((new_catalog, new_calendars)) => {
                                 catalog = new_catalog;
                                 calendars = new_calendars;
-                                pr.replace_rules(&catalog, &calendars)?;
+                                pr.replace_rules(&catalog, &calendars);
                                 if let Err(e) = ensure_topics(&config, &catalog_departments(&catalog)).await {
                                     warn!(error = %e, "Could not create the input topics of the catalog's departments");
                                 }

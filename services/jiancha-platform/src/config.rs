@@ -69,6 +69,14 @@ impl Topics {
         format!("^{}[A-Za-z0-9_-]+{}$", regex_escape(&self.department_prefix), regex_escape(&self.department_suffix))
     }
 
+    /// Every topic jiancha uses, with the input topics of `departments`.
+    pub fn all(&self, departments: &[String]) -> Vec<String> {
+        let mut names =
+            vec![self.events.clone(), self.alerts.clone(), self.dead_letter.clone(), self.alerts_dead_letter.clone(), self.state.clone()];
+        names.extend(departments.iter().filter_map(|d| self.department_topic(d)));
+        names
+    }
+
     /// Whether records of this topic carry events.
     pub fn is_event_topic(&self, topic: &str) -> bool {
         topic == self.events || self.department_of_topic(topic).is_some()

@@ -80,9 +80,7 @@ pub fn client_for(bootstrap: &str, config: &Config) -> ClientConfig {
 pub async fn ensure_topics(config: &Config, departments: &[String]) -> Result<(), KafkaFailure> {
     let admin: AdminClient<DefaultClientContext> = client(config).create().map_err(failure("admin client"))?;
     let t = &config.topics;
-    let mut names: Vec<String> =
-        vec![t.events.clone(), t.alerts.clone(), t.dead_letter.clone(), t.alerts_dead_letter.clone(), t.state.clone()];
-    names.extend(departments.iter().filter_map(|d| t.department_topic(d)));
+    let names = t.all(departments);
     let metadata = admin.inner().fetch_metadata(None, Duration::from_secs(10)).map_err(failure("topic metadata"))?;
     let exists = |n: &str| metadata.topics().iter().any(|t| t.name() == n && t.error().is_none() && !t.partitions().is_empty());
     let missing: Vec<&String> = names.iter().filter(|n| !exists(n)).collect();

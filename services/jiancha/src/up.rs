@@ -106,10 +106,7 @@ pub async fn up(
         // The mock serves no CreateTopics: every topic, each department's input topic
         // included, is made here.
         let (catalog, _) = load_rules(config.catalog.as_ref(), &config.calendar_files())?;
-        let t = &config.topics;
-        let mut topics = vec![t.events.clone(), t.alerts.clone(), t.dead_letter.clone(), t.alerts_dead_letter.clone(), t.state.clone()];
-        topics.extend(catalog_departments(&catalog).iter().filter_map(|d| t.department_topic(d)));
-        for topic in &topics {
+        for topic in &config.topics.all(&catalog_departments(&catalog)) {
             cluster.create_topic(topic, config.partitions, 1).map_err(failure("embedded topics"))?;
         }
     } else if let Some(b) = external_bootstrap {
