@@ -33,6 +33,7 @@ pub struct Ingest {
     limiter: Arc<RateLimiter>,
     timeout: Duration,
     max_stream_events: u64,
+    query_secret: Option<Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -52,7 +53,22 @@ impl Ingest {
     /// Publishes to `topic` with `producer` (idempotent), `timeout` when the client sets
     /// no deadline; a stream takes at most `max_stream_events`.
     pub fn new(producer: FutureProducer, topic: &str, limiter: Arc<RateLimiter>, timeout: Duration, max_stream_events: u64) -> Ingest {
-        Ingest { producer, topic: Arc::from(topic), limiter, timeout, max_stream_events }
+        Ingest { producer, topic: Arc::from(topic), limiter, timeout, max_stream_events, query_secret: None }
+    }
+
+    /// Answers SUBMITTED events with the applicant's query code under `secret`.
+    pub fn with_query_codes(self, secret: Option<Vec<u8>>) -> Ingest {
+        Ingest { query_secret: secret.map(Arc::from), ..self }
+    }
+
+    /// The query code of a SUBMITTED event, when codes are issued.
+    fn query_code(&self, event: &Event) -> String {
+        match (&self.query_secret, &event.body) {
+            (Some(secret), jiancha_core::event::EventBody::Submitted) => {
+                jiancha_platform::progress::query_code(secret, &event.department_code, &event.item_id)
+            }
+            _ => String::new(),
+        }
     }
 
     /// Validates one event for a caller: Ok with the bytes to publish, or the refusal.
@@ -139,9 +155,10 @@ impl IngestService for Ingest {
             count(if r.status.code() == Code::PermissionDenied { "denied" } else { "invalid" });
             r.status
         })?;
+        let query_code = self.query_code(&event);
         let (partition, offset) = self.publish(event.item_id, bytes, timeout).await.inspect_err(|_| count("unavailable"))?;
         count("accepted");
-        Ok(Response::new(v1::SubmitResponse { event_id: event.event_id, partition, offset }))
+        Ok(Response::new(v1::SubmitResponse { event_id: event.event_id, partition, offset, query_code }))
     }
 
     async fn submit_stream(&self, request: Request<Streaming<v1::SubmitRequest>>) -> Result<Response<v1::SubmitStreamResponse>, Status> {
@@ -183,11 +200,12 @@ impl IngestService for Ingest {
                         }
                         Ok((event, bytes)) => {
                             let this = self.clone();
+                            let query_code = self.query_code(&event);
                             pending.push_back(futures::future::Either::Right(async move {
                                 match this.publish(event.item_id, bytes, timeout).await {
                                     Ok((partition, offset)) => {
                                         count("accepted");
-                                        v1::SubmitResult { index: i, event_id: event.event_id, code: "OK".into(), partition, offset, ..Default::default() }
+                                        v1::SubmitResult { index: i, event_id: event.event_id, code: "OK".into(), partition, offset, query_code, ..Default::default() }
                                     }
                                     Err(status) => {
                                         count("unavailable");

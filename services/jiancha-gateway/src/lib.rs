@@ -112,7 +112,12 @@ pub async fn start(config: Config, mut shutdown: watch::Receiver<bool>) -> Resul
     let config = Arc::new(config);
     let limiter = Arc::new(limits::RateLimiter::new(config.grpc.rate_per_caller, config.grpc.burst_per_caller));
     let max = config.grpc.max_message_bytes;
-    let ingest = ingest::Ingest::new(producer, &config.topics.events, limiter, config.grpc.timeout(), config.grpc.max_stream_events);
+    let query_secret = match &config.query_code_secret_file {
+        Some(file) => Some(jiancha_platform::progress::load_secret(file).map_err(GatewayError::Config)?),
+        None => None,
+    };
+    let ingest = ingest::Ingest::new(producer, &config.topics.events, limiter, config.grpc.timeout(), config.grpc.max_stream_events)
+        .with_query_codes(query_secret);
     let monitor = monitor_api::Monitor::new(view.clone(), config.clone());
     let catalog = catalog_api::CatalogApi::new(view.clone(), config.clone());
     let interceptor = auth_interceptor(Arc::new(authenticator), config.grpc.bind_client_certificate);

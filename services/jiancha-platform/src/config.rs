@@ -310,6 +310,113 @@ impl AccountabilityConfig {
     }
 }
 
+/// The inspector console (docs/console.md): a web server in front of the gRPC services.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Listen address of the pages.
+    pub listen: String,
+    /// The address users reach the console at (`https://jiancha.example.gov.cn`, TLS ended
+    /// by the deployment's reverse proxy): the OpenID Connect redirect and printed links
+    /// use it, and cookies are `Secure` when it is https. `http://LISTEN` when absent.
+    pub public_url: Option<String>,
+    /// The gateway (`https://gateway:50051`).
+    pub gateway: String,
+    /// The accountability service (`https://accountability:50052`).
+    pub accountability: String,
+    /// The CA the services' certificates are checked against; the system's when absent.
+    pub services_ca: Option<PathBuf>,
+    /// The name in the services' certificates, when it differs from the host in the URL.
+    pub services_domain: Option<String>,
+    /// How the console speaks for a logged-in user: it signs a short token with the
+    /// user's role, department and name, which the services check like any other.
+    /// HS256, EdDSA, RS256 or ES256.
+    pub signing_algorithm: String,
+    /// HS256: the shared secret file; else the private key (PEM) whose public key the
+    /// services list in `grpc.auth.keys` under `signing_kid`.
+    pub signing_key_file: Option<PathBuf>,
+    /// The `kid` of the console's tokens.
+    pub signing_kid: Option<String>,
+    /// A session unused this long ends ("30m").
+    pub idle_timeout: String,
+    /// A session ends this long after login, used or not ("12h").
+    pub max_session: String,
+    /// One-time login links (`jiancha console login`): HS256 secret they are signed
+    /// with. Absent: no login links (production logs in through OpenID Connect).
+    pub login_link_secret_file: Option<PathBuf>,
+    /// OpenID Connect login (政务统一身份认证).
+    pub oidc: Option<OidcConfig>,
+    /// Queries one address may make of the public progress page per minute.
+    pub public_queries_per_minute: f64,
+    /// The zone times are shown in.
+    pub time_zone: String,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            gateway: "https://127.0.0.1:50051".into(),
+            accountability: "https://127.0.0.1:50052".into(),
+            services_ca: None,
+            services_domain: None,
+            signing_algorithm: "HS256".into(),
+            signing_key_file: None,
+            signing_kid: None,
+            idle_timeout: "30m".into(),
+            max_session: "12h".into(),
+            login_link_secret_file: None,
+            oidc: None,
+            public_queries_per_minute: 10.0,
+            time_zone: "Asia/Shanghai".into(),
+        }
+    }
+}
+
+/// OpenID Connect login: authorization code with PKCE against the deployment's identity
+/// provider; the ID token's claims give the user's role and department.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    /// The issuer (`https://idp.example.gov.cn`); its discovery document is read from
+    /// `ISSUER/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// The console's client id at the provider.
+    pub client_id: String,
+    /// The client secret's file (confidential client); PKCE alone when absent.
+    pub client_secret_file: Option<PathBuf>,
+    /// Scopes asked for.
+    pub scopes: String,
+    /// The claim holding the role (a string or a list of strings).
+    pub role_claim: String,
+    /// The claim holding a DEPARTMENT user's department code.
+    pub department_claim: String,
+    /// The claim shown as the user's name (and recorded in the audit log).
+    pub name_claim: String,
+    /// Claim values → role (`"jjjc-inspectors" = "INSPECTOR"`); values not listed are
+    /// taken as role names.
+    pub roles: std::collections::BTreeMap<String, String>,
+    /// The CA of the provider's certificate; the system's when absent.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        OidcConfig {
+            issuer: String::new(),
+            client_id: "jiancha-console".into(),
+            client_secret_file: None,
+            scopes: "openid profile".into(),
+            role_claim: "jiancha_role".into(),
+            department_claim: "jiancha_department".into(),
+            name_claim: "name".into(),
+            roles: std::collections::BTreeMap::new(),
+            ca_file: None,
+        }
+    }
+}
+
 /// Everything the monitor needs.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -360,6 +467,11 @@ pub struct Config {
     pub grpc: GrpcConfig,
     /// The accountability queue.
     pub accountability: AccountabilityConfig,
+    /// The inspector console.
+    pub console: ConsoleConfig,
+    /// The secret of the applicants' query codes (办件查询码): the gateway returns an
+    /// item's code when its SUBMITTED event arrives, the public progress page checks it.
+    pub query_code_secret_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -384,6 +496,8 @@ impl Default for Config {
             group_instance_id: None,
             grpc: GrpcConfig::default(),
             accountability: AccountabilityConfig::default(),
+            console: ConsoleConfig::default(),
+            query_code_secret_file: None,
         }
     }
 }
@@ -541,6 +655,34 @@ impl Config {
                 key: "grpc.rate_per_caller",
                 value: format!("{} (burst {})", self.grpc.rate_per_caller, self.grpc.burst_per_caller),
                 rule: "a rate above 0 and a burst of at least 1",
+            });
+        }
+        for (key, value) in [("console.idle_timeout", &self.console.idle_timeout), ("console.max_session", &self.console.max_session)] {
+            if parse_duration_ms(value).is_none_or(|ms| ms <= 0) {
+                return Err(ConfigError::Invalid { key, value: value.clone(), rule: "a positive duration such as \"30m\" or \"12h\"" });
+            }
+        }
+        if self.console.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::Invalid {
+                key: "console.time_zone",
+                value: self.console.time_zone.clone(),
+                rule: "an IANA time zone such as \"Asia/Shanghai\"",
+            });
+        }
+        if !(self.console.public_queries_per_minute > 0.0) {
+            return Err(ConfigError::Invalid {
+                key: "console.public_queries_per_minute",
+                value: self.console.public_queries_per_minute.to_string(),
+                rule: "above 0",
+            });
+        }
+        if let Some(oidc) = &self.console.oidc
+            && !(oidc.issuer.starts_with("https://") || oidc.issuer.starts_with("http://127.0.0.1") || oidc.issuer.starts_with("http://localhost"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "console.oidc.issuer",
+                value: oidc.issuer.clone(),
+                rule: "an https:// URL (plain http only on this host, for tests)",
             });
         }
         if self.kafka_bootstrap.trim().is_empty() {

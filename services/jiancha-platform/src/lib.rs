@@ -23,6 +23,7 @@ pub mod kafka;
 pub mod lifecycle;
 pub mod limits;
 pub mod local;
+pub mod progress;
 pub mod rules;
 pub mod server;
 pub mod telemetry;

@@ -1,0 +1,148 @@
+//! 绩效: the ranking and scores of a month or quarter (StatsService), a chart of the
+//! scores, the trend over the last 12 months, drill-down to a department's items and
+//! cases; the page prints on A4 landscape and exports CSV.
+
+use super::{grpc_error, options};
+use crate::view::{self, frame};
+use crate::{App, Auth, html};
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{Datelike, Months, NaiveDate};
+use jiancha_proto::v1::{GetStatsRequest, StatsReport, StatsRow};
+use maud::html;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// The period and grouping asked for.
+#[derive(Debug, Default, Deserialize)]
+pub struct StatsQuery {
+    #[serde(default)]
+    period: String,
+    #[serde(default)]
+    group_by: String,
+    #[serde(default)]
+    department: String,
+}
+
+fn this_month(app: &App) -> NaiveDate {
+    let today = chrono::Utc::now().with_timezone(&app.tz).date_naive();
+    today.with_day(1).unwrap_or(today)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// The page.
+pub async fn page(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<StatsQuery>) -> Response {
+    let month = this_month(&app);
+    let period = if q.period.trim().is_empty() { month.format("%Y-%m").to_string() } else { q.period.trim().to_owned() };
+    let group_by = if q.group_by == "service" { "service" } else { "department" };
+    let mut client = app.backends.stats(ctx.user());
+    let report = match client.get_stats(GetStatsRequest { period: period.clone(), group_by: group_by.into() }).await {
+        Ok(r) => r.into_inner(),
+        Err(status) => return grpc_error(&ctx, &status),
+    };
+    // The trend: the last 12 months, the department asked for or all together.
+    let mut trend = Vec::new();
+    for back in (0..12u32).rev() {
+        let m = month.checked_sub_months(Months::new(back)).unwrap_or(month);
+        let p = m.format("%Y-%m").to_string();
+        let value = match client.get_stats(GetStatsRequest { period: p.clone(), group_by: "department".into() }).await {
+            Ok(r) => on_time(&r.into_inner(), &q.department),
+            Err(_) => None,
+        };
+        trend.push((m.format("%y-%m").to_string(), value.map(|v| v * 100.0)));
+    }
+    let max_score = report.rows.iter().map(|r| r.score).fold(0.0, f64::max).max(100.0);
+    let bars: Vec<(String, f64, String)> =
+        report.rows.iter().map(|r| (format!("{} {}", r.rank, label(r)), r.score, format!("{:.1}", r.score))).collect();
+    let subject = if q.department.is_empty() { ctx.t("全部部门", "all departments").to_owned() } else { q.department.clone() };
+    let body = html! {
+        form class="filters noprint" method="get" action="/stats" {
+            label { (ctx.t("期间", "Period")) " " input name="period" value=(period) size="22" placeholder="2026-11 / 2026-Q4"; }
+            label { (ctx.t("分组", "Group by")) " " select name="group_by" { (options(group_by, &[("department", ctx.t("部门", "Department")), ("service", ctx.t("事项", "Service"))])) } }
+            button type="submit" { (ctx.t("查看", "Show")) }
+            a class="button" href={"/stats.csv?period=" (view::urlencode(&period)) "&group_by=" (group_by)} download { (ctx.t("导出 CSV", "Export CSV")) }
+        }
+        p class="meta" { (report.from) " — " (report.to) " · " (ctx.t("生成于", "generated")) " " (ctx.time(&report.generated_at)) }
+        h2 { (ctx.t("综合得分", "Scores")) }
+        figure { (view::raw(crate::svg::bars(ctx.t("综合得分", "Scores"), &bars, max_score))) }
+        table class="list ranking" {
+            thead { tr {
+                th scope="col" { (ctx.t("排名", "Rank")) } th scope="col" { (if group_by == "service" { ctx.t("事项", "Service") } else { ctx.t("部门", "Department") }) }
+                th scope="col" { (ctx.t("得分", "Score")) } th scope="col" { (ctx.t("受理", "Accepted")) } th scope="col" { (ctx.t("办结", "Decided")) }
+                th scope="col" { (ctx.t("按时办结率", "On time")) } th scope="col" { (ctx.t("提前办结率", "Early")) }
+                th scope="col" { (view::level_label(1, ctx.lang)) } th scope="col" { (view::level_label(2, ctx.lang)) } th scope="col" { (view::level_label(3, ctx.lang)) }
+                th scope="col" { (ctx.t("平均用时（工作日）", "Mean working days")) } th scope="col" class="noprint" { (ctx.t("明细", "Details")) }
+            } }
+            tbody { @for r in &report.rows { tr {
+                td { (r.rank) } td { (label(r)) } td { (format!("{:.1}", r.score)) } td { (r.accepted) } td { (r.decided) }
+                td { (pct(r.on_time_rate)) } td { (pct(r.early_rate)) } td { (r.warnings) } td { (r.yellow) } td { (r.red) }
+                td { (format!("{:.1}", r.mean_working_days)) }
+                td class="noprint" {
+                    a href={"/items?department=" (view::urlencode(&r.department_code))} { (ctx.t("办件", "items")) } " · "
+                    a href={"/cases?department=" (view::urlencode(&r.department_code))} { (ctx.t("案件", "cases")) } " · "
+                    a href={"/stats?period=" (view::urlencode(&period)) "&department=" (view::urlencode(&r.department_code))} { (ctx.t("趋势", "trend")) }
+                }
+            } } }
+        }
+        h2 { (ctx.t("近12个月按时办结率", "On-time rate, last 12 months")) " · " (subject) }
+        figure { (view::raw(crate::svg::line(ctx.t("按时办结率（%）", "On-time rate (%)"), &trend, 100.0))) }
+    };
+    html(frame(&ctx, &format!("{} {}", ctx.t("绩效评估通报", "Performance report"), report.period), body))
+}
+
+fn label(r: &StatsRow) -> String {
+    if r.name.is_empty() { r.key.clone() } else { format!("{} {}", r.key, r.name) }
+}
+
+/// The on-time rate of a department (or of all rows together), None without decisions.
+fn on_time(report: &StatsReport, department: &str) -> Option<f64> {
+    let rows = report.rows.iter().filter(|r| department.is_empty() || r.department_code == department);
+    let (decided, on_time) = rows.fold((0u64, 0u64), |(d, o), r| (d + r.decided, o + r.decided_on_time));
+    (decided > 0).then(|| on_time as f64 / decided as f64)
+}
+
+fn csv_field(s: &str) -> String {
+    // Quote every field; a leading = + - @ is defused so that a spreadsheet shows text.
+    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_owned() };
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The report as CSV (UTF-8 with a byte-order mark, so that spreadsheet programs read the Chinese).
+pub async fn csv(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<StatsQuery>) -> Response {
+    let period = if q.period.trim().is_empty() { this_month(&app).format("%Y-%m").to_string() } else { q.period.trim().to_owned() };
+    let group_by = if q.group_by == "service" { "service" } else { "department" };
+    let report = match app.backends.stats(ctx.user()).get_stats(GetStatsRequest { period: period.clone(), group_by: group_by.into() }).await {
+        Ok(r) => r.into_inner(),
+        Err(status) => return grpc_error(&ctx, &status),
+    };
+    let mut out = String::from("\u{feff}排名,代码,名称,部门,得分,申请,受理,办结,按时办结,按时办结率,提前办结率,超承诺时限,超法定时限,平均用时,预警,黄牌,红牌\n");
+    for r in &report.rows {
+        let fields = [
+            r.rank.to_string(),
+            csv_field(&r.key),
+            csv_field(&r.name),
+            csv_field(&r.department_code),
+            format!("{:.2}", r.score),
+            r.received.to_string(),
+            r.accepted.to_string(),
+            r.decided.to_string(),
+            r.decided_on_time.to_string(),
+            format!("{:.4}", r.on_time_rate),
+            format!("{:.4}", r.early_rate),
+            r.overdue_promised.to_string(),
+            r.overdue_statutory.to_string(),
+            format!("{:.2}", r.mean_working_days),
+            r.warnings.to_string(),
+            r.yellow.to_string(),
+            r.red.to_string(),
+        ];
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    let file = format!("attachment; filename=\"jiancha-{}-{group_by}.csv\"", period.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"));
+    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, file)], out).into_response()
+}
