@@ -203,7 +203,11 @@ pub fn report(args: ReportArgs) -> Result<()> {
 
 /// The accountability service inside `jiancha up`, on SQLite under `state_dir` (fresh
 /// each start, like the embedded broker), sharing the gateway's TLS and tokens.
-pub fn up_accountability(mut config: Config, state_dir: &Path) -> Result<(Config, Extra)> {
+pub fn up_accountability(
+    mut config: Config,
+    state_dir: &Path,
+    addr: tokio::sync::oneshot::Sender<std::net::SocketAddr>,
+) -> Result<(Config, Extra)> {
     if config.accountability.database == Config::default().accountability.database {
         let file = state_dir.join("accountability.db");
         for suffix in ["", "-wal", "-shm"] {
@@ -226,6 +230,7 @@ pub fn up_accountability(mut config: Config, state_dir: &Path) -> Result<(Config
             };
             let database = jiancha_accountability::service::redact(&config.accountability.database);
             println!("accountability grpc: {} (cases in {database})", running.addr);
+            let _ = addr.send(running.addr);
             running.wait().await.map_err(|e| e.to_string())
         })
     });

@@ -200,9 +200,14 @@ pub fn token(args: TokenArgs) -> Result<()> {
     Ok(())
 }
 
-/// Prepares `state_dir` (certificates, secret, tokens, a writable catalog) and returns
-/// the configuration and the gateway to run inside `jiancha up`.
-pub fn up_gateway(mut config: Config, state_dir: &Path) -> Result<(Config, Extra)> {
+/// Prepares `state_dir` (certificates, secret, tokens, query-code secret, a writable
+/// catalog) and returns the configuration, the gateway to run inside `jiancha up` (it
+/// sends its address on `addr` once it listens) and the local set-up.
+pub fn up_gateway(
+    mut config: Config,
+    state_dir: &Path,
+    addr: tokio::sync::oneshot::Sender<std::net::SocketAddr>,
+) -> Result<(Config, Extra, jiancha_platform::local::LocalSetup)> {
     let (catalog, _) = jiancha_platform::rules::load_rules(config.catalog.as_ref(), &config.calendar_files())?;
     let mut departments: Vec<&str> = catalog.services().iter().map(|s| &*s.department).collect();
     departments.sort();
@@ -214,6 +219,12 @@ pub fn up_gateway(mut config: Config, state_dir: &Path) -> Result<(Config, Extra
         let file = state_dir.join("catalog.toml");
         std::fs::write(&file, jiancha_platform::rules::DEMO_CATALOG).with_context(|| format!("writing {}", file.display()))?;
         config.catalog = Some(file);
+    }
+    if config.query_code_secret_file.is_none() {
+        let file = state_dir.join("query-code.secret");
+        jiancha_platform::files::write_private(&file, crate::console::random_secret()?.as_bytes())
+            .with_context(|| format!("writing {}", file.display()))?;
+        config.query_code_secret_file = Some(file);
     }
     if config.calendar_dir.is_none() {
         let dir = state_dir.join("calendars");
@@ -232,6 +243,7 @@ pub fn up_gateway(mut config: Config, state_dir: &Path) -> Result<(Config, Extra
         g.auth.algorithm = "HS256".into();
         g.auth.audience = Some(jiancha_platform::local::LOCAL_AUDIENCE.into());
     }
+    let returned = setup.clone();
     let extra: Extra = Box::new(move |mut config: Config, shutdown| {
         Box::pin(async move {
             let gateway = match jiancha_gateway::start(config.clone(), shutdown.clone()).await {
@@ -247,6 +259,7 @@ pub fn up_gateway(mut config: Config, state_dir: &Path) -> Result<(Config, Extra
                 }
             };
             println!("grpc: {}", gateway.addr);
+            let _ = addr.send(gateway.addr);
             println!("grpc tls: CA {} (server certificate for localhost and 127.0.0.1)", setup.ca_cert.display());
             for (role, department, file) in &setup.tokens {
                 if department.is_none() || department.as_deref() == Some("SCJG") {
@@ -261,5 +274,5 @@ pub fn up_gateway(mut config: Config, state_dir: &Path) -> Result<(Config, Extra
             gateway.wait().await.map_err(|e| e.to_string())
         })
     });
-    Ok((config, extra))
+    Ok((config, extra, returned))
 }

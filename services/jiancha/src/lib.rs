@@ -3,6 +3,7 @@
 //! workspace tests run the same CLI as a separate process.
 
 mod accountability;
+mod console;
 mod demo;
 mod grpc;
 mod live;
@@ -36,6 +37,8 @@ pub enum Command {
     Gateway(grpc::GatewayArgs),
     /// The accountability queue: cases from alerts, 督办, audit log, statistics, over gRPC.
     Accountability(accountability::ServeArgs),
+    /// The inspector console (web pages over the gRPC services); `console login` prints a login link.
+    Console(console::ConsoleArgs),
     /// The audit log of the accountability queue.
     Audit(accountability::AuditArgs),
     /// The performance report (绩效评估通报) of a month, quarter, year or range of days.
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Gateway(args) => grpc::gateway(args),
         Command::Token(args) => grpc::token(args),
         Command::Accountability(args) => accountability::serve(args),
+        Command::Console(args) => console::run(args),
         Command::Audit(args) => accountability::audit(args),
         Command::Report(args) => accountability::report(args),
         Command::Alerts(args) => live::alerts(args),

@@ -114,6 +114,9 @@ pub struct UpArgs {
     /// gRPC listen address.
     #[arg(long, default_value = "127.0.0.1:50051")]
     grpc_listen: String,
+    /// The console's listen address (a free port when taken).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    console_listen: String,
     #[command(flatten)]
     flags: MonitorFlags,
 }
@@ -121,9 +124,12 @@ pub struct UpArgs {
 pub fn up(args: UpArgs) -> Result<()> {
     let mut config = args.flags.config(None)?;
     config.grpc.listen = args.grpc_listen;
-    let (config, gateway) = crate::grpc::up_gateway(config, &args.state_dir)?;
-    let (config, accountability) = crate::accountability::up_accountability(config, &args.state_dir)?;
-    runtime()?.block_on(crate::up::up(config, args.kafka_bootstrap, !args.no_simulator, vec![gateway, accountability]))?;
+    let (gateway_addr, gateway_ready) = tokio::sync::oneshot::channel();
+    let (accountability_addr, accountability_ready) = tokio::sync::oneshot::channel();
+    let (config, gateway, setup) = crate::grpc::up_gateway(config, &args.state_dir, gateway_addr)?;
+    let (config, accountability) = crate::accountability::up_accountability(config, &args.state_dir, accountability_addr)?;
+    let (config, console) = crate::console::up_console(config, &args.state_dir, &setup, args.console_listen, gateway_ready, accountability_ready)?;
+    runtime()?.block_on(crate::up::up(config, args.kafka_bootstrap, !args.no_simulator, vec![gateway, accountability, console]))?;
     Ok(())
 }
 
