@@ -187,7 +187,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/progress", get(pages::public::page).post(pages::public::query))
         .route("/login", get(pages::login::page))
         .route("/login/link", get(pages::login::link))
-        .route("/login/continue", get(pages::login::resume))
         .route("/logout", post(pages::login::logout))
         .route("/auth/oidc/start", get(pages::login::oidc_start))
         .route("/auth/oidc/callback", get(pages::login::oidc_callback))

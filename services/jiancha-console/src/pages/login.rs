@@ -72,7 +72,9 @@ fn logged_in(app: &App, ctx_headers: &HeaderMap, user: User, next: &str) -> Resp
     let mut response = html(frame(&ctx, ctx.t("登录成功", "Logged in"), body));
     let h = response.headers_mut();
     h.append(header::SET_COOKIE, set_cookie(app, session::COOKIE, &id, None));
-    h.append(header::SET_COOKIE, set_cookie(app, OIDC_STATE, "", Some(0)));
+    if let Ok(v) = format!("{OIDC_STATE}=; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0").parse() {
+        h.append(header::SET_COOKIE, v);
+    }
     if let Ok(v) = format!("0;url={next}").parse() {
         h.insert("refresh", v);
     }
@@ -110,11 +112,6 @@ pub async fn link(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Que
     };
     let user = User { subject: claims.sub, name, role: claims.role, department: claims.department };
     logged_in(&app, &headers, user, &q.next)
-}
-
-/// Kept for links that point at it: goes home.
-pub async fn resume() -> Redirect {
-    Redirect::to("/")
 }
 
 /// The logout form's target.

@@ -95,7 +95,7 @@ pub async fn page(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<
 }
 
 fn label(r: &StatsRow) -> String {
-    if r.name.is_empty() { r.key.clone() } else { format!("{} {}", r.key, r.name) }
+    if r.name.is_empty() || r.name == r.key { r.key.clone() } else { format!("{} {}", r.key, r.name) }
 }
 
 /// The on-time rate of a department (or of all rows together), None without decisions.
