@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The console's page times under load: starts `jiancha up` (embedded broker, no
+# simulator), publishes N simulated items submitted over the last weeks (what has
+# happened by now), waits until the monitor and the accountability queue are done with
+# them, then runs console-load (every page, --requests times) and the live-board soak.
+#   ./loadtests/run-console.sh [--items 100000] [--requests 30] [--board-minutes 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+items=100000
+requests=30
+board_minutes=10
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --items) items=$2; shift 2 ;;
+        --requests) requests=$2; shift 2 ;;
+        --board-minutes) board_minutes=$2; shift 2 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+cargo build --release -q -p jiancha --bin jiancha
+cargo build --release -q -p jiancha-loadtest --bin console-load
+J=target/release/jiancha
+dir=$(mktemp -d)
+pid=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+printf 'metrics_listen = "127.0.0.1:0"\n[accountability]\nlisten = "127.0.0.1:0"\n' > "$dir/jiancha.toml"
+"$J" up --no-simulator --state-dir "$dir/state" --config "$dir/jiancha.toml" --grpc-listen 127.0.0.1:0 \
+    --console-listen 127.0.0.1:0 > "$dir/up.out" 2> "$dir/up.log" &
+pid=$!
+for _ in $(seq 120); do grep -q '^console: ' "$dir/up.out" && break; sleep 1; done
+bootstrap=$(sed -n 's/^kafka bootstrap: //p' "$dir/up.out")
+console=$(sed -n 's/^console: //p' "$dir/up.out")
+echo "console $console, broker $bootstrap"
+
+first_day=$(date -d '-45 days' +%F)
+"$J" simulate --catalog deploy/demo/catalog.toml --items "$items" --seed 11 --first-day "$first_day" --spread-days 30 > "$dir/all.jsonl"
+# What has happened by now (the rest lies in the future of these items).
+python3 - "$dir/all.jsonl" "$dir/events.jsonl" <<'PY'
+import json, sys, datetime
+now = datetime.datetime.now(datetime.timezone.utc)
+with open(sys.argv[1]) as src, open(sys.argv[2], "w") as out:
+    for line in src:
+        try:
+            e = json.loads(line)
+            at = datetime.datetime.fromisoformat(e.get("received_at") or e["occurred_at"])
+        except Exception:
+            continue
+        if at <= now:
+            out.write(line)
+PY
+echo "events: $(wc -l < "$dir/events.jsonl") of $(wc -l < "$dir/all.jsonl") have happened by now"
+started=$(date +%s)
+"$J" produce --kafka-bootstrap "$bootstrap" --file "$dir/events.jsonl" --skip-invalid
+# Done when the alert topic stops growing for 20 s.
+last=-1
+while :; do
+    n=$("$J" alerts --kafka-bootstrap "$bootstrap" --idle-exit 20s | wc -l)
+    [ "$n" -eq "$last" ] && break
+    last=$n
+done
+echo "alert updates: $last (monitor done after $(( $(date +%s) - started )) s)"
+sleep 30   # the accountability queue turns the last alerts into cases
+link=$("$J" console login --role INSPECTOR --state-dir "$dir/state")
+target/release/console-load --link "$link" --requests "$requests" --count
+echo "resident memory of the up process: $(ps -o rss= -p "$pid" | awk '{printf "%.0f MiB", $1/1024}')"
+if [ "$board_minutes" -gt 0 ]; then
+    link=$("$J" console login --role INSPECTOR --state-dir "$dir/state")
+    node loadtests/console-board.mjs "$link" "$board_minutes" "$J" "$bootstrap"
+fi
