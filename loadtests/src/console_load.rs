@@ -89,10 +89,18 @@ async fn main() -> Result<()> {
     if args.count {
         let started = Instant::now();
         let (items, pages, slowest) = walk(&get, "/items", "/items/").await?;
-        println!("items: {items} in {pages} pages, slowest page {:.1} ms, {:.1} s in all", slowest.as_secs_f64() * 1000.0, started.elapsed().as_secs_f64());
+        println!(
+            "items: {items} in {pages} pages, slowest page {:.1} ms, {:.1} s in all",
+            slowest.as_secs_f64() * 1000.0,
+            started.elapsed().as_secs_f64()
+        );
         let started = Instant::now();
         let (cases, pages, slowest) = walk(&get, "/cases", "/cases/").await?;
-        println!("cases: {cases} in {pages} pages, slowest page {:.1} ms, {:.1} s in all", slowest.as_secs_f64() * 1000.0, started.elapsed().as_secs_f64());
+        println!(
+            "cases: {cases} in {pages} pages, slowest page {:.1} ms, {:.1} s in all",
+            slowest.as_secs_f64() * 1000.0,
+            started.elapsed().as_secs_f64()
+        );
     }
     let (_, items) = get("/items".into()).await?;
     let item = first_link(&items, "/items/").context("no item listed: load the system first")?;

@@ -56,8 +56,10 @@ impl Backends {
     /// Lazily connected channels from `config.console`.
     pub fn new(config: &Config) -> Result<Backends, String> {
         let c = &config.console;
-        let key_file =
-            c.signing_key_file.as_ref().ok_or("console.signing_key_file is required: the console signs the tokens it calls the services with")?;
+        let key_file = c
+            .signing_key_file
+            .as_ref()
+            .ok_or("console.signing_key_file is required: the console signs the tokens it calls the services with")?;
         let key = std::fs::read(key_file).map_err(|e| format!("console.signing_key_file {}: {e}", key_file.display()))?;
         // Sign once now, so that a wrong key is a start-up error and not a broken page.
         let probe = TokenRequest {

@@ -94,7 +94,12 @@ impl Console {
 
     /// A one-time login link for a local user.
     pub fn login_link(&self, role: jiancha_platform::auth::Role, department: Option<&str>) -> Result<String, String> {
-        login_link(&self.url, self.app.link_secret.as_deref().ok_or("login links are off (console.login_link_secret_file)")?, role, department)
+        login_link(
+            &self.url,
+            self.app.link_secret.as_deref().ok_or("login links are off (console.login_link_secret_file)")?,
+            role,
+            department,
+        )
     }
 }
 
@@ -269,10 +274,14 @@ impl FromRequestParts<Arc<App>> for Auth {
             return Err((StatusCode::UNAUTHORIZED, "登录已失效，请重新登录 / The session has ended; log in again").into_response());
         };
         if parts.method != Method::GET && parts.method != Method::HEAD {
-            let cross = parts.headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|v| v == "cross-site" || v == "same-site");
+            let cross =
+                parts.headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|v| v == "cross-site" || v == "same-site");
             let origin_ok = match parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
                 None => true,
-                Some(o) => o == app.public_url || parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).is_some_and(|h| o.ends_with(&format!("//{h}"))),
+                Some(o) => {
+                    o == app.public_url
+                        || parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).is_some_and(|h| o.ends_with(&format!("//{h}")))
+                }
             };
             if cross || !origin_ok {
                 return Err((StatusCode::FORBIDDEN, "跨站请求被拒绝 / Cross-site request refused").into_response());
@@ -283,11 +292,11 @@ impl FromRequestParts<Arc<App>> for Auth {
 }
 
 impl Auth {
-    /// FORBIDDEN unless the form's CSRF token is the session's.
-    pub fn check_csrf(&self, given: &str) -> Result<(), Response> {
+    /// The FORBIDDEN answer when the form's CSRF token is not the session's.
+    pub fn refuse_csrf(&self, given: &str) -> Option<Response> {
         let want = self.0.csrf.as_bytes();
         let ok = given.len() == want.len() && given.bytes().zip(want).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
-        if ok { Ok(()) } else { Err((StatusCode::FORBIDDEN, "表单已过期，请刷新后重试 / The form has expired; reload and try again").into_response()) }
+        (!ok).then(|| (StatusCode::FORBIDDEN, "表单已过期，请刷新后重试 / The form has expired; reload and try again").into_response())
     }
 }
 
@@ -308,3 +317,90 @@ pub fn user(ctx: &Ctx) -> &User {
 
 /// The state extractor, re-exported for the pages.
 pub type AppState = State<Arc<App>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiancha_platform::auth::Role;
+
+    /// A console whose services are unreachable: what it decides alone (login, sessions,
+    /// CSRF, headers, redirects) is testable without them.
+    async fn console() -> (Console, watch::Sender<bool>) {
+        let dir = std::env::temp_dir().join(format!("jiancha-console-unit-{}-{}", std::process::id(), session::random_hex(4)));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("signing.secret"), "0123456789abcdef0123456789abcdef").unwrap();
+        std::fs::write(dir.join("link.secret"), "fedcba9876543210fedcba9876543210").unwrap();
+        let mut config = Config::default();
+        config.console.listen = "127.0.0.1:0".into();
+        config.console.gateway = "http://127.0.0.1:9".into();
+        config.console.accountability = "http://127.0.0.1:9".into();
+        config.console.signing_key_file = Some(dir.join("signing.secret"));
+        config.console.login_link_secret_file = Some(dir.join("link.secret"));
+        let (stop, shutdown) = watch::channel(false);
+        (start(config, shutdown).await.unwrap(), stop)
+    }
+
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    }
+
+    #[tokio::test]
+    async fn pages_behind_login_send_to_the_login_page_and_changes_need_a_session() {
+        let (c, _stop) = console().await;
+        let r = client().get(format!("{}/cases?status=CASE_OPEN", c.url)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(r.headers()["location"], "/login?next=/cases%3Fstatus%3DCASE_OPEN");
+        let csp = r.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        let r = client().post(format!("{}/cases/1/resolve", c.url)).form(&[("csrf", "x")]).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = client().get(format!("{}/progress", c.url)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "the public page needs no login");
+        let r = client().get(format!("{}/assets/console.js", c.url)).send().await.unwrap();
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    }
+
+    #[tokio::test]
+    async fn a_login_link_opens_one_session_once_and_logout_needs_the_csrf_token() {
+        let (c, _stop) = console().await;
+        let link = c.login_link(Role::Department, Some("SCJG")).unwrap();
+        let r = client().get(format!("{link}&next=//evil.example/x")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("Secure"), "{cookie}");
+        assert_eq!(r.headers()["refresh"], "0;url=/", "no open redirect to another site");
+        let session = cookie.split(';').next().unwrap().to_owned();
+        let again = client().get(&link).send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::UNAUTHORIZED, "a link works once");
+        assert!(again.text().await.unwrap().contains("已使用过"));
+        let forged = client().get(format!("{}/login/link?token=forged.token.here", c.url)).send().await.unwrap();
+        assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+
+        let r = client().post(format!("{}/logout", c.url)).header("cookie", &session).form(&[("csrf", "wrong")]).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let csrf = c.app.sessions.touch(session.trim_start_matches("jiancha_session=")).unwrap().1;
+        let cross = client()
+            .post(format!("{}/logout", c.url))
+            .header("cookie", &session)
+            .header("origin", "https://evil.example")
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cross.status(), StatusCode::FORBIDDEN, "a change from another origin is refused");
+        let r =
+            client().post(format!("{}/logout", c.url)).header("cookie", &session).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert!(c.app.sessions.is_empty(), "logout ends the session");
+    }
+
+    #[test]
+    fn cookies_are_read_from_every_cookie_header() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1; lang=en"));
+        h.append(header::COOKIE, HeaderValue::from_static("jiancha_session=abc"));
+        assert_eq!(cookie(&h, "lang"), Some("en"));
+        assert_eq!(cookie(&h, session::COOKIE), Some("abc"));
+        assert_eq!(cookie(&h, "missing"), None);
+    }
+}

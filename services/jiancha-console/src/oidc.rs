@@ -122,7 +122,8 @@ impl Oidc {
             self.sweep();
         }
         self.pending.insert(state.clone(), Pending { nonce: nonce.clone(), verifier, next: next.to_owned(), created: Instant::now() });
-        let mut url = reqwest::Url::parse(&d.authorization_endpoint).map_err(|e| LoginError::Provider(format!("authorization_endpoint: {e}")))?;
+        let mut url =
+            reqwest::Url::parse(&d.authorization_endpoint).map_err(|e| LoginError::Provider(format!("authorization_endpoint: {e}")))?;
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", &self.config.client_id)

@@ -80,3 +80,19 @@ pub fn line(title: &str, points: &[(String, Option<f64>)], max: f64) -> String {
     s.push_str("</svg>");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_carry_their_values_and_escape_labels() {
+        let s = bars("得分", &[("1 <SCJG>".into(), 80.0, "80.0".into()), ("2 ZRZY".into(), 40.0, "40.0".into())], 100.0);
+        assert!(s.contains("&lt;SCJG&gt;") && !s.contains("<SCJG>"));
+        assert!(s.contains(">80.0<") && s.contains(">40.0<"));
+        assert!(s.contains(r#"role="img""#));
+        let l = line("按时办结率", &[("26-01".into(), Some(50.0)), ("26-02".into(), None), ("26-03".into(), Some(100.0))], 100.0);
+        assert_eq!(l.matches("<circle").count(), 2, "months without data have no point");
+        assert!(l.contains("<path"));
+    }
+}

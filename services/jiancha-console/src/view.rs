@@ -311,3 +311,32 @@ pub fn raw(s: String) -> PreEscaped<String> {
 pub fn notice(kind: &str, text: &str) -> Markup {
     html! { div class={"notice " (kind)} role=(if kind == "error" { "alert" } else { "status" }) { (text) } }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_show_the_display_zone_and_the_weekday() {
+        assert_eq!(fmt_time("2026-12-03T01:30:00Z", chrono_tz::Asia::Shanghai, Lang::Zh), "2026-12-03 周四 09:30");
+        assert_eq!(fmt_time("2026-12-06T23:30:00+08:00", chrono_tz::Asia::Shanghai, Lang::En), "2026-12-06 Sun 23:30");
+        assert_eq!(fmt_time("not a time", chrono_tz::Asia::Shanghai, Lang::Zh), "not a time");
+    }
+
+    #[test]
+    fn levels_are_words_not_only_colours() {
+        assert_eq!(level_label(3, Lang::Zh), "红牌");
+        assert_eq!(level_label(2, Lang::Zh), "黄牌");
+        assert_eq!(level_label(1, Lang::Zh), "预警");
+        let badge = level_badge(3, Lang::En).into_string();
+        assert!(badge.contains("lv-red") && badge.contains("Red card"), "{badge}");
+    }
+
+    #[test]
+    fn derivations_are_split_into_steps_and_escaped() {
+        let d = derivation("起算：受理；法定时限20个工作日；期限届满：<b>。").into_string();
+        assert_eq!(d.matches("<li>").count(), 3);
+        assert!(d.contains("&lt;b&gt;"), "{d}");
+        assert_eq!(urlencode("SCJG 1/办"), "SCJG%201/%E5%8A%9E");
+    }
+}

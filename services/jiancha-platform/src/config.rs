@@ -669,7 +669,7 @@ impl Config {
                 rule: "an IANA time zone such as \"Asia/Shanghai\"",
             });
         }
-        if !(self.console.public_queries_per_minute > 0.0) {
+        if self.console.public_queries_per_minute.is_nan() || self.console.public_queries_per_minute <= 0.0 {
             return Err(ConfigError::Invalid {
                 key: "console.public_queries_per_minute",
                 value: self.console.public_queries_per_minute.to_string(),
@@ -677,7 +677,9 @@ impl Config {
             });
         }
         if let Some(oidc) = &self.console.oidc
-            && !(oidc.issuer.starts_with("https://") || oidc.issuer.starts_with("http://127.0.0.1") || oidc.issuer.starts_with("http://localhost"))
+            && !(oidc.issuer.starts_with("https://")
+                || oidc.issuer.starts_with("http://127.0.0.1")
+                || oidc.issuer.starts_with("http://localhost"))
         {
             return Err(ConfigError::Invalid {
                 key: "console.oidc.issuer",

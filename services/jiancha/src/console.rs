@@ -144,7 +144,9 @@ pub fn up_console(
             println!("console: {}/", console.url);
             for (role, department) in [(Role::Inspector, None), (Role::Department, Some("SCJG"))] {
                 match console.login_link(role, department) {
-                    Ok(link) => println!("console login {}{}: {link}", role.as_str(), department.map(|d| format!(" {d}")).unwrap_or_default()),
+                    Ok(link) => {
+                        println!("console login {}{}: {link}", role.as_str(), department.map(|d| format!(" {d}")).unwrap_or_default())
+                    }
                     Err(e) => eprintln!("jiancha: no console login link: {e}"),
                 }
             }

@@ -128,7 +128,8 @@ pub fn up(args: UpArgs) -> Result<()> {
     let (accountability_addr, accountability_ready) = tokio::sync::oneshot::channel();
     let (config, gateway, setup) = crate::grpc::up_gateway(config, &args.state_dir, gateway_addr)?;
     let (config, accountability) = crate::accountability::up_accountability(config, &args.state_dir, accountability_addr)?;
-    let (config, console) = crate::console::up_console(config, &args.state_dir, &setup, args.console_listen, gateway_ready, accountability_ready)?;
+    let (config, console) =
+        crate::console::up_console(config, &args.state_dir, &setup, args.console_listen, gateway_ready, accountability_ready)?;
     runtime()?.block_on(crate::up::up(config, args.kafka_bootstrap, !args.no_simulator, vec![gateway, accountability, console]))?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! per level and per department, an opt-in sound and desktop notice for red cards.
 
 use super::{grpc_error, options};
-use crate::view::{Ctx, kind_label, level_label, frame};
+use crate::view::{Ctx, frame, kind_label, level_label};
 use crate::{App, Auth, html};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -40,9 +40,7 @@ fn kind_of(name: &str) -> AlertKind {
 
 /// Every alert kind with its label, for the filter.
 pub fn kinds(ctx: &Ctx) -> Vec<(&'static str, &'static str)> {
-    (1..=18)
-        .filter_map(|k| AlertKind::try_from(k).ok().map(|kind| (kind.as_str_name(), kind_label(k, ctx.lang))))
-        .collect()
+    (1..=18).filter_map(|k| AlertKind::try_from(k).ok().map(|kind| (kind.as_str_name(), kind_label(k, ctx.lang)))).collect()
 }
 
 /// The board.
@@ -119,41 +117,46 @@ pub async fn events(State(app): State<Arc<App>>, Auth(ctx): Auth, headers: Heade
     let service = f.service.clone();
     let guard = StreamGuard;
     let today = chrono::Utc::now().with_timezone(&tz).date_naive();
-    let hello = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(Event::default().event("hello").data(today.to_string())) });
-    let updates = stream
-        .take_while(|r| futures::future::ready(r.is_ok()))
-        .filter_map(move |r| {
-            let _keep = &guard;
-            let out = r.ok().and_then(|u| {
-                let a = u.alert?;
-                if !service.is_empty() && a.service_code.as_deref() != Some(service.as_str()) {
-                    return None;
+    let hello =
+        futures::stream::once(async move { Ok::<_, std::convert::Infallible>(Event::default().event("hello").data(today.to_string())) });
+    let updates = stream.take_while(|r| futures::future::ready(r.is_ok())).filter_map(move |r| {
+        let _keep = &guard;
+        let out = r.ok().and_then(|u| {
+            let a = u.alert?;
+            if !service.is_empty() && a.service_code.as_deref() != Some(service.as_str()) {
+                return None;
+            }
+            let triggered = DateTime::<FixedOffset>::parse_from_rfc3339(&a.triggered_at).ok()?.with_timezone(&tz);
+            let zh = lang == crate::view::Lang::Zh;
+            let (message, derivation) = match (a.message, a.derivation) {
+                (Some(m), Some(d)) => {
+                    if zh {
+                        (m.zh, d.zh)
+                    } else {
+                        (m.en, d.en)
+                    }
                 }
-                let triggered = DateTime::<FixedOffset>::parse_from_rfc3339(&a.triggered_at).ok()?.with_timezone(&tz);
-                let zh = lang == crate::view::Lang::Zh;
-                let (message, derivation) = match (a.message, a.derivation) {
-                    (Some(m), Some(d)) => if zh { (m.zh, d.zh) } else { (m.en, d.en) },
-                    (m, d) => (m.map(|m| m.zh).unwrap_or_default(), d.map(|d| d.zh).unwrap_or_default()),
-                };
-                let data = serde_json::json!({
-                    "id": a.alert_id,
-                    "retracted": a.status == AlertStatus::Retracted as i32,
-                    "state": crate::view::alert_status_label(a.status, lang),
-                    "level": Level::try_from(a.level).unwrap_or(Level::Unspecified).as_str_name(),
-                    "level_label": level_label(a.level, lang),
-                    "kind": kind_label(a.kind as i32, lang),
-                    "item": a.item_id,
-                    "department": a.department_code,
-                    "service": a.service_code,
-                    "when": crate::view::fmt_time(&a.triggered_at, tz, lang),
-                    "day": triggered.date_naive().to_string(),
-                    "message": message,
-                    "derivation": derivation.split('；').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>(),
-                });
-                Some(Ok(Event::default().event("alert").id(u.cursor).data(data.to_string())))
+                (m, d) => (m.map(|m| m.zh).unwrap_or_default(), d.map(|d| d.zh).unwrap_or_default()),
+            };
+            let data = serde_json::json!({
+                "id": a.alert_id,
+                "retracted": a.status == AlertStatus::Retracted as i32,
+                "state": crate::view::alert_status_label(a.status, lang),
+                "level": Level::try_from(a.level).unwrap_or(Level::Unspecified).as_str_name(),
+                "level_label": level_label(a.level, lang),
+                "kind": kind_label(a.kind, lang),
+                "item": a.item_id,
+                "department": a.department_code,
+                "service": a.service_code,
+                "when": crate::view::fmt_time(&a.triggered_at, tz, lang),
+                "day": triggered.date_naive().to_string(),
+                "message": message,
+                "derivation": derivation.split('；').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>(),
             });
-            futures::future::ready(out)
+            Some(Ok(Event::default().event("alert").id(u.cursor).data(data.to_string())))
         });
+        futures::future::ready(out)
+    });
     Sse::new(hello.chain(updates)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
 }
 

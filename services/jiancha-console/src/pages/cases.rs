@@ -2,7 +2,7 @@
 //! service decides who may do what; the page only offers what the role can do.
 
 use super::{grpc_error, options, query_string};
-use crate::view::{self, Ctx, case_status_label, derivation, disposition_label, kind_label, level_badge, frame};
+use crate::view::{self, Ctx, case_status_label, derivation, disposition_label, frame, kind_label, level_badge};
 use crate::{App, Auth, html};
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -116,9 +116,7 @@ pub async fn list(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<
         nav class="pager" aria-label=(ctx.t("翻页", "Pages")) {
             @if !q.page.is_empty() { a href={"/cases" (query_string(&filters))} { (ctx.t("第一页", "First page")) } }
             @if !response.next_page_token.is_empty() {
-                @let mut next = filters.to_vec();
-                @let _ = next.push(("page", response.next_page_token.as_str()));
-                a href={"/cases" (query_string(&next))} rel="next" { (ctx.t("下一页", "Next page")) }
+                a href={"/cases" (query_string(&[filters.as_slice(), &[("page", response.next_page_token.as_str())]].concat()))} rel="next" { (ctx.t("下一页", "Next page")) }
             }
         }
     };
@@ -138,9 +136,8 @@ pub async fn case(State(app): State<Arc<App>>, Auth(ctx): Auth, Path(id): Path<S
     let Some(c) = detail.case else { return grpc_error(&ctx, &tonic::Status::not_found("no such case")) };
     let resolved = c.status == CaseStatus::CaseResolved as i32;
     let en = ctx.lang == view::Lang::En;
-    let dispositions: Vec<(&str, &str)> = (1..=6)
-        .filter_map(|d| Disposition::try_from(d).ok().map(|x| (x.as_str_name(), disposition_label(d, ctx.lang))))
-        .collect();
+    let dispositions: Vec<(&str, &str)> =
+        (1..=6).filter_map(|d| Disposition::try_from(d).ok().map(|x| (x.as_str_name(), disposition_label(d, ctx.lang)))).collect();
     let body = html! {
         p class="badges" { (level_badge(c.level, ctx.lang)) " " strong { (kind_label(c.kind, ctx.lang)) } (badges(&ctx, &c))
             " " span class="tag" { (case_status_label(c.status, ctx.lang)) } }
@@ -253,9 +250,14 @@ pub struct ActionForm {
 }
 
 /// A case action: reply, assign, comment or resolve.
-pub async fn act(State(app): State<Arc<App>>, auth: Auth, Path((id, action)): Path<(String, String)>, Form(f): Form<ActionForm>) -> Response {
-    if let Err(r) = auth.check_csrf(&f.csrf) {
-        return r;
+pub async fn act(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    Path((id, action)): Path<(String, String)>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if let Some(refused) = auth.refuse_csrf(&f.csrf) {
+        return refused;
     }
     let ctx = auth.0;
     let Ok(case_id) = id.parse::<i64>() else { return (StatusCode::NOT_FOUND, "no such case").into_response() };

@@ -2,7 +2,7 @@
 //! at its line and field, preview which deadlines a change moves, then apply it.
 
 use super::grpc_error;
-use crate::view::{self, Ctx, kind_label, level_badge, frame};
+use crate::view::{self, Ctx, frame, kind_label, level_badge};
 use crate::{App, Auth, html};
 use axum::Form;
 use axum::extract::State;
@@ -108,7 +108,8 @@ fn outcome_view(ctx: &Ctx, outcome: &Outcome) -> Markup {
                 .get_details_bad_request()
                 .map(|b| b.field_violations.into_iter().map(|v| (v.field, v.description)).collect())
                 .unwrap_or_default();
-            let lines: Vec<usize> = violations.iter().filter_map(|(f, d)| line_of(f).or_else(|| line_of(d))).chain(line_of(status.message())).collect();
+            let lines: Vec<usize> =
+                violations.iter().filter_map(|(f, d)| line_of(f).or_else(|| line_of(d))).chain(line_of(status.message())).collect();
             html! {
                 div class="notice error" role="alert" {
                     p { strong { (ctx.t("未通过校验，未作任何更改：", "Not valid; nothing was changed: ")) } (status.message()) }
@@ -147,8 +148,8 @@ fn outcome_view(ctx: &Ctx, outcome: &Outcome) -> Markup {
 
 /// Preview or apply a change.
 pub async fn change(State(app): State<Arc<App>>, auth: Auth, Form(f): Form<ChangeForm>) -> Response {
-    if let Err(r) = auth.check_csrf(&f.csrf) {
-        return r;
+    if let Some(refused) = auth.refuse_csrf(&f.csrf) {
+        return refused;
     }
     let ctx = auth.0;
     let mut client = app.backends.catalog(ctx.user());
@@ -158,13 +159,19 @@ pub async fn change(State(app): State<Arc<App>>, auth: Auth, Form(f): Form<Chang
             client.replace_catalog(ReplaceCatalogRequest { toml: f.toml.clone(), expected_version: f.version.clone() }).await.map(|_| ())
         } else {
             client
-                .replace_calendar(ReplaceCalendarRequest { name: f.target.clone(), toml: f.toml.clone(), expected_version: f.version.clone() })
+                .replace_calendar(ReplaceCalendarRequest {
+                    name: f.target.clone(),
+                    toml: f.toml.clone(),
+                    expected_version: f.version.clone(),
+                })
                 .await
                 .map(|_| ())
         };
         return match result {
             Ok(()) => Redirect::to("/catalog").into_response(),
-            Err(status) if matches!(status.code(), tonic::Code::InvalidArgument | tonic::Code::Aborted | tonic::Code::FailedPrecondition) => {
+            Err(status)
+                if matches!(status.code(), tonic::Code::InvalidArgument | tonic::Code::Aborted | tonic::Code::FailedPrecondition) =>
+            {
                 render(&app, &ctx, Some(Outcome::Refused(f, status))).await
             }
             Err(status) => grpc_error(&ctx, &status),

@@ -3,7 +3,7 @@
 
 use super::{grpc_error, options, query_string};
 use crate::svg::esc;
-use crate::view::{self, Ctx, derivation, item_status_label, kind_label, level_badge, frame};
+use crate::view::{self, Ctx, derivation, frame, item_status_label, kind_label, level_badge};
 use crate::{App, Auth, html};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -24,8 +24,11 @@ use std::time::Instant;
 #[derive(Debug)]
 pub struct Rules {
     config: Config,
-    cached: RwLock<Option<(Instant, Arc<Catalog>, Arc<Calendars>)>>,
+    cached: RwLock<Option<Loaded>>,
 }
+
+/// Rules as read, and when.
+type Loaded = (Instant, Arc<Catalog>, Arc<Calendars>);
 
 impl Rules {
     /// Rules of `config`.
@@ -35,12 +38,16 @@ impl Rules {
 
     /// The calendar of a service (the default one when unknown).
     pub fn calendar(&self, service: Option<&str>) -> Arc<Calendar> {
-        let fresh = self.cached.read().ok().and_then(|c| c.as_ref().filter(|(at, ..)| at.elapsed().as_secs() < 30).map(|(_, a, b)| (a.clone(), b.clone())));
+        let fresh = self
+            .cached
+            .read()
+            .ok()
+            .and_then(|c| c.as_ref().filter(|(at, ..)| at.elapsed().as_secs() < 30).map(|(_, a, b)| (a.clone(), b.clone())));
         let (catalog, calendars) = match fresh {
             Some(x) => x,
             None => {
-                let (catalog, calendars) =
-                    jiancha_platform::rules::load_rules(self.config.catalog.as_ref(), &self.config.calendar_files()).unwrap_or_else(|e| {
+                let (catalog, calendars) = jiancha_platform::rules::load_rules(self.config.catalog.as_ref(), &self.config.calendar_files())
+                    .unwrap_or_else(|e| {
                         tracing::warn!(error = %e, "The console could not load the catalog; the axis uses the built-in calendar");
                         (Arc::new(Catalog::empty()), Calendars::builtin())
                     });
@@ -152,9 +159,7 @@ pub async fn list(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<
         nav class="pager" aria-label=(ctx.t("翻页", "Pages")) {
             @if !q.page.is_empty() { a href={"/items" (query_string(&filters))} { (ctx.t("第一页", "First page")) } }
             @if !response.next_page_token.is_empty() {
-                @let mut next = filters.to_vec();
-                @let _ = next.push(("page", response.next_page_token.as_str()));
-                a href={"/items" (query_string(&next))} rel="next" { (ctx.t("下一页", "Next page")) }
+                a href={"/items" (query_string(&[filters.as_slice(), &[("page", response.next_page_token.as_str())]].concat()))} rel="next" { (ctx.t("下一页", "Next page")) }
             }
         }
     };
@@ -240,7 +245,7 @@ fn clock_class(status: i32) -> &'static str {
     }
 }
 
-fn clock_label<'a>(ctx: &'a Ctx, status: i32) -> &'a str {
+fn clock_label(ctx: &Ctx, status: i32) -> &str {
     match ClockStatus::try_from(status).unwrap_or(ClockStatus::Unspecified) {
         ClockStatus::Running => ctx.t("计时中", "running"),
         ClockStatus::Paused => ctx.t("暂停", "paused"),
@@ -251,7 +256,7 @@ fn clock_label<'a>(ctx: &'a Ctx, status: i32) -> &'a str {
 }
 
 /// Event types in words.
-pub fn event_label<'a>(ctx: &'a Ctx, t: i32) -> &'a str {
+pub fn event_label(ctx: &Ctx, t: i32) -> &str {
     let name = jiancha_proto::v1::EventType::try_from(t).map(|t| t.as_str_name()).unwrap_or("");
     match name {
         "SUBMITTED" => ctx.t("申请", "Submitted"),
@@ -314,7 +319,9 @@ fn axis(ctx: &Ctx, t: &ItemTimeline, calendar: &Calendar, tz: Tz) -> String {
         let x = left + col * i as f64;
         let index = calendar.day_index(date);
         let (class, label) = match index {
-            Some(ix) if calendar.is_holiday(ix) => ("d-holiday", calendar.holiday_name(ix).map(|(zh, _)| zh.to_owned()).unwrap_or_default()),
+            Some(ix) if calendar.is_holiday(ix) => {
+                ("d-holiday", calendar.holiday_name(ix).map(|(zh, _)| zh.to_owned()).unwrap_or_default())
+            }
             Some(ix) if calendar.is_adjusted_working_day(ix) => ("d-adjusted", "调休上班".to_owned()),
             Some(ix) if !calendar.is_working_day(ix) => ("d-rest", ctx.t("休息日", "rest day").to_owned()),
             Some(_) => ("d-work", ctx.t("工作日", "working day").to_owned()),
@@ -352,7 +359,8 @@ fn axis(ctx: &Ctx, t: &ItemTimeline, calendar: &Calendar, tz: Tz) -> String {
     }
     // Row 0: events.
     let y0 = top + 4.0;
-    let _ = write!(s, r#"<text x="{}" y="{}" text-anchor="end" class="lbl">{}</text>"#, left - 6.0, y0 + 13.0, esc(ctx.t("事件", "Events")));
+    let _ =
+        write!(s, r#"<text x="{}" y="{}" text-anchor="end" class="lbl">{}</text>"#, left - 6.0, y0 + 13.0, esc(ctx.t("事件", "Events")));
     for e in &t.events {
         if let Some(at) = instant(&e.occurred_at, tz) {
             let x = x_of(at);
@@ -383,13 +391,20 @@ fn axis(ctx: &Ctx, t: &ItemTimeline, calendar: &Calendar, tz: Tz) -> String {
                 y2 = y + 19.0
             );
             if let Some(stop) = stop {
-                let _ = write!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="4" class="stop"><title>{}</title></circle>"#, x_of(stop), y + 8.0, esc(ctx.t("停止", "stopped")));
+                let _ = write!(
+                    s,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="4" class="stop"><title>{}</title></circle>"#,
+                    x_of(stop),
+                    y + 8.0,
+                    esc(ctx.t("停止", "stopped"))
+                );
             }
         }
     }
     // Last row: alerts.
     let y = top + row_h * (rows - 1) as f64 + 4.0;
-    let _ = write!(s, r#"<text x="{}" y="{:.1}" text-anchor="end" class="lbl">{}</text>"#, left - 6.0, y + 13.0, esc(ctx.t("告警", "Alerts")));
+    let _ =
+        write!(s, r#"<text x="{}" y="{:.1}" text-anchor="end" class="lbl">{}</text>"#, left - 6.0, y + 13.0, esc(ctx.t("告警", "Alerts")));
     for h in &t.history {
         if let Some(at) = instant(&h.triggered_at, tz) {
             let _ = write!(
@@ -407,7 +422,12 @@ fn axis(ctx: &Ctx, t: &ItemTimeline, calendar: &Calendar, tz: Tz) -> String {
     // Now.
     if let Some(now) = instant(&t.as_of, tz) {
         let x = x_of(now);
-        let _ = write!(s, r#"<line x1="{x:.1}" x2="{x:.1}" y1="20" y2="{:.1}" class="now"/><text x="{x:.1}" y="30" class="mini" text-anchor="middle">{}</text>"#, height - 8.0, esc(ctx.t("现在", "now")));
+        let _ = write!(
+            s,
+            r#"<line x1="{x:.1}" x2="{x:.1}" y1="20" y2="{:.1}" class="now"/><text x="{x:.1}" y="30" class="mini" text-anchor="middle">{}</text>"#,
+            height - 8.0,
+            esc(ctx.t("现在", "now"))
+        );
     }
     s.push_str("</svg>");
     s

@@ -100,11 +100,19 @@ pub async fn link(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Que
         Ok(c) => c,
         Err(e) => {
             tracing::info!(error = %e, "A login link was refused");
-            return refused(&app, &headers, lang.t("登录链接无效或已过期（有效期15分钟）。", "The login link is invalid or has expired (15 minutes)."));
+            return refused(
+                &app,
+                &headers,
+                lang.t("登录链接无效或已过期（有效期15分钟）。", "The login link is invalid or has expired (15 minutes)."),
+            );
         }
     };
     if !app.sessions.use_link(&claims.jti, claims.exp) {
-        return refused(&app, &headers, lang.t("该登录链接已使用过，每个链接只能使用一次。", "This login link was used already; each works once."));
+        return refused(
+            &app,
+            &headers,
+            lang.t("该登录链接已使用过，每个链接只能使用一次。", "This login link was used already; each works once."),
+        );
     }
     let name = match &claims.department {
         Some(d) => format!("{d} {}", lang.t("部门用户", "department user")),
@@ -123,8 +131,8 @@ pub struct LogoutForm {
 
 /// Ends the session.
 pub async fn logout(State(app): State<Arc<App>>, auth: Auth, headers: HeaderMap, Form(f): Form<LogoutForm>) -> Response {
-    if let Err(r) = auth.check_csrf(&f.csrf) {
-        return r;
+    if let Some(refused) = auth.refuse_csrf(&f.csrf) {
+        return refused;
     }
     if let Some(id) = cookie(&headers, session::COOKIE) {
         app.sessions.close(id);

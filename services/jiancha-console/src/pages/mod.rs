@@ -25,9 +25,13 @@ use tonic_types::StatusExt;
 pub fn grpc_error(ctx: &Ctx, status: &Status) -> Response {
     let (code, title) = match status.code() {
         Code::NotFound | Code::PermissionDenied => (StatusCode::NOT_FOUND, ctx.t("未找到或无权查看", "Not found, or not yours to see")),
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => (StatusCode::BAD_REQUEST, ctx.t("请求有误", "Invalid request")),
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            (StatusCode::BAD_REQUEST, ctx.t("请求有误", "Invalid request"))
+        }
         Code::Unauthenticated => return Redirect::to("/login").into_response(),
-        Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, ctx.t("请求过于频繁，请稍后再试", "Too many requests; try again shortly")),
+        Code::ResourceExhausted => {
+            (StatusCode::TOO_MANY_REQUESTS, ctx.t("请求过于频繁，请稍后再试", "Too many requests; try again shortly"))
+        }
         Code::Unavailable | Code::DeadlineExceeded => (StatusCode::SERVICE_UNAVAILABLE, ctx.t("服务暂不可用", "A service is unavailable")),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, ctx.t("服务出错", "A service failed")),
     };
@@ -62,11 +66,8 @@ pub async fn not_found(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri
 
 /// A list's filters, kept in the links of its pages.
 pub fn query_string(pairs: &[(&str, &str)]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", crate::view::urlencode(v)))
-        .collect();
+    let parts: Vec<String> =
+        pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={}", crate::view::urlencode(v))).collect();
     if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
 }
 

@@ -4,7 +4,7 @@
 //! item give the same answer, so the page tells nothing about items one cannot prove.
 
 use crate::session::User;
-use crate::view::{Ctx, item_status_label, frame};
+use crate::view::{Ctx, frame, item_status_label};
 use crate::{App, html, public_ctx};
 use axum::Form;
 use axum::extract::{ConnectInfo, State};
@@ -52,12 +52,18 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 }
 
 /// The answer.
-pub async fn query(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, Form(f): Form<ProgressForm>) -> Response {
+pub async fn query(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<ProgressForm>,
+) -> Response {
     let ctx = public_ctx(&app, &headers, "/progress");
     let title = ctx.t("办件进度查询", "Application progress");
     if app.public_limiter.try_take(&peer.ip().to_string(), 1.0).is_err() {
         metrics::counter!("jiancha_console_progress_queries_total", "result" => "rate_limited").increment(1);
-        let body = html! { (crate::view::notice("error", ctx.t("查询过于频繁，请一分钟后再试。", "Too many queries; try again in a minute."))) };
+        let body =
+            html! { (crate::view::notice("error", ctx.t("查询过于频繁，请一分钟后再试。", "Too many queries; try again in a minute."))) };
         return (StatusCode::TOO_MANY_REQUESTS, html(frame(&ctx, title, body))).into_response();
     }
     let Some(secret) = app.query_secret.as_deref() else {
@@ -71,7 +77,12 @@ pub async fn query(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<S
     let answer = if item.is_empty() || item.len() > 128 {
         Err(false)
     } else {
-        match app.backends.monitor(&reader).get_item(GetItemRequest { item_id: item.clone(), department_code: f.department.trim().to_owned() }).await {
+        match app
+            .backends
+            .monitor(&reader)
+            .get_item(GetItemRequest { item_id: item.clone(), department_code: f.department.trim().to_owned() })
+            .await
+        {
             Ok(t) => Ok(t.into_inner()),
             // Two departments use this id: the department on the receipt decides.
             Err(s) if s.code() == tonic::Code::InvalidArgument && f.department.trim().is_empty() => Err(true),
@@ -89,7 +100,8 @@ pub async fn query(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<S
         }
         _ => None,
     };
-    metrics::counter!("jiancha_console_progress_queries_total", "result" => if found.is_some() { "found" } else { "not_found" }).increment(1);
+    metrics::counter!("jiancha_console_progress_queries_total", "result" => if found.is_some() { "found" } else { "not_found" })
+        .increment(1);
     let body = match &found {
         Some(t) => progress(&ctx, t),
         None => html! {

@@ -115,11 +115,14 @@ fn csv_field(s: &str) -> String {
 pub async fn csv(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<StatsQuery>) -> Response {
     let period = if q.period.trim().is_empty() { this_month(&app).format("%Y-%m").to_string() } else { q.period.trim().to_owned() };
     let group_by = if q.group_by == "service" { "service" } else { "department" };
-    let report = match app.backends.stats(ctx.user()).get_stats(GetStatsRequest { period: period.clone(), group_by: group_by.into() }).await {
+    let report = match app.backends.stats(ctx.user()).get_stats(GetStatsRequest { period: period.clone(), group_by: group_by.into() }).await
+    {
         Ok(r) => r.into_inner(),
         Err(status) => return grpc_error(&ctx, &status),
     };
-    let mut out = String::from("\u{feff}排名,代码,名称,部门,得分,申请,受理,办结,按时办结,按时办结率,提前办结率,超承诺时限,超法定时限,平均用时,预警,黄牌,红牌\n");
+    let mut out = String::from(
+        "\u{feff}排名,代码,名称,部门,得分,申请,受理,办结,按时办结,按时办结率,提前办结率,超承诺时限,超法定时限,平均用时,预警,黄牌,红牌\n",
+    );
     for r in &report.rows {
         let fields = [
             r.rank.to_string(),
@@ -143,6 +146,9 @@ pub async fn csv(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<S
         out.push_str(&fields.join(","));
         out.push('\n');
     }
-    let file = format!("attachment; filename=\"jiancha-{}-{group_by}.csv\"", period.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"));
+    let file = format!(
+        "attachment; filename=\"jiancha-{}-{group_by}.csv\"",
+        period.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+    );
     ([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, file)], out).into_response()
 }
