@@ -5,6 +5,7 @@
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 
 const S = JSON.parse(process.env.JIANCHA_CONSOLE_TEST);
 const consoleOrigin = new URL(S.console).origin;
@@ -130,8 +131,15 @@ await cases.click('form[action$="/assign"] button');
 await cases.waitForURL(caseUrl);
 assert.match(await cases.locator('dl.facts').textContent(), /local-inspector/);
 await cases.fill('form[action$="/comment"] textarea', '请说明逾期原因');
+const evidence = Buffer.from('逾期情况说明 / evidence');
+await cases.setInputFiles('input.attach', { name: '情况说明.pdf', mimeType: 'application/pdf', buffer: evidence });
+await cases.waitForFunction(() => document.querySelector('input[name=attachments]').value !== '[]');
 await cases.click('form[action$="/comment"] button');
-await cases.locator('article.comment', { hasText: '请说明逾期原因' }).waitFor();
+const comment = cases.locator('article.comment', { hasText: '请说明逾期原因' });
+await comment.waitFor();
+const sha = createHash('sha256').update(evidence).digest('hex');
+assert.match(await comment.textContent(), /情况说明\.pdf/, 'the attachment is listed');
+assert.match(await comment.textContent(), new RegExp(sha.slice(0, 16)), 'with the SHA-256 computed in the browser');
 await shot(cases, '05-case');
 await cases.selectOption('select[name=disposition]', 'EFFICIENCY_WARNING');
 await cases.fill('form[action$="/resolve"] textarea[name=reason]', '超过法定时限未作决定');

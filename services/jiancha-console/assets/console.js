@@ -3,6 +3,20 @@
 // board open all day keeps its memory flat, and the opt-in red-card sound and notice.
 // Cards are built with textContent only: alert text is data, never markup.
 'use strict';
+// Attachments: the SHA-256, size and type of each chosen file, computed here, go in the
+// form's hidden `attachments` field; the file's content is not sent.
+for (const input of document.querySelectorAll('input.attach')) {
+  const field = input.form.querySelector('input[name=attachments]');
+  input.addEventListener('change', async () => {
+    const list = [];
+    for (const file of input.files) {
+      const digest = await crypto.subtle.digest('SHA-256', await file.arrayBuffer());
+      const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+      list.push({ file_name: file.name, media_type: file.type || 'application/octet-stream', size_bytes: file.size, sha256: hex });
+    }
+    field.value = JSON.stringify(list);
+  });
+}
 (function () {
   const board = document.getElementById('board');
   if (!board) return;

@@ -56,6 +56,8 @@ pub struct App {
     pub rules: pages::items::Rules,
     /// Where users reach the console.
     pub public_url: String,
+    /// Performance reports computed lately.
+    pub stats_cache: pages::stats::StatsCache,
 }
 
 /// Why the console could not start.
@@ -147,6 +149,7 @@ pub async fn start(config: Config, mut shutdown: watch::Receiver<bool>) -> Resul
         secure: public_url.starts_with("https://"),
         rules: pages::items::Rules::new(&config),
         public_url: public_url.clone(),
+        stats_cache: Default::default(),
         config,
     });
     let sweeper = {

@@ -157,7 +157,18 @@ pub async fn events(State(app): State<Arc<App>>, Auth(ctx): Auth, headers: Heade
         });
         futures::future::ready(out)
     });
-    Sse::new(hello.chain(updates)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
+    // The date again every minute, so that a board open past midnight starts the new
+    // day's counts. The stream ends when the watch ends (the browser then reconnects).
+    let days = futures::stream::unfold((), move |()| async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+        Some((Some(Ok(Event::default().event("hello").data(today.to_string()))), ()))
+    });
+    let until_watch_ends = updates.map(Some).chain(futures::stream::once(async { None }));
+    let events = futures::stream::select(until_watch_ends, days)
+        .take_while(|e| futures::future::ready(e.is_some()))
+        .filter_map(futures::future::ready);
+    Sse::new(hello.chain(events)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
 }
 
 /// Counts the open live streams for the metrics.

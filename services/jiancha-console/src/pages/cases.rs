@@ -10,7 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use jiancha_platform::auth::Role;
 use jiancha_proto::v1::{
-    AssignRequest, Case, CaseStatus, CommentRequest, Disposition, GetCaseRequest, Level, ListCasesRequest, ReplyRequest, ResolveRequest,
+    AssignRequest, AttachmentMeta, Case, CaseStatus, CommentRequest, Disposition, GetCaseRequest, Level, ListCasesRequest, ReplyRequest,
+    ResolveRequest,
 };
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -225,6 +226,11 @@ fn actions(ctx: &Ctx, c: &Case, dispositions: &[(&str, &str)]) -> Markup {
                 form method="post" action={(base) "/comment"} class="stack" {
                     (ctx.csrf_field())
                     label { (ctx.t("意见", "Comment")) textarea name="text" rows="3" required {} }
+                    // The files stay in the records system: the browser sends their name,
+                    // type, size and SHA-256 (computed on this machine), not their content.
+                    label { (ctx.t("附件（仅登记文件名、大小和SHA-256，文件本身存于档案系统）", "Attachments (name, size and SHA-256 are recorded; the file stays in the records system)"))
+                        input type="file" class="attach" multiple; }
+                    input type="hidden" name="attachments" value="[]";
                     button type="submit" { (ctx.t("添加意见", "Add the comment")) }
                 }
             }
@@ -247,6 +253,18 @@ pub struct ActionForm {
     reason: String,
     #[serde(default)]
     responsible: String,
+    /// JSON: [{"file_name", "media_type", "size_bytes", "sha256"}], filled by the script.
+    #[serde(default)]
+    attachments: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct AttachmentForm {
+    file_name: String,
+    #[serde(default)]
+    media_type: String,
+    size_bytes: i64,
+    sha256: String,
 }
 
 /// A case action: reply, assign, comment or resolve.
@@ -265,7 +283,21 @@ pub async fn act(
     let result = match action.as_str() {
         "reply" => client.reply(ReplyRequest { case_id, explanation: f.text }).await.map(|_| ()),
         "assign" => client.assign(AssignRequest { case_id, inspector: f.inspector }).await.map(|_| ()),
-        "comment" => client.comment(CommentRequest { case_id, text: f.text, attachments: vec![] }).await.map(|_| ()),
+        "comment" => {
+            let attachments: Vec<AttachmentForm> = if f.attachments.trim().is_empty() {
+                Vec::new()
+            } else {
+                match serde_json::from_str(&f.attachments) {
+                    Ok(a) => a,
+                    Err(e) => return grpc_error(&ctx, &tonic::Status::invalid_argument(format!("attachments: {e}"))),
+                }
+            };
+            let attachments = attachments
+                .into_iter()
+                .map(|a| AttachmentMeta { file_name: a.file_name, media_type: a.media_type, size_bytes: a.size_bytes, sha256: a.sha256 })
+                .collect();
+            client.comment(CommentRequest { case_id, text: f.text, attachments }).await.map(|_| ())
+        }
         "resolve" => client
             .resolve(ResolveRequest {
                 case_id,

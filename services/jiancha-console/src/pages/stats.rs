@@ -25,6 +25,38 @@ pub struct StatsQuery {
     department: String,
 }
 
+/// Reports already computed: (role, department, period, grouping) → when, report. The
+/// services' answer depends on the caller's role and department only, so users of the same
+/// role and department share it. Past months change rarely (late data, decisions): they
+/// are kept 10 minutes; the current period 30 s (the page shows when it was computed).
+pub type StatsCache = dashmap::DashMap<(jiancha_platform::auth::Role, Option<String>, String, String), (std::time::Instant, StatsReport)>;
+
+async fn cached_report(
+    app: &App,
+    ctx: &crate::view::Ctx,
+    period: &str,
+    group_by: &str,
+    current: bool,
+) -> Result<StatsReport, tonic::Status> {
+    let user = ctx.user();
+    let key = (user.role, user.scope().map(str::to_owned), period.to_owned(), group_by.to_owned());
+    let ttl = std::time::Duration::from_secs(if current { 30 } else { 600 });
+    if let Some(hit) = app.stats_cache.get(&key).filter(|e| e.0.elapsed() < ttl) {
+        return Ok(hit.1.clone());
+    }
+    let fresh = app
+        .backends
+        .stats(user)
+        .get_stats(GetStatsRequest { period: period.to_owned(), group_by: group_by.to_owned() })
+        .await?
+        .into_inner();
+    if app.stats_cache.len() > 10_000 {
+        app.stats_cache.retain(|_, e| e.0.elapsed() < std::time::Duration::from_secs(600));
+    }
+    app.stats_cache.insert(key, (std::time::Instant::now(), fresh.clone()));
+    Ok(fresh)
+}
+
 fn this_month(app: &App) -> NaiveDate {
     let today = chrono::Utc::now().with_timezone(&app.tz).date_naive();
     today.with_day(1).unwrap_or(today)
@@ -39,22 +71,25 @@ pub async fn page(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<
     let month = this_month(&app);
     let period = if q.period.trim().is_empty() { month.format("%Y-%m").to_string() } else { q.period.trim().to_owned() };
     let group_by = if q.group_by == "service" { "service" } else { "department" };
-    let mut client = app.backends.stats(ctx.user());
-    let report = match client.get_stats(GetStatsRequest { period: period.clone(), group_by: group_by.into() }).await {
-        Ok(r) => r.into_inner(),
+    let this = month.format("%Y-%m").to_string();
+    let report = match cached_report(&app, &ctx, &period, group_by, period == this).await {
+        Ok(r) => r,
         Err(status) => return grpc_error(&ctx, &status),
     };
-    // The trend: the last 12 months, the department asked for or all together.
-    let mut trend = Vec::new();
-    for back in (0..12u32).rev() {
-        let m = month.checked_sub_months(Months::new(back)).unwrap_or(month);
+    // The trend: the last 12 months, the department asked for or all together, asked
+    // for at once.
+    let months: Vec<NaiveDate> = (0..12u32).rev().map(|back| month.checked_sub_months(Months::new(back)).unwrap_or(month)).collect();
+    let reports = futures::future::join_all(months.iter().map(|m| {
         let p = m.format("%Y-%m").to_string();
-        let value = match client.get_stats(GetStatsRequest { period: p.clone(), group_by: "department".into() }).await {
-            Ok(r) => on_time(&r.into_inner(), &q.department),
-            Err(_) => None,
-        };
-        trend.push((m.format("%y-%m").to_string(), value.map(|v| v * 100.0)));
-    }
+        let (app, ctx) = (&app, &ctx);
+        async move { cached_report(app, ctx, &p, "department", *m == month).await.ok() }
+    }))
+    .await;
+    let trend: Vec<(String, Option<f64>)> = months
+        .iter()
+        .zip(reports)
+        .map(|(m, r)| (m.format("%y-%m").to_string(), r.and_then(|r| on_time(&r, &q.department)).map(|v| v * 100.0)))
+        .collect();
     let max_score = report.rows.iter().map(|r| r.score).fold(0.0, f64::max).max(100.0);
     let bars: Vec<(String, f64, String)> =
         report.rows.iter().map(|r| (format!("{} {}", r.rank, label(r)), r.score, format!("{:.1}", r.score))).collect();
