@@ -23,7 +23,9 @@ J=target/release/jiancha
 dir=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
-printf 'metrics_listen = "127.0.0.1:0"\n[accountability]\nlisten = "127.0.0.1:0"\n' > "$dir/jiancha.toml"
+# The accountability service limits each caller to 50 requests/s; walking every page of
+# the case list as one user would be refused past it.
+printf 'metrics_listen = "127.0.0.1:0"\n[accountability]\nlisten = "127.0.0.1:0"\nrequests_per_caller = 100000.0\nburst_per_caller = 100000.0\n' > "$dir/jiancha.toml"
 "$J" up --no-simulator --state-dir "$dir/state" --config "$dir/jiancha.toml" --grpc-listen 127.0.0.1:0 \
     --console-listen 127.0.0.1:0 > "$dir/up.out" 2> "$dir/up.log" &
 pid=$!
@@ -51,15 +53,21 @@ PY
 echo "events: $(wc -l < "$dir/events.jsonl") of $(wc -l < "$dir/all.jsonl") have happened by now"
 started=$(date +%s)
 "$J" produce --kafka-bootstrap "$bootstrap" --file "$dir/events.jsonl" --skip-invalid
-# Done when the alert topic stops growing for 20 s.
+# Done when the monitor has consumed every event and the accountability queue has
+# opened no case for 15 s (both read from the process's metrics).
+metrics=$(sed -n 's/^metrics: //p' "$dir/up.out")
+metric() { curl -s "$metrics" | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d", s }'; }
+sent=$(wc -l < "$dir/events.jsonl")
+until [ "$(metric jiancha_events_consumed_total)" -ge "$sent" ]; do sleep 2; done
+echo "monitor: $sent events consumed after $(( $(date +%s) - started )) s; items $(metric jiancha_items), open $(metric jiancha_open_items), alert updates $(metric jiancha_alerts_total)"
 last=-1
 while :; do
-    n=$("$J" alerts --kafka-bootstrap "$bootstrap" --idle-exit 20s | wc -l)
+    n=$(metric jiancha_cases_opened_total)
     [ "$n" -eq "$last" ] && break
     last=$n
+    sleep 15
 done
-echo "alert updates: $last (monitor done after $(( $(date +%s) - started )) s)"
-sleep 30   # the accountability queue turns the last alerts into cases
+echo "accountability: $last cases opened"
 link=$("$J" console login --role INSPECTOR --state-dir "$dir/state")
 target/release/console-load --link "$link" --requests "$requests" --count
 echo "resident memory of the up process: $(ps -o rss= -p "$pid" | awk '{printf "%.0f MiB", $1/1024}')"

@@ -153,6 +153,22 @@ pub fn alert_json(bytes: &[u8]) -> Option<Value> {
     }))
 }
 
+/// A consumer context for reading a topic to its end: reaching the end of a partition is
+/// what the reader waits for, not an error to log (librdkafka also reports it as a global
+/// error, which rdkafka's default context logs at ERROR).
+struct EndIsExpected;
+
+impl rdkafka::ClientContext for EndIsExpected {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let end = matches!(error, KafkaError::PartitionEOF(_) | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF));
+        if !end {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EndIsExpected {}
+
 /// Prints the alert topic from the beginning as JSON lines. Without `follow` it stops at
 /// the end of every partition; `idle_exit` stops after that long without a record.
 pub fn print_alerts(
@@ -163,8 +179,11 @@ pub fn print_alerts(
     out: &mut impl Write,
 ) -> Result<usize, KafkaError> {
     let mut client = client;
-    let consumer: BaseConsumer =
-        client.set("group.id", "jiancha-alerts-reader").set("enable.auto.commit", "false").set("enable.partition.eof", "true").create()?;
+    let consumer: BaseConsumer<EndIsExpected> = client
+        .set("group.id", "jiancha-alerts-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create_with_context(EndIsExpected)?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     let mut tpl = TopicPartitionList::new();

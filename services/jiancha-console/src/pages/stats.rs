@@ -27,34 +27,46 @@ pub struct StatsQuery {
 
 /// Reports already computed: (role, department, period, grouping) → when, report. The
 /// services' answer depends on the caller's role and department only, so users of the same
-/// role and department share it. Past months change rarely (late data, decisions): they
-/// are kept 10 minutes; the current period 30 s (the page shows when it was computed).
-pub type StatsCache = dashmap::DashMap<(jiancha_platform::auth::Role, Option<String>, String, String), (std::time::Instant, StatsReport)>;
+/// role and department share it. A report older than its time to live (10 minutes for past
+/// months, which change rarely; 30 s for the current period) is still shown while a fresh
+/// one is computed in the background: the page always answers at once after the first
+/// time, and shows when its figures were computed.
+pub type StatsCache = dashmap::DashMap<StatsKey, (std::time::Instant, StatsReport)>;
 
-async fn cached_report(
-    app: &App,
-    ctx: &crate::view::Ctx,
-    period: &str,
-    group_by: &str,
-    current: bool,
-) -> Result<StatsReport, tonic::Status> {
-    let user = ctx.user();
-    let key = (user.role, user.scope().map(str::to_owned), period.to_owned(), group_by.to_owned());
-    let ttl = std::time::Duration::from_secs(if current { 30 } else { 600 });
-    if let Some(hit) = app.stats_cache.get(&key).filter(|e| e.0.elapsed() < ttl) {
-        return Ok(hit.1.clone());
-    }
-    let fresh = app
-        .backends
-        .stats(user)
-        .get_stats(GetStatsRequest { period: period.to_owned(), group_by: group_by.to_owned() })
-        .await?
-        .into_inner();
+/// Role, department, period, grouping.
+pub type StatsKey = (jiancha_platform::auth::Role, Option<String>, String, String);
+
+async fn fetch(app: &App, user: &crate::session::User, key: &StatsKey) -> Result<StatsReport, tonic::Status> {
+    let fresh = app.backends.stats(user).get_stats(GetStatsRequest { period: key.2.clone(), group_by: key.3.clone() }).await?.into_inner();
     if app.stats_cache.len() > 10_000 {
         app.stats_cache.retain(|_, e| e.0.elapsed() < std::time::Duration::from_secs(600));
     }
-    app.stats_cache.insert(key, (std::time::Instant::now(), fresh.clone()));
+    app.stats_cache.insert(key.clone(), (std::time::Instant::now(), fresh.clone()));
     Ok(fresh)
+}
+
+async fn cached_report(app: &Arc<App>, ctx: &crate::view::Ctx, period: &str, group_by: &str, current: bool) -> Result<StatsReport, tonic::Status> {
+    let user = ctx.user().clone();
+    let key: StatsKey = (user.role, user.scope().map(str::to_owned), period.to_owned(), group_by.to_owned());
+    let ttl = std::time::Duration::from_secs(if current { 30 } else { 600 });
+    let cached = app.stats_cache.get(&key).map(|e| (e.0, e.1.clone()));
+    match cached {
+        Some((at, report)) if at.elapsed() < ttl => Ok(report),
+        Some((_, stale)) => {
+            // Mark it fresh now so that one request refreshes it, not every request.
+            if let Some(mut e) = app.stats_cache.get_mut(&key) {
+                e.0 = std::time::Instant::now();
+            }
+            let app = app.clone();
+            tokio::spawn(async move {
+                if let Err(e) = fetch(&app, &user, &key).await {
+                    tracing::warn!(error = %e, "Refreshing a performance report failed; the older one is shown");
+                }
+            });
+            Ok(stale)
+        }
+        None => fetch(app, &user, &key).await,
+    }
 }
 
 fn this_month(app: &App) -> NaiveDate {
