@@ -42,12 +42,5 @@ const provider = new Provider(issuer, {
   }),
   cookies: { keys: ['jiancha-oidc-test-cookie-key'] },
 });
-provider.proxy = false;
-// The test runs on plain http on loopback.
-const { invalidate: orig } = provider.Client.Schema.prototype;
-provider.Client.Schema.prototype.invalidate = function invalidate(message, code) {
-  if (code === 'implicit-force-https' || code === 'implicit-forbid-localhost') return;
-  orig.call(this, message);
-};
 server.on('request', provider.callback());
 console.log(`issuer: ${issuer}`);
