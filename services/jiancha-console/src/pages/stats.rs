@@ -45,7 +45,13 @@ async fn fetch(app: &App, user: &crate::session::User, key: &StatsKey) -> Result
     Ok(fresh)
 }
 
-async fn cached_report(app: &Arc<App>, ctx: &crate::view::Ctx, period: &str, group_by: &str, current: bool) -> Result<StatsReport, tonic::Status> {
+async fn cached_report(
+    app: &Arc<App>,
+    ctx: &crate::view::Ctx,
+    period: &str,
+    group_by: &str,
+    current: bool,
+) -> Result<StatsReport, tonic::Status> {
     let user = ctx.user().clone();
     let key: StatsKey = (user.role, user.scope().map(str::to_owned), period.to_owned(), group_by.to_owned());
     let ttl = std::time::Duration::from_secs(if current { 30 } else { 600 });
