@@ -95,6 +95,26 @@ pub fn fmt_time(rfc3339: &str, tz: Tz, lang: Lang) -> String {
     }
 }
 
+/// A deadline as an applicant reads it: a deadline at midnight is the end of the day
+/// before (`2026-12-16 周三 当日结束`), as the derivations say it.
+pub fn fmt_deadline(rfc3339: &str, tz: Tz, lang: Lang) -> String {
+    match DateTime::<FixedOffset>::parse_from_rfc3339(rfc3339) {
+        Ok(t) => {
+            let t = t.with_timezone(&tz);
+            if chrono::Timelike::num_seconds_from_midnight(&t.time()) == 0 {
+                let day = t.date_naive().pred_opt().unwrap_or(t.date_naive());
+                match lang {
+                    Lang::Zh => format!("{} {} 当日结束", day.format("%Y-%m-%d"), weekday(day.weekday(), lang)),
+                    Lang::En => format!("end of {} ({})", day.format("%Y-%m-%d"), weekday(day.weekday(), lang)),
+                }
+            } else {
+                fmt_time(rfc3339, tz, lang)
+            }
+        }
+        Err(_) => rfc3339.to_owned(),
+    }
+}
+
 /// Level label: 预警 / 黄牌 / 红牌.
 pub fn level_label(level: i32, lang: Lang) -> &'static str {
     match Level::try_from(level).unwrap_or(Level::Unspecified) {
@@ -321,6 +341,9 @@ mod tests {
         assert_eq!(fmt_time("2026-12-03T01:30:00Z", chrono_tz::Asia::Shanghai, Lang::Zh), "2026-12-03 周四 09:30");
         assert_eq!(fmt_time("2026-12-06T23:30:00+08:00", chrono_tz::Asia::Shanghai, Lang::En), "2026-12-06 Sun 23:30");
         assert_eq!(fmt_time("not a time", chrono_tz::Asia::Shanghai, Lang::Zh), "not a time");
+        assert_eq!(fmt_deadline("2026-12-17T00:00:00+08:00", chrono_tz::Asia::Shanghai, Lang::Zh), "2026-12-16 周三 当日结束");
+        assert_eq!(fmt_deadline("2026-12-17T00:00:00+08:00", chrono_tz::Asia::Shanghai, Lang::En), "end of 2026-12-16 (Wed)");
+        assert_eq!(fmt_deadline("2026-12-17T17:30:00+08:00", chrono_tz::Asia::Shanghai, Lang::Zh), "2026-12-17 周四 17:30");
     }
 
     #[test]

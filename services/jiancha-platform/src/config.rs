@@ -759,8 +759,27 @@ mod tests {
         assert_eq!(c.accountability.weights.red, 5.0);
         assert_eq!(c.partitions, 12);
         assert_eq!(c.kafka_properties().find(|(k, _)| *k == "security.protocol").map(|(_, v)| v).as_deref(), Some("SASL_SSL"));
-        assert_eq!(c.grpc.auth.keys.len(), 1);
+        assert_eq!(c.grpc.auth.keys.len(), 2, "a rotation key and the console's key");
         assert!(c.grpc.bind_client_certificate);
+        assert_eq!(c.console.signing_kid.as_deref(), Some("console"));
+        let oidc = c.console.oidc.as_ref().unwrap();
+        assert_eq!(oidc.roles.get("jjjc-inspectors").map(String::as_str), Some("INSPECTOR"));
+        assert!(c.query_code_secret_file.is_some());
+    }
+
+    #[test]
+    fn console_settings_are_checked() {
+        let mut c = Config::default();
+        c.console.time_zone = "Mars/Olympus".into();
+        assert!(c.validate().unwrap_err().to_string().contains("console.time_zone"));
+        c.console.time_zone = "Asia/Shanghai".into();
+        c.console.idle_timeout = "soon".into();
+        assert!(c.validate().unwrap_err().to_string().contains("console.idle_timeout"));
+        c.console.idle_timeout = "30m".into();
+        c.console.oidc = Some(OidcConfig { issuer: "http://idp.example.gov.cn".into(), ..OidcConfig::default() });
+        assert!(c.validate().unwrap_err().to_string().contains("console.oidc.issuer"), "plain http only on this host");
+        c.console.oidc = Some(OidcConfig { issuer: "https://idp.example.gov.cn".into(), ..OidcConfig::default() });
+        c.validate().unwrap();
     }
 
     #[test]

@@ -122,11 +122,11 @@ fn progress(ctx: &Ctx, t: &ItemTimeline) -> Markup {
             dt { (ctx.t("事项", "Service")) } dd { (t.service_name.as_deref().or(t.service_code.as_deref()).unwrap_or("—")) }
             dt { (ctx.t("当前状态", "Status")) } dd { strong { (item_status_label(t.status, ctx.lang)) } }
             @if let Some(c) = promised {
-                dt { (ctx.t("承诺办结期限", "Promised by")) } dd { (ctx.time(&c.deadline)) }
+                dt { (ctx.t("承诺办结期限", "Promised by")) } dd { (crate::view::fmt_deadline(&c.deadline, ctx.tz, ctx.lang)) }
                 @let used = (c.budget_days - c.remaining_days).max(0.0);
                 dt { (ctx.t("已用时间", "Time used")) } dd { (format!("{used:.1}")) " / " (c.budget_days) " " (if c.day_kind == "WORKING" { ctx.t("个工作日", "working days") } else { ctx.t("天", "days") }) }
             }
-            @if let Some(c) = statutory { dt { (ctx.t("法定办结期限", "Statutory limit")) } dd { (ctx.time(&c.deadline)) } }
+            @if let Some(c) = statutory { dt { (ctx.t("法定办结期限", "Statutory limit")) } dd { (crate::view::fmt_deadline(&c.deadline, ctx.tz, ctx.lang)) } }
         }
         p class="meta" { (ctx.t("以上时间按工作日计算，法定节假日和依法暂停的特别程序不计入。", "Counted in working days; public holidays and lawful pauses are not counted.")) }
     }
