@@ -65,7 +65,8 @@ async function login(link) {
   const ctx = await context();
   const page = await ctx.newPage();
   await page.goto(link);
-  await page.waitForURL(`${S.console}/`);
+  // The start page: the live board, or the catalog for operators (they see no alerts).
+  await page.waitForURL((u) => u.origin === consoleOrigin && (u.pathname === '/' || u.pathname === '/catalog'));
   return { ctx, page };
 }
 
@@ -231,7 +232,8 @@ assert.ok(await aud.page.locator('table.audit').count() === 1, 'the auditor sees
 // 6. Operator: catalog editing with errors at the line, preview.
 step('operator previews a catalog change and sees an invalid one refused at its line');
 const op = await login(S.links.operator);
-await op.page.goto(`${S.console}/catalog`);
+assert.equal(new URL(op.page.url()).pathname, '/catalog', 'an operator starts on the catalog');
+assert.doesNotMatch(await op.page.locator('nav').textContent(), /实时监控|问责/, 'an operator has no alert or case pages');
 const editor = op.page.locator('form.editor').first();
 const original = await editor.locator('textarea').inputValue();
 await editor.locator('textarea').fill(original.replace('statutory_days = 20', 'statutory_days = "twenty"'));

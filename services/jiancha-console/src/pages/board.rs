@@ -45,6 +45,10 @@ pub fn kinds(ctx: &Ctx) -> Vec<(&'static str, &'static str)> {
 
 /// The board.
 pub async fn page(Auth(ctx): Auth, Query(f): Query<Filters>) -> Response {
+    // Operators see no alerts (DOMAIN §6): their start page is the catalog.
+    if ctx.user().role == jiancha_platform::auth::Role::Operator {
+        return axum::response::Redirect::to("/catalog").into_response();
+    }
     let scoped = ctx.user().scope().map(str::to_owned);
     let stream_url = super::query_string(&[
         ("department", scoped.as_deref().unwrap_or(&f.department)),
