@@ -348,6 +348,11 @@ pub struct ConsoleConfig {
     pub oidc: Option<OidcConfig>,
     /// Queries one address may make of the public progress page per minute.
     pub public_queries_per_minute: f64,
+    /// Addresses of the reverse proxies in front of the console: for a request from one of
+    /// them, the client's address is taken from `X-Forwarded-For` (the right-most address
+    /// not itself a listed proxy), so that the public page's limit is per applicant and
+    /// not per proxy. Empty: the connection's address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The zone times are shown in.
     pub time_zone: String,
 }
@@ -369,6 +374,7 @@ impl Default for ConsoleConfig {
             login_link_secret_file: None,
             oidc: None,
             public_queries_per_minute: 10.0,
+            trusted_proxies: Vec::new(),
             time_zone: "Asia/Shanghai".into(),
         }
     }

@@ -41,6 +41,23 @@ fn form(ctx: &Ctx, f: &ProgressForm, ask_department: bool) -> Markup {
     }
 }
 
+/// The applicant's address: the connection's, or, behind a listed reverse proxy, the
+/// right-most `X-Forwarded-For` address that is not itself a listed proxy (addresses to
+/// its left were written by the client and prove nothing).
+pub fn client_address(peer: std::net::IpAddr, headers: &HeaderMap, proxies: &[std::net::IpAddr]) -> std::net::IpAddr {
+    if !proxies.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    forwarded.into_iter().rev().find(|a| !proxies.contains(a)).unwrap_or(peer)
+}
+
 /// The form.
 pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let ctx = public_ctx(&app, &headers, "/progress");
@@ -60,7 +77,8 @@ pub async fn query(
 ) -> Response {
     let ctx = public_ctx(&app, &headers, "/progress");
     let title = ctx.t("办件进度查询", "Application progress");
-    if app.public_limiter.try_take(&peer.ip().to_string(), 1.0).is_err() {
+    let client = client_address(peer.ip(), &headers, &app.config.console.trusted_proxies);
+    if app.public_limiter.try_take(&client.to_string(), 1.0).is_err() {
         metrics::counter!("jiancha_console_progress_queries_total", "result" => "rate_limited").increment(1);
         let body =
             html! { (crate::view::notice("error", ctx.t("查询过于频繁，请一分钟后再试。", "Too many queries; try again in a minute."))) };
@@ -129,5 +147,23 @@ fn progress(ctx: &Ctx, t: &ItemTimeline) -> Markup {
             @if let Some(c) = statutory { dt { (ctx.t("法定办结期限", "Statutory limit")) } dd { (crate::view::fmt_deadline(&c.deadline, ctx.tz, ctx.lang)) } }
         }
         p class="meta" { (ctx.t("以上时间按工作日计算，法定节假日和依法暂停的特别程序不计入。", "Counted in working days; public holidays and lawful pauses are not counted.")) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn the_client_is_found_behind_listed_proxies_only() {
+        let proxy: std::net::IpAddr = "10.0.0.5".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4, 203.0.113.7"));
+        // Not behind a listed proxy: the header is the client's own words.
+        assert_eq!(client_address("198.51.100.1".parse().unwrap(), &h, &[proxy]), "198.51.100.1".parse::<std::net::IpAddr>().unwrap());
+        // Behind the proxy: the address it saw, not the one the client claimed.
+        assert_eq!(client_address(proxy, &h, &[proxy]), "203.0.113.7".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(client_address(proxy, &HeaderMap::new(), &[proxy]), proxy);
     }
 }
