@@ -200,7 +200,12 @@ pub fn print_alerts(
                 last = Instant::now();
                 at_end.remove(&msg.partition());
                 if let Some(v) = msg.payload().and_then(alert_json) {
-                    let _ = writeln!(out, "{v}");
+                    // A reader that went away (`jiancha alerts --follow | head`) ends the command.
+                    if let Err(e) = writeln!(out, "{v}")
+                        && e.kind() == std::io::ErrorKind::BrokenPipe
+                    {
+                        return Ok(printed);
+                    }
                     printed += 1;
                 }
             }
