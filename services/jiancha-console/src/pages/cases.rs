@@ -105,7 +105,9 @@ pub async fn list(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<
                         td { (level_badge(c.level, ctx.lang)) (badges(&ctx, c)) }
                         td { (kind_label(c.kind, ctx.lang)) }
                         td { (c.department_code) }
-                        td { (c.item_id.as_deref().unwrap_or("—")) }
+                        td { @if let Some(item) = &c.item_id {
+                            a href={"/items/" (view::urlencode(&c.department_code)) "/" (view::urlencode(item))} { (item) }
+                        } @else { "—" } }
                         td { (case_status_label(c.status, ctx.lang)) }
                         td { (ctx.time(&c.opened_at)) }
                         td { (c.assigned_to.as_deref().unwrap_or("—")) }
