@@ -469,6 +469,9 @@ pub struct Config {
     /// the same id takes its partitions back at once, without waiting for the group to
     /// evict its crashed predecessor. Unique per instance; unset by default.
     pub group_instance_id: Option<String>,
+    /// After SIGINT/SIGTERM, how long a clean stop may take before the process exits
+    /// anyway ("30s"); a second signal exits at once.
+    pub shutdown_timeout: String,
     /// The gRPC gateway.
     pub grpc: GrpcConfig,
     /// The accountability queue.
@@ -500,6 +503,7 @@ impl Default for Config {
             metrics_listen: "127.0.0.1:9464".into(),
             rebalance_timeout: "60s".into(),
             group_instance_id: None,
+            shutdown_timeout: "30s".into(),
             grpc: GrpcConfig::default(),
             accountability: AccountabilityConfig::default(),
             console: ConsoleConfig::default(),
@@ -620,6 +624,7 @@ impl Config {
             });
         }
         for (key, value) in [
+            ("shutdown_timeout", &self.shutdown_timeout),
             ("grpc.request_timeout", &self.grpc.request_timeout),
             ("grpc.tls_handshake_timeout", &self.grpc.tls_handshake_timeout),
             ("grpc.auth.max_token_lifetime", &self.grpc.auth.max_token_lifetime),
@@ -716,6 +721,11 @@ impl Config {
     /// `reload_interval` as a duration.
     pub fn reload(&self) -> Duration {
         duration(&self.reload_interval)
+    }
+
+    /// `shutdown_timeout` as a duration.
+    pub fn shutdown(&self) -> Duration {
+        duration(&self.shutdown_timeout)
     }
 
     /// `timer_grace` as a duration.

@@ -2,7 +2,7 @@
 //! accountability service's part in `jiancha up`.
 
 use crate::up::Extra;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use jiancha_accountability::stats::{self, GroupBy};
 use jiancha_accountability::store::Store;
@@ -126,13 +126,23 @@ pub fn audit(args: AuditArgs) -> Result<()> {
     })?;
     let head = match result {
         Ok(head) => head,
-        Err(b) => bail!("audit log broken at {b}"),
+        Err(b) => return Err(crate::exit::VerificationFailed(format!("audit log broken at {b}")).into()),
     };
     if let Some((seq, hash)) = &published {
         match at_published {
             Some(found) if found == *hash => {}
-            Some(found) => bail!("audit log broken at audit entry {seq}: its hash is {found}, not the published {hash}"),
-            None => bail!("audit log broken at audit entry {seq}: the published head is missing (entries removed)"),
+            Some(found) => {
+                return Err(crate::exit::VerificationFailed(format!(
+                    "audit log broken at audit entry {seq}: its hash is {found}, not the published {hash}"
+                ))
+                .into());
+            }
+            None => {
+                return Err(crate::exit::VerificationFailed(format!(
+                    "audit log broken at audit entry {seq}: the published head is missing (entries removed)"
+                ))
+                .into());
+            }
         }
     }
     println!("audit log intact: {} entries, every case matches its newest entry", head.entries);

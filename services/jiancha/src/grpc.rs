@@ -106,8 +106,10 @@ where
             println!("metrics: http://{addr}/metrics");
         }
         let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let deadline = c.shutdown();
         let running = start(c, shutdown).await?;
         jiancha_platform::lifecycle::wait_for_signal().await;
+        jiancha_platform::lifecycle::force_exit_after(deadline);
         let _ = stop.send(true);
         running.await
     })

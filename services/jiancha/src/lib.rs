@@ -81,7 +81,78 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("jiancha: {err:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit::of(&err))
         }
+    }
+}
+
+/// Exit statuses: a script or a supervisor can tell why a command failed.
+pub mod exit {
+    use jiancha_platform::config::ConfigError;
+    use jiancha_platform::kafka::KafkaFailure;
+    use jiancha_platform::rules::RulesError;
+
+    /// Anything not below.
+    pub const FAILURE: u8 = 1;
+    /// The command line is wrong (clap's own status).
+    pub const USAGE: u8 = 2;
+    /// The configuration, the catalog or a calendar is unusable: fix a file.
+    pub const CONFIG: u8 = 3;
+    /// A dependency is unavailable (the broker, the database, a service, a port): retry
+    /// later. Also a clean stop that passed `shutdown_timeout`.
+    pub const UNAVAILABLE: u8 = 4;
+    /// A verification failed (`audit verify`): the data is not what it should be.
+    pub const VERIFICATION: u8 = 5;
+
+    /// A failed verification, told apart from a failure to verify.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    pub struct VerificationFailed(pub String);
+
+    /// The status for an error, from the first cause in its chain that says.
+    pub fn of(err: &anyhow::Error) -> u8 {
+        use jiancha_accountability::service::ServiceError;
+        use jiancha_gateway::GatewayError;
+        use jiancha_monitor::monitor::MonitorError;
+        for cause in err.chain() {
+            if cause.is::<VerificationFailed>() {
+                return VERIFICATION;
+            }
+            if cause.is::<ConfigError>() || cause.is::<RulesError>() {
+                return CONFIG;
+            }
+            if cause.is::<KafkaFailure>() || cause.is::<rdkafka::error::KafkaError>() || cause.is::<tonic::transport::Error>() {
+                return UNAVAILABLE;
+            }
+            if let Some(e) = cause.downcast_ref::<MonitorError>() {
+                return match e {
+                    MonitorError::Config(_) | MonitorError::Rules(_) => CONFIG,
+                    MonitorError::Kafka(_) => UNAVAILABLE,
+                    _ => FAILURE,
+                };
+            }
+            if let Some(e) = cause.downcast_ref::<GatewayError>() {
+                return match e {
+                    GatewayError::Config(_) | GatewayError::Rules(_) => CONFIG,
+                    GatewayError::Kafka(_) | GatewayError::Transport(_) => UNAVAILABLE,
+                };
+            }
+            if let Some(e) = cause.downcast_ref::<ServiceError>() {
+                return match e {
+                    ServiceError::Config(_) => CONFIG,
+                    _ => UNAVAILABLE,
+                };
+            }
+            if let Some(e) = cause.downcast_ref::<jiancha_console::ConsoleError>() {
+                return match e {
+                    jiancha_console::ConsoleError::Config(_) => CONFIG,
+                    jiancha_console::ConsoleError::Bind { .. } => UNAVAILABLE,
+                };
+            }
+            if cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+                return CONFIG;
+            }
+        }
+        FAILURE
     }
 }

@@ -82,11 +82,13 @@ pub fn monitor(args: MonitorArgs) -> Result<()> {
             println!("metrics: http://{addr}/metrics");
         }
         let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let deadline = config.shutdown();
         let mut task = tokio::spawn(jiancha_monitor::monitor::run(config, shutdown));
         tokio::select! {
             result = &mut task => return result.context("monitor task")?.map_err(anyhow::Error::from),
             _ = jiancha_platform::lifecycle::wait_for_signal() => {}
         }
+        jiancha_platform::lifecycle::force_exit_after(deadline);
         // Stop polling, flush the effects, commit the offsets, then exit.
         let _ = stop.send(true);
         task.await.context("monitor task")?.map_err(anyhow::Error::from)

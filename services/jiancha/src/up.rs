@@ -136,6 +136,7 @@ pub async fn up(
     println!("alerts: jiancha alerts --kafka-bootstrap {} --follow", config.kafka_bootstrap);
     jiancha_platform::lifecycle::wait_for_signal().await;
     info!("Signal received; stopping");
+    jiancha_platform::lifecycle::force_exit_after(config.shutdown());
     let _ = stop.send(true);
     if let Some(s) = simulator {
         let _ = s.await;

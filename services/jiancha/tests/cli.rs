@@ -58,7 +58,7 @@ fn a_bad_catalog_names_the_problem_and_fails() {
     std::fs::write(&catalog, "[[service]]\ncode = \"A\"\nname = \"a\"\ndepartment = \"D\"\nstatutory_days = 5\npromised_days = 9\n")
         .unwrap();
     let out = jiancha(&["replay", "--catalog", catalog.to_str().unwrap(), "--events", "deploy/demo/events.jsonl"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(i32::from(jiancha::exit::CONFIG)), "a configuration error, not a usage error");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("promised_days") && stderr.contains("service \"A\""), "{stderr}");
 }
@@ -106,4 +106,84 @@ fn token_report_and_audit_verify_work_from_the_command_line() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn exit_statuses_tell_usage_configuration_unavailable_and_verification_apart() {
+    use jiancha::exit;
+    let code = |out: std::process::Output| out.status.code();
+    assert_eq!(code(jiancha(&["replay", "--no-such-flag"])), Some(i32::from(exit::USAGE)));
+    assert_eq!(
+        code(jiancha(&["replay", "--catalog", "/nonexistent/catalog.toml", "--events", "deploy/demo/events.jsonl"])),
+        Some(i32::from(exit::CONFIG))
+    );
+    let dir = std::env::temp_dir().join(format!("jiancha-cli-exit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}", dir.join("cases.db").display());
+    // A published head that the log does not hold: verification failed, not a crash.
+    let out = jiancha(&["audit", "verify", "--database", &db, "--head", "7:00ff"]);
+    assert_eq!(code(out), Some(i32::from(exit::VERIFICATION)));
+    // Nothing listens on port 1: the broker is unavailable.
+    let out = jiancha(&["alerts", "--kafka-bootstrap", "127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(i32::from(exit::UNAVAILABLE)), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `jiancha up` on free ports, with `config` as its configuration; returns once it serves.
+fn start_up(dir: &std::path::Path, config: &str) -> std::process::Child {
+    use std::io::BufRead;
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("jiancha.toml"), config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jiancha"))
+        .args(["up", "--no-simulator", "--grpc-listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0", "--state-dir"])
+        .arg(dir.join("state"))
+        .arg("--config")
+        .arg(dir.join("jiancha.toml"))
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = out.lines();
+    if lines.by_ref().map_while(Result::ok).any(|line| line.starts_with("console login INSPECTOR")) {
+        // Keep reading, so that what it prints while stopping does not meet a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        return child;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("jiancha up did not start");
+}
+
+fn signal(child: &std::process::Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+fn wait(child: &mut std::process::Child, limit: std::time::Duration) -> Option<i32> {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("still running after {limit:?}");
+}
+
+#[test]
+fn a_second_signal_or_the_shutdown_deadline_ends_the_process() {
+    let base = std::env::temp_dir().join(format!("jiancha-cli-stop-{}", std::process::id()));
+    let config = "metrics_listen = \"\"\n[accountability]\nlisten = \"127.0.0.1:0\"\n";
+    // Two signals: the second ends it at once, whatever the clean stop is waiting for.
+    let mut up = start_up(&base.join("twice"), config);
+    signal(&up);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    signal(&up);
+    assert_eq!(wait(&mut up, std::time::Duration::from_secs(20)), Some(jiancha_platform::lifecycle::FORCED_EXIT));
+    // A clean stop that takes longer than shutdown_timeout ends with its own status.
+    let mut up = start_up(&base.join("deadline"), &format!("shutdown_timeout = \"1ms\"\n{config}"));
+    signal(&up);
+    assert_eq!(wait(&mut up, std::time::Duration::from_secs(20)), Some(jiancha_platform::lifecycle::SHUTDOWN_TIMED_OUT));
 }
