@@ -19,8 +19,21 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "jiancha", version, about = "电子监察: real-time supervision of administrative approval deadlines and procedure")]
 pub struct Cli {
+    /// Log lines on stderr as `text` (for people) or `json` (one object a line, for log
+    /// collectors). The level comes from JIANCHA_LOG (`info,rdkafka=warn,sqlx=warn`).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The form of log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -56,12 +69,11 @@ pub enum Command {
 /// Parses the command line and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("JIANCHA_LOG").unwrap_or_else(|_| "info,rdkafka=warn,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = || tracing_subscriber::EnvFilter::try_from_env("JIANCHA_LOG").unwrap_or_else(|_| "info,rdkafka=warn,sqlx=warn".into());
+    match cli.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr).init(),
+        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter()).with_writer(std::io::stderr).init(),
+    }
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Up(args) => live::up(args),

@@ -187,3 +187,19 @@ fn a_second_signal_or_the_shutdown_deadline_ends_the_process() {
     signal(&up);
     assert_eq!(wait(&mut up, std::time::Duration::from_secs(20)), Some(jiancha_platform::lifecycle::SHUTDOWN_TIMED_OUT));
 }
+
+#[test]
+fn log_lines_can_be_json_for_collectors() {
+    let dir = std::env::temp_dir().join(format!("jiancha-cli-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}", dir.join("cases.db").display());
+    let out = jiancha(&["--log-format", "json", "audit", "verify", "--database", &db]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "opening the store logs at info");
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v.get("level").is_some() && v.get("fields").is_some(), "{line}");
+    }
+}
