@@ -244,9 +244,27 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, Secure over https.
-pub fn set_cookie(app: &App, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
-    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
+/// Where a cookie is sent and who may read it.
+#[derive(Clone, Copy, Debug)]
+pub struct CookieKind {
+    /// Its `Path`.
+    pub path: &'static str,
+    /// `SameSite=Lax` (sent on a navigation from another site) instead of `Strict`.
+    pub lax: bool,
+    /// Hidden from scripts.
+    pub http_only: bool,
+}
+
+/// The session cookie: HttpOnly, SameSite=Strict, the whole site.
+pub const SESSION_COOKIE: CookieKind = CookieKind { path: "/", lax: false, http_only: true };
+
+/// A `Set-Cookie` value of `kind` (`Secure` over https); `max_age` 0 removes it.
+pub fn set_cookie(app: &App, kind: CookieKind, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+    let mut c = format!("{name}={value}; Path={}", kind.path);
+    if kind.http_only {
+        c.push_str("; HttpOnly");
+    }
+    c.push_str(if kind.lax { "; SameSite=Lax" } else { "; SameSite=Strict" });
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={age}"));
     }

@@ -1,7 +1,7 @@
 //! 问责: the case queue and the case page, with the actions each role may take. The
 //! service decides who may do what; the page only offers what the role can do.
 
-use super::{grpc_error, options, query_string};
+use super::{grpc_error, options, pager};
 use crate::view::{self, Ctx, case_status_label, derivation, disposition_label, frame, kind_label, level_badge};
 use crate::{App, Auth, html};
 use axum::Form;
@@ -116,12 +116,7 @@ pub async fn list(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<
                 @if response.cases.is_empty() { tr { td colspan="8" { (ctx.t("没有符合条件的案件", "No case matches")) } } }
             }
         }
-        nav class="pager" aria-label=(ctx.t("翻页", "Pages")) {
-            @if !q.page.is_empty() { a href={"/cases" (query_string(&filters))} { (ctx.t("第一页", "First page")) } }
-            @if !response.next_page_token.is_empty() {
-                a href={"/cases" (query_string(&[filters.as_slice(), &[("page", response.next_page_token.as_str())]].concat()))} rel="next" { (ctx.t("下一页", "Next page")) }
-            }
-        }
+        (pager(&ctx, "/cases", &filters, &q.page, &response.next_page_token))
     };
     html(frame(&ctx, ctx.t("问责", "Cases"), body))
 }

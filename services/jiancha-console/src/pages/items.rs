@@ -1,7 +1,7 @@
 //! 办件: lists of items filtered on the server, and one item drawn on a working-day axis
 //! with its events, clocks, pauses, alerts and every clock's derivation.
 
-use super::{grpc_error, options, query_string};
+use super::{grpc_error, options, pager};
 use crate::svg::esc;
 use crate::view::{self, Ctx, derivation, frame, item_status_label, kind_label, level_badge};
 use crate::{App, Auth, html};
@@ -156,12 +156,7 @@ pub async fn list(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<
                 @if response.items.is_empty() { tr { td colspan="7" { (ctx.t("没有符合条件的办件", "No item matches")) } } }
             }
         }
-        nav class="pager" aria-label=(ctx.t("翻页", "Pages")) {
-            @if !q.page.is_empty() { a href={"/items" (query_string(&filters))} { (ctx.t("第一页", "First page")) } }
-            @if !response.next_page_token.is_empty() {
-                a href={"/items" (query_string(&[filters.as_slice(), &[("page", response.next_page_token.as_str())]].concat()))} rel="next" { (ctx.t("下一页", "Next page")) }
-            }
-        }
+        (pager(&ctx, "/items", &filters, &q.page, &response.next_page_token))
     };
     html(frame(&ctx, ctx.t("办件", "Items"), body))
 }

@@ -3,7 +3,7 @@
 
 use crate::session::{self, User};
 use crate::view::{Lang, frame, role_label};
-use crate::{App, Auth, cookie, html, public_ctx, set_cookie};
+use crate::{App, Auth, CookieKind, SESSION_COOKIE, cookie, html, public_ctx, set_cookie};
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -15,6 +15,10 @@ use std::sync::Arc;
 /// The cookie binding an OpenID Connect login to the browser that started it. Lax: the
 /// provider's redirect back is a cross-site navigation.
 const OIDC_STATE: &str = "jiancha_oidc_state";
+const OIDC_STATE_COOKIE: CookieKind = CookieKind { path: "/auth/oidc", lax: true, http_only: true };
+
+/// The language cookie: read on every page, including after a link from elsewhere.
+const LANG_COOKIE: CookieKind = CookieKind { path: "/", lax: true, http_only: false };
 
 /// `?next=` and the like.
 #[derive(Debug, Default, Deserialize)]
@@ -71,10 +75,8 @@ fn logged_in(app: &App, ctx_headers: &HeaderMap, user: User, next: &str) -> Resp
     };
     let mut response = html(frame(&ctx, ctx.t("登录成功", "Logged in"), body));
     let h = response.headers_mut();
-    h.append(header::SET_COOKIE, set_cookie(app, session::COOKIE, &id, None));
-    if let Ok(v) = format!("{OIDC_STATE}=; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0").parse() {
-        h.append(header::SET_COOKIE, v);
-    }
+    h.append(header::SET_COOKIE, set_cookie(app, SESSION_COOKIE, session::COOKIE, &id, None));
+    h.append(header::SET_COOKIE, set_cookie(app, OIDC_STATE_COOKIE, OIDC_STATE, "", Some(0)));
     if let Ok(v) = format!("0;url={next}").parse() {
         h.insert("refresh", v);
     }
@@ -138,7 +140,7 @@ pub async fn logout(State(app): State<Arc<App>>, auth: Auth, headers: HeaderMap,
         app.sessions.close(id);
     }
     let mut response = Redirect::to("/login").into_response();
-    response.headers_mut().append(header::SET_COOKIE, set_cookie(&app, session::COOKIE, "", Some(0)));
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(&app, SESSION_COOKIE, session::COOKIE, "", Some(0)));
     response
 }
 
@@ -148,13 +150,7 @@ pub async fn oidc_start(State(app): State<Arc<App>>, headers: HeaderMap, Query(q
     match oidc.begin(&local_path(&q.next)).await {
         Ok((url, state)) => {
             let mut response = Redirect::to(&url).into_response();
-            let mut c = format!("{OIDC_STATE}={state}; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=600");
-            if app.secure {
-                c.push_str("; Secure");
-            }
-            if let Ok(v) = c.parse() {
-                response.headers_mut().append(header::SET_COOKIE, v);
-            }
+            response.headers_mut().append(header::SET_COOKIE, set_cookie(&app, OIDC_STATE_COOKIE, OIDC_STATE, &state, Some(600)));
             response
         }
         Err(e) => {
@@ -185,12 +181,6 @@ pub async fn oidc_callback(State(app): State<Arc<App>>, headers: HeaderMap, Quer
 pub async fn lang(State(app): State<Arc<App>>, Query(q): Query<Next>) -> Response {
     let value = if q.to == "en" { "en" } else { "zh" };
     let mut response = Redirect::to(&local_path(&q.back)).into_response();
-    let mut c = format!("lang={value}; Path=/; SameSite=Lax; Max-Age=31536000");
-    if app.secure {
-        c.push_str("; Secure");
-    }
-    if let Ok(v) = c.parse() {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(&app, LANG_COOKIE, "lang", value, Some(31_536_000)));
     response
 }

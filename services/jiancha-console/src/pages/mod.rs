@@ -79,3 +79,16 @@ pub fn options(current: &str, choices: &[(&str, &str)]) -> maud::Markup {
         }
     }
 }
+
+/// A list's pager: back to the first page when not on it, and the next page when there is
+/// one (the service's page token), keeping the filters.
+pub fn pager(ctx: &Ctx, base: &str, filters: &[(&str, &str)], page: &str, next: &str) -> maud::Markup {
+    html! {
+        nav class="pager" aria-label=(ctx.t("翻页", "Pages")) {
+            @if !page.is_empty() { a href={(base) (query_string(filters))} { (ctx.t("第一页", "First page")) } }
+            @if !next.is_empty() {
+                a href={(base) (query_string(&[filters, &[("page", next)]].concat()))} rel="next" { (ctx.t("下一页", "Next page")) }
+            }
+        }
+    }
+}
