@@ -56,7 +56,7 @@ fn config(args: &Args, run: &str) -> Config {
             department_suffix: ".events".into(),
         },
         metrics_listen: String::new(),
-        commit_interval: "1s".into(),
+        commit_interval: jiancha_platform::config::TimeSpan::secs(1),
         ..Config::default()
     }
 }

@@ -67,7 +67,7 @@ impl Stack {
             catalog: Some(catalog),
             calendar_dir: Some(dir.0.join("calendars")),
             metrics_listen: String::new(),
-            reload_interval: "1s".into(),
+            reload_interval: jiancha_platform::config::TimeSpan::secs(1),
             group_id: format!("it-{name}"),
             ..Config::default()
         };

@@ -46,7 +46,7 @@ fn alerts_become_cases_once_and_a_retraction_closes_them() {
     let mut config = s.config.clone();
     config.accountability.database = format!("sqlite://{}", s.dir.0.join("cases.db").display());
     config.accountability.listen = "127.0.0.1:0".into();
-    config.accountability.escalation_interval = "1s".into();
+    config.accountability.escalation_interval = jiancha_platform::config::TimeSpan::secs(1);
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let running = s.rt.block_on(jiancha_accountability::service::start(config, shutdown)).unwrap();
     let store: Arc<Store> = running.store.clone();

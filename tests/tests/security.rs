@@ -417,7 +417,7 @@ fn connections_beyond_the_limit_are_closed_and_the_others_keep_working() {
 #[test]
 fn a_client_that_never_finishes_the_tls_handshake_is_cut_off() {
     use std::io::Read;
-    let s = Stack::start("handshake", |c| c.grpc.tls_handshake_timeout = "1s".into());
+    let s = Stack::start("handshake", |c| c.grpc.tls_handshake_timeout = jiancha_platform::config::TimeSpan::secs(1));
     let mut socket = std::net::TcpStream::connect(s.addr).expect("connect");
     socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let started = Instant::now();

@@ -112,10 +112,6 @@ pub fn login_link(url: &str, secret: &[u8], role: jiancha_platform::auth::Role, 
     Ok(format!("{}/login/link?token={token}", url.trim_end_matches('/')))
 }
 
-fn duration(text: &str) -> Duration {
-    Duration::from_millis(jiancha_core::time::parse_duration_ms(text).unwrap_or(0).max(1) as u64)
-}
-
 fn read_secret(path: &std::path::Path, what: &str) -> Result<Vec<u8>, ConsoleError> {
     std::fs::read(path).map(|b| b.trim_ascii().to_vec()).map_err(|e| ConsoleError::Config(format!("{what} {}: {e}", path.display())))
 }
@@ -140,7 +136,7 @@ pub async fn start(config: Config, mut shutdown: watch::Receiver<bool>) -> Resul
     };
     let app = Arc::new(App {
         backends: Backends::new(&config).map_err(ConsoleError::Config)?,
-        sessions: Sessions::new(duration(&c.idle_timeout), duration(&c.max_session)),
+        sessions: Sessions::new(c.idle_timeout.get(), c.max_session.get()),
         link_secret,
         oidc,
         query_secret,

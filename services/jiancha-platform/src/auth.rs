@@ -244,7 +244,8 @@ impl Authenticator {
                 "`audience` is required: tokens must name this deployment, so that one made for another system is refused".into(),
             )
         })?;
-        let max_lifetime_ms = jiancha_core::time::parse_duration_ms(&config.max_token_lifetime)
+        let max_lifetime_ms = i64::try_from(config.max_token_lifetime.get().as_millis())
+            .ok()
             .filter(|&ms| ms > 0)
             .ok_or_else(|| AuthConfigError(format!("max_token_lifetime `{}` is not a positive duration", config.max_token_lifetime)))?;
         let default = if config.secret_file.is_some() || config.public_key_file.is_some() {

@@ -3,6 +3,7 @@
 //! workspace tests run the same CLI as a separate process.
 
 mod accountability;
+mod config_cmd;
 mod console;
 mod demo;
 mod grpc;
@@ -52,6 +53,8 @@ pub enum Command {
     Accountability(accountability::ServeArgs),
     /// The inspector console (web pages over the gRPC services); `console login` prints a login link.
     Console(console::ConsoleArgs),
+    /// Check a configuration file, print the configuration, print the reference of every key.
+    Config(config_cmd::ConfigArgs),
     /// The audit log of the accountability queue.
     Audit(accountability::AuditArgs),
     /// The performance report (绩效评估通报) of a month, quarter, year or range of days.
@@ -83,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::Token(args) => grpc::token(args),
         Command::Accountability(args) => accountability::serve(args),
         Command::Console(args) => console::run(args),
+        Command::Config(args) => config_cmd::run(args),
         Command::Audit(args) => accountability::audit(args),
         Command::Report(args) => accountability::report(args),
         Command::Alerts(args) => live::alerts(args),
@@ -130,7 +134,7 @@ pub mod exit {
             if cause.is::<VerificationFailed>() {
                 return VERIFICATION;
             }
-            if cause.is::<ConfigError>() || cause.is::<RulesError>() {
+            if cause.is::<ConfigError>() || cause.is::<RulesError>() || cause.is::<jiancha_platform::auth::AuthConfigError>() {
                 return CONFIG;
             }
             if cause.is::<KafkaFailure>() || cause.is::<rdkafka::error::KafkaError>() || cause.is::<tonic::transport::Error>() {

@@ -203,3 +203,39 @@ fn log_lines_can_be_json_for_collectors() {
         assert!(v.get("level").is_some() && v.get("fields").is_some(), "{line}");
     }
 }
+
+#[test]
+fn config_check_names_line_column_and_rule_and_print_shows_every_layer() {
+    let dir = std::env::temp_dir().join(format!("jiancha-cli-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("jiancha.toml");
+    std::fs::write(&file, "kafka_bootstrap = \"kafka:9092\"\n\n[grpc]\nrequest_timeout = \"1x\"\n").unwrap();
+    let out = jiancha(&["config", "check", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "a configuration error: {stderr}");
+    assert!(stderr.contains("jiancha.toml:4:19:") && stderr.contains("`1x` is not a duration"), "{stderr}");
+
+    std::fs::write(&file, "kafka_bootstrap = \"kafka:9092\"\ncatalog = \"/nowhere/catalog.toml\"\n").unwrap();
+    let out = jiancha(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`catalog` names /nowhere/catalog.toml"));
+
+    std::fs::write(&file, "kafka_bootstrap = \"kafka:9092\"\npartitions = 12\n").unwrap();
+    let out = jiancha(&["config", "check", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_jiancha"))
+        .args(["config", "print", "--config", file.to_str().unwrap()])
+        .env("JIANCHA_PARTITIONS", "24")
+        .env("JIANCHA_GRPC_TLS_CERT", "/etc/jiancha/tls/gateway.pem")
+        .env("JIANCHA_KAFKA_PROP_SASL_PASSWORD", "hunter2")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(printed.contains("kafka_bootstrap = \"kafka:9092\""), "the file: {printed}");
+    assert!(printed.contains("partitions = 24"), "the environment over the file: {printed}");
+    assert!(printed.contains("tls_cert = \"/etc/jiancha/tls/gateway.pem\""), "{printed}");
+    assert!(!printed.contains("hunter2"), "secrets hidden: {printed}");
+    let defaults = jiancha(&["config", "print", "--defaults"]);
+    assert!(String::from_utf8_lossy(&defaults.stdout).contains("commit_interval = \"200ms\""));
+}

@@ -1,13 +1,21 @@
 //! The monitor's configuration, in layers: built-in defaults, then a TOML file
 //! (`--config`), then `JIANCHA_*` environment variables, then command-line flags.
 
-use jiancha_core::time::parse_duration_ms;
-use serde::Deserialize;
+mod layers;
+mod reference;
+mod span;
+
+pub use layers::{EnvVar, Key, SECRET_PROPERTY_WORDS};
+
+pub use span::{DURATION_RULE, TimeSpan};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Topic names.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Topics {
     /// Approval events in (key = item_id) from trusted writers only: the gRPC gateway,
@@ -95,7 +103,7 @@ fn regex_escape(text: &str) -> String {
 }
 
 /// A value of the `[kafka]` table: librdkafka takes every property as text.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(untagged)]
 pub enum KafkaValue {
     /// `"SASL_SSL"`.
@@ -117,7 +125,7 @@ impl std::fmt::Display for KafkaValue {
 }
 
 /// How callers prove who they are (DOMAIN §6 roles in signed JWT bearer tokens).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// The `iss` every token must carry.
@@ -136,11 +144,11 @@ pub struct AuthConfig {
     pub keys: Vec<VerificationKey>,
     /// The longest a token may be valid (`exp` − `iat`), so that a leaked token does not
     /// work for ever ("30d").
-    pub max_token_lifetime: String,
+    pub max_token_lifetime: TimeSpan,
 }
 
 /// One verification key of a rotation, named by the `kid` tokens carry.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VerificationKey {
     /// The key id (`kid` header).
@@ -162,13 +170,13 @@ impl Default for AuthConfig {
             secret_file: None,
             public_key_file: None,
             keys: Vec::new(),
-            max_token_lifetime: "30d".into(),
+            max_token_lifetime: TimeSpan::days(30),
         }
     }
 }
 
 /// The gRPC gateway (ingest, monitor queries, live alerts, catalog).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcConfig {
     /// Listen address.
@@ -197,14 +205,14 @@ pub struct GrpcConfig {
     /// Alert updates kept in memory for resuming streams; older cursors are served from the topic.
     pub watch_buffer: usize,
     /// Longest time a request may take when the client sets no deadline ("30s").
-    pub request_timeout: String,
+    pub request_timeout: TimeSpan,
     /// Events one SubmitStream may carry; past that the stream ends with the results so
     /// far and `truncated` set (the answer lists every event, so it must stay bounded).
     pub max_stream_events: u64,
     /// Connections held open at once; more are closed at once (and counted).
     pub max_connections: usize,
     /// How long a client has to finish the TLS handshake ("10s").
-    pub tls_handshake_timeout: String,
+    pub tls_handshake_timeout: TimeSpan,
     /// A DEPARTMENT token is honoured only over a connection whose client certificate
     /// names the same department (its Common Name or a DNS name): a stolen token is
     /// useless without the department's key. Needs `client_ca`.
@@ -226,10 +234,10 @@ impl Default for GrpcConfig {
             burst_per_caller: 10000.0,
             watchers_per_caller: 32,
             watch_buffer: 100_000,
-            request_timeout: "30s".into(),
+            request_timeout: TimeSpan::secs(30),
             max_stream_events: 100_000,
             max_connections: 10_000,
-            tls_handshake_timeout: "10s".into(),
+            tls_handshake_timeout: TimeSpan::secs(10),
             bind_client_certificate: false,
         }
     }
@@ -238,17 +246,17 @@ impl Default for GrpcConfig {
 impl GrpcConfig {
     /// `request_timeout` as a duration.
     pub fn timeout(&self) -> Duration {
-        duration(&self.request_timeout)
+        self.request_timeout.get()
     }
 
     /// `tls_handshake_timeout` as a duration.
     pub fn handshake_timeout(&self) -> Duration {
-        duration(&self.tls_handshake_timeout)
+        self.tls_handshake_timeout.get()
     }
 }
 
 /// The score of DOMAIN §7: points taken off per 100 items decided.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScoreWeights {
     /// The score with nothing taken off.
@@ -270,7 +278,7 @@ impl Default for ScoreWeights {
 }
 
 /// The accountability queue and statistics.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccountabilityConfig {
     /// `postgres://user:password@host/db` or `sqlite://FILE`.
@@ -280,7 +288,7 @@ pub struct AccountabilityConfig {
     /// Consumer group.
     pub group_id: String,
     /// How often unreplied YELLOW cases are checked for 督办 escalation ("30s").
-    pub escalation_interval: String,
+    pub escalation_interval: TimeSpan,
     /// Score weights.
     pub weights: ScoreWeights,
     /// Requests per second one caller may make (token bucket); over it, RESOURCE_EXHAUSTED.
@@ -295,7 +303,7 @@ impl Default for AccountabilityConfig {
             database: "sqlite://jiancha-accountability.db".into(),
             listen: "127.0.0.1:50052".into(),
             group_id: "jiancha-accountability".into(),
-            escalation_interval: "30s".into(),
+            escalation_interval: TimeSpan::secs(30),
             weights: ScoreWeights::default(),
             requests_per_caller: 50.0,
             burst_per_caller: 200.0,
@@ -306,12 +314,12 @@ impl Default for AccountabilityConfig {
 impl AccountabilityConfig {
     /// `escalation_interval` as a duration.
     pub fn escalation(&self) -> Duration {
-        duration(&self.escalation_interval)
+        self.escalation_interval.get()
     }
 }
 
 /// The inspector console (docs/console.md): a web server in front of the gRPC services.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleConfig {
     /// Listen address of the pages.
@@ -338,9 +346,9 @@ pub struct ConsoleConfig {
     /// The `kid` of the console's tokens.
     pub signing_kid: Option<String>,
     /// A session unused this long ends ("30m").
-    pub idle_timeout: String,
+    pub idle_timeout: TimeSpan,
     /// A session ends this long after login, used or not ("12h").
-    pub max_session: String,
+    pub max_session: TimeSpan,
     /// One-time login links (`jiancha console login`): HS256 secret they are signed
     /// with. Absent: no login links (production logs in through OpenID Connect).
     pub login_link_secret_file: Option<PathBuf>,
@@ -369,8 +377,8 @@ impl Default for ConsoleConfig {
             signing_algorithm: "HS256".into(),
             signing_key_file: None,
             signing_kid: None,
-            idle_timeout: "30m".into(),
-            max_session: "12h".into(),
+            idle_timeout: TimeSpan::mins(30),
+            max_session: TimeSpan::hours(12),
             login_link_secret_file: None,
             oidc: None,
             public_queries_per_minute: 10.0,
@@ -382,7 +390,7 @@ impl Default for ConsoleConfig {
 
 /// OpenID Connect login: authorization code with PKCE against the deployment's identity
 /// provider; the ID token's claims give the user's role and department.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OidcConfig {
     /// The issuer (`https://idp.example.gov.cn`); its discovery document is read from
@@ -424,7 +432,7 @@ impl Default for OidcConfig {
 }
 
 /// Everything the monitor needs.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Kafka bootstrap servers, `host:port[,host:port]`.
@@ -449,29 +457,29 @@ pub struct Config {
     /// writes a calendar that no listed file holds there.
     pub calendar_dir: Option<PathBuf>,
     /// How often the catalog and calendar files are checked for changes ("5s").
-    pub reload_interval: String,
+    pub reload_interval: TimeSpan,
     /// Timers fire this long after their deadline on the wall clock ("0s").
-    pub timer_grace: String,
+    pub timer_grace: TimeSpan,
     /// A partition whose lag exceeds this many records is catching up: its clock is
     /// the timestamp of the records it consumes.
     pub catch_up_lag: i64,
     /// Records larger than this go to the dead-letter topic (bytes).
     pub max_record_bytes: usize,
     /// Effects are flushed and offsets committed at least this often ("200ms").
-    pub commit_interval: String,
+    pub commit_interval: TimeSpan,
     /// Prometheus metrics listen address; empty disables the endpoint.
     pub metrics_listen: String,
     /// How long the group waits for a member during a rebalance ("60s"): a crashed
     /// instance's partitions move after at most this long. A partition's restore must
     /// finish within it (Kafka's max.poll.interval.ms).
-    pub rebalance_timeout: String,
+    pub rebalance_timeout: TimeSpan,
     /// Static group membership (Kafka's `group.instance.id`): an instance restarted with
     /// the same id takes its partitions back at once, without waiting for the group to
     /// evict its crashed predecessor. Unique per instance; unset by default.
     pub group_instance_id: Option<String>,
     /// After SIGINT/SIGTERM, how long a clean stop may take before the process exits
     /// anyway ("30s"); a second signal exits at once.
-    pub shutdown_timeout: String,
+    pub shutdown_timeout: TimeSpan,
     /// The gRPC gateway.
     pub grpc: GrpcConfig,
     /// The accountability queue.
@@ -495,15 +503,15 @@ impl Default for Config {
             catalog: None,
             calendars: Vec::new(),
             calendar_dir: None,
-            reload_interval: "5s".into(),
-            timer_grace: "0s".into(),
+            reload_interval: TimeSpan::secs(5),
+            timer_grace: TimeSpan::secs(0),
             catch_up_lag: 1000,
             max_record_bytes: 1 << 20,
-            commit_interval: "200ms".into(),
+            commit_interval: TimeSpan::millis(200),
             metrics_listen: "127.0.0.1:9464".into(),
-            rebalance_timeout: "60s".into(),
+            rebalance_timeout: TimeSpan::secs(60),
             group_instance_id: None,
-            shutdown_timeout: "30s".into(),
+            shutdown_timeout: TimeSpan::secs(30),
             grpc: GrpcConfig::default(),
             accountability: AccountabilityConfig::default(),
             console: ConsoleConfig::default(),
@@ -516,19 +524,47 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("reading config {path}: {source}")]
+    #[error("reading config {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
         source: std::io::Error,
     },
-    /// The file is not valid TOML of this shape.
-    #[error("config {path}: {message}")]
+    /// The file is not valid TOML of this shape: where, and what is wrong.
+    #[error("config {}:{line}:{column}: {message}\n{excerpt}", path.display())]
     Parse {
         /// The file.
         path: PathBuf,
-        /// toml's message (names an unknown key).
+        /// Line, from 1.
+        line: usize,
+        /// Column (characters), from 1.
+        column: usize,
+        /// What is wrong (names an unknown key, or the rule a value breaks).
+        message: String,
+        /// The line in question with the place marked.
+        excerpt: String,
+    },
+    /// A file the configuration names cannot be read.
+    #[error("config `{key}` names {}, which cannot be read", path.display())]
+    File {
+        /// The key naming it.
+        key: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A `JIANCHA_*` variable's value does not fit its key.
+    #[error("environment {var}={value:?} (sets `{key}`): {message}")]
+    Environment {
+        /// The variable.
+        var: String,
+        /// The key it sets.
+        key: String,
+        /// Its value.
+        value: String,
+        /// What is wrong.
         message: String,
     },
     /// A value breaks its rule.
@@ -544,38 +580,32 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Defaults, overlaid by the file if given, then by `JIANCHA_*` variables.
+    /// Defaults, overlaid by the file if given, then by `JIANCHA_*` variables (one for
+    /// every key: [`Config::keys`]); the command's flags come last, set by the caller.
     pub fn load(file: Option<&std::path::Path>) -> Result<Config, ConfigError> {
+        Config::load_with(file, std::env::vars())
+    }
+
+    /// [`Config::load`] with the environment given.
+    pub fn load_with(file: Option<&std::path::Path>, vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         let mut config = match file {
             None => Config::default(),
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.message().to_owned() })?
+                Config::parse(&text).map_err(|e| layers::parse_error(path, &text, &e))?
             }
         };
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        if let Some(v) = env("JIANCHA_KAFKA_BOOTSTRAP") {
-            config.kafka_bootstrap = v;
-        }
-        if let Some(v) = env("JIANCHA_GROUP_ID") {
-            config.group_id = v;
-        }
-        if let Some(v) = env("JIANCHA_METRICS_LISTEN") {
-            config.metrics_listen = v;
-        }
-        if let Some(v) = env("JIANCHA_CATALOG") {
-            config.catalog = Some(v.into());
-        }
-        if let Some(v) = env("JIANCHA_GRPC_LISTEN") {
-            config.grpc.listen = v;
-        }
-        if let Some(v) = env("JIANCHA_DATABASE") {
-            config.accountability.database = v;
-        }
-        for (key, value) in Config::kafka_env_properties(std::env::vars()) {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        layers::apply_environment(&mut config, &vars)?;
+        for (key, value) in Config::kafka_env_properties(vars) {
             config.kafka.insert(key, KafkaValue::Text(value));
         }
         Ok(config)
+    }
+
+    /// A configuration from TOML text.
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
     }
 
     /// `JIANCHA_KAFKA_PROP_SASL_PASSWORD=…` → (`sasl.password`, …): Kafka properties
@@ -603,34 +633,26 @@ impl Config {
                 rule: "jiancha sets this property itself (kafka_bootstrap, group_id and group_instance_id are their own settings)",
             });
         }
-        for (key, value) in
-            [("reload_interval", &self.reload_interval), ("timer_grace", &self.timer_grace), ("commit_interval", &self.commit_interval)]
-        {
-            if parse_duration_ms(value).is_none() {
-                return Err(ConfigError::Invalid { key, value: value.clone(), rule: "a duration such as \"200ms\", \"5s\" or \"1m\"" });
-            }
-        }
         if self.partitions < 1 {
             return Err(ConfigError::Invalid { key: "partitions", value: self.partitions.to_string(), rule: "at least 1" });
         }
         if self.replication < 1 {
             return Err(ConfigError::Invalid { key: "replication", value: self.replication.to_string(), rule: "at least 1" });
         }
-        if parse_duration_ms(&self.accountability.escalation_interval).is_none_or(|ms| ms <= 0) {
-            return Err(ConfigError::Invalid {
-                key: "accountability.escalation_interval",
-                value: self.accountability.escalation_interval.clone(),
-                rule: "a positive duration such as \"30s\"",
-            });
-        }
         for (key, value) in [
-            ("shutdown_timeout", &self.shutdown_timeout),
-            ("grpc.request_timeout", &self.grpc.request_timeout),
-            ("grpc.tls_handshake_timeout", &self.grpc.tls_handshake_timeout),
-            ("grpc.auth.max_token_lifetime", &self.grpc.auth.max_token_lifetime),
+            ("accountability.escalation_interval", self.accountability.escalation_interval),
+            ("shutdown_timeout", self.shutdown_timeout),
+            ("commit_interval", self.commit_interval),
+            ("reload_interval", self.reload_interval),
+            ("rebalance_timeout", self.rebalance_timeout),
+            ("grpc.request_timeout", self.grpc.request_timeout),
+            ("grpc.tls_handshake_timeout", self.grpc.tls_handshake_timeout),
+            ("grpc.auth.max_token_lifetime", self.grpc.auth.max_token_lifetime),
+            ("console.idle_timeout", self.console.idle_timeout),
+            ("console.max_session", self.console.max_session),
         ] {
-            if parse_duration_ms(value).is_none_or(|ms| ms <= 0) {
-                return Err(ConfigError::Invalid { key, value: value.clone(), rule: "a positive duration such as \"30s\" or \"7d\"" });
+            if value.is_zero() {
+                return Err(ConfigError::Invalid { key, value: value.to_string(), rule: "longer than zero" });
             }
         }
         if self.grpc.max_stream_events == 0 || self.grpc.max_connections == 0 {
@@ -668,11 +690,6 @@ impl Config {
                 rule: "a rate above 0 and a burst of at least 1",
             });
         }
-        for (key, value) in [("console.idle_timeout", &self.console.idle_timeout), ("console.max_session", &self.console.max_session)] {
-            if parse_duration_ms(value).is_none_or(|ms| ms <= 0) {
-                return Err(ConfigError::Invalid { key, value: value.clone(), rule: "a positive duration such as \"30m\" or \"12h\"" });
-            }
-        }
         if self.console.time_zone.parse::<chrono_tz::Tz>().is_err() {
             return Err(ConfigError::Invalid {
                 key: "console.time_zone",
@@ -704,6 +721,38 @@ impl Config {
         Ok(())
     }
 
+    /// Every file the configuration names, with its key: what `jiancha config check`
+    /// opens.
+    pub fn files(&self) -> Vec<(String, PathBuf)> {
+        let mut files = Vec::new();
+        let mut add = |key: &str, path: &Option<PathBuf>| {
+            if let Some(p) = path {
+                files.push((key.to_owned(), p.clone()));
+            }
+        };
+        add("catalog", &self.catalog);
+        add("calendar_dir", &self.calendar_dir);
+        add("grpc.tls_cert", &self.grpc.tls_cert);
+        add("grpc.tls_key", &self.grpc.tls_key);
+        add("grpc.client_ca", &self.grpc.client_ca);
+        add("grpc.auth.secret_file", &self.grpc.auth.secret_file);
+        add("grpc.auth.public_key_file", &self.grpc.auth.public_key_file);
+        for k in &self.grpc.auth.keys {
+            add("grpc.auth.keys.secret_file", &k.secret_file);
+            add("grpc.auth.keys.public_key_file", &k.public_key_file);
+        }
+        add("console.services_ca", &self.console.services_ca);
+        add("console.signing_key_file", &self.console.signing_key_file);
+        add("console.login_link_secret_file", &self.console.login_link_secret_file);
+        if let Some(oidc) = &self.console.oidc {
+            add("console.oidc.client_secret_file", &oidc.client_secret_file);
+            add("console.oidc.ca_file", &oidc.ca_file);
+        }
+        add("query_code_secret_file", &self.query_code_secret_file);
+        files.extend(self.calendars.iter().map(|c| ("calendars".to_owned(), c.clone())));
+        files
+    }
+
     /// Every calendar file: those listed, then the `*.toml` files of `calendar_dir` in name order.
     pub fn calendar_files(&self) -> Vec<PathBuf> {
         let mut files = self.calendars.clone();
@@ -720,32 +769,28 @@ impl Config {
 
     /// `reload_interval` as a duration.
     pub fn reload(&self) -> Duration {
-        duration(&self.reload_interval)
+        self.reload_interval.get()
     }
 
     /// `shutdown_timeout` as a duration.
     pub fn shutdown(&self) -> Duration {
-        duration(&self.shutdown_timeout)
+        self.shutdown_timeout.get()
     }
 
     /// `timer_grace` as a duration.
     pub fn grace(&self) -> Duration {
-        duration(&self.timer_grace)
+        self.timer_grace.get()
     }
 
     /// `rebalance_timeout` as a duration.
     pub fn rebalance(&self) -> Duration {
-        duration(&self.rebalance_timeout)
+        self.rebalance_timeout.get()
     }
 
     /// `commit_interval` as a duration.
     pub fn commit(&self) -> Duration {
-        duration(&self.commit_interval)
+        self.commit_interval.get()
     }
-}
-
-fn duration(text: &str) -> Duration {
-    Duration::from_millis(parse_duration_ms(text).unwrap_or(0).max(0) as u64)
 }
 
 #[cfg(test)]
@@ -789,9 +834,9 @@ mod tests {
         c.console.time_zone = "Mars/Olympus".into();
         assert!(c.validate().unwrap_err().to_string().contains("console.time_zone"));
         c.console.time_zone = "Asia/Shanghai".into();
-        c.console.idle_timeout = "soon".into();
+        c.console.idle_timeout = TimeSpan::secs(0);
         assert!(c.validate().unwrap_err().to_string().contains("console.idle_timeout"));
-        c.console.idle_timeout = "30m".into();
+        c.console.idle_timeout = TimeSpan::mins(30);
         c.console.oidc = Some(OidcConfig { issuer: "http://idp.example.gov.cn".into(), ..OidcConfig::default() });
         assert!(c.validate().unwrap_err().to_string().contains("console.oidc.issuer"), "plain http only on this host");
         c.console.oidc = Some(OidcConfig { issuer: "https://idp.example.gov.cn".into(), ..OidcConfig::default() });
@@ -817,7 +862,10 @@ mod tests {
         let err = Config::load(Some(&file)).unwrap_err().to_string();
         assert!(err.contains("comit_interval"), "{err}");
         std::fs::write(&file, "timer_grace = \"soon\"\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("m.toml:1:15") && err.contains("soon"), "{err}");
+        std::fs::write(&file, "commit_interval = \"0s\"\n").unwrap();
         let err = Config::load(Some(&file)).unwrap().validate().unwrap_err().to_string();
-        assert!(err.contains("timer_grace") && err.contains("soon"), "{err}");
+        assert!(err.contains("commit_interval") && err.contains("longer than zero"), "{err}");
     }
 }
