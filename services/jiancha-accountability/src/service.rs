@@ -36,6 +36,24 @@ pub const CASES_ESCALATED: &str = "jiancha_cases_escalated_total";
 pub const BATCH_SECONDS: &str = "jiancha_accountability_batch_seconds";
 /// Metric: alert records refused and sent to the alerts' dead-letter topic, by `reason`.
 pub const ALERTS_REFUSED: &str = "jiancha_accountability_alerts_refused_total";
+/// Metric: cases not resolved yet, by `level` and `escalated` (督办: reply overdue).
+pub const CASES_OPEN: &str = "jiancha_cases_open";
+
+/// The service's name in `/readyz`: ready while the database answers.
+pub const READINESS: &str = "accountability";
+
+/// The buckets of the service's histograms.
+pub const HISTOGRAMS: &[jiancha_platform::telemetry::Histogram] = &[(BATCH_SECONDS, jiancha_platform::telemetry::REQUEST)];
+
+/// Describes the service's metrics.
+pub fn describe() {
+    metrics::describe_counter!(CASES_OPENED, "Cases opened from alerts");
+    metrics::describe_counter!(CASES_RETRACTED, "Cases closed because their alert was retracted");
+    metrics::describe_counter!(CASES_ESCALATED, "Unreplied YELLOW cases escalated to RED (督办)");
+    metrics::describe_histogram!(BATCH_SECONDS, metrics::Unit::Seconds, "Time to store one consumed batch of alert updates");
+    metrics::describe_counter!(ALERTS_REFUSED, "Alert records refused and sent to the alerts' dead-letter topic, by reason");
+    metrics::describe_gauge!(CASES_OPEN, "Cases not resolved yet, by level and escalated (reply overdue)");
+}
 
 /// Why the service cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +117,28 @@ pub async fn serve_api(
     );
     let api = Api::new(store, catalog, calendars.default_calendar().tz(), a.weights.clone(), config.grpc.watchers_per_caller);
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    {
+        // The gRPC health says what /readyz says: serving while the database answers.
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut serving = None;
+            loop {
+                let ready = jiancha_platform::health::is_ready(READINESS);
+                if serving != Some(ready) {
+                    serving = Some(ready);
+                    let status = if ready { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
+                    for name in ["", "jiancha.v1.AccountabilityService", "jiancha.v1.StatsService"] {
+                        reporter.set_service_status(name, status).await;
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        });
+    }
     let (reflection, reflection_alpha) = jiancha_platform::server::reflection().map_err(|e| ServiceError::Config(e.to_string()))?;
     let router = jiancha_platform::server::server_builder(tls)?
         .add_service(health)
@@ -130,6 +169,7 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
     jiancha_platform::kafka::ensure_topics(&config, &[]).await?;
     let (addr, server) = serve_api(&config, store.clone(), catalog.clone(), &calendars, shutdown.clone()).await?;
     let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(watch_database(store.clone(), shutdown.clone())));
     {
         let (store, interval, shutdown) = (store.clone(), config.accountability.escalation(), shutdown.clone());
         tasks.push(tokio::spawn(escalation_clock(store, interval, shutdown)));
@@ -153,6 +193,41 @@ pub fn redact(url: &str) -> String {
             format!("{}{user}:***{}", &url[..s + 3], &url[at..])
         }
         _ => url.to_owned(),
+    }
+}
+
+/// Asks the database a trivial question every few seconds: readiness, and the open
+/// cases by level for the dashboards.
+async fn watch_database(store: Arc<Store>, shutdown: watch::Receiver<bool>) {
+    let stop = until_true(shutdown);
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = &mut stop => {
+                jiancha_platform::health::set(READINESS, false, "stopping");
+                return;
+            }
+            _ = tick.tick() => {}
+        }
+        match tokio::time::timeout(Duration::from_secs(5), store.open_cases()).await {
+            Ok(Ok(counts)) => {
+                jiancha_platform::health::set(READINESS, true, format!("database answers ({:?})", store.backend()));
+                for level in ["RED", "YELLOW", "WARNING"] {
+                    for escalated in [false, true] {
+                        let n = counts.iter().find(|c| c.0 == level && c.1 == escalated).map_or(0, |c| c.2);
+                        metrics::gauge!(CASES_OPEN, "level" => level, "escalated" => if escalated { "true" } else { "false" })
+                            .set(n as f64);
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                jiancha_platform::health::set(READINESS, false, format!("database: {e}"));
+            }
+            Err(_) => {
+                jiancha_platform::health::set(READINESS, false, "database: no answer within 5 s");
+            }
+        }
     }
 }
 

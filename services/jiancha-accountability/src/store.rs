@@ -496,6 +496,20 @@ impl Store {
         Ok(done)
     }
 
+    /// Cases not resolved, counted by (level, escalated).
+    pub async fn open_cases(&self) -> Result<Vec<(String, bool, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT level, escalated, COUNT(*) AS n FROM cases WHERE status <> 'RESOLVED' GROUP BY level, escalated")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = Vec::with_capacity(rows.len());
+        for row in rows {
+            let level: String = row.try_get("level")?;
+            let escalated: i64 = row.try_get("escalated")?;
+            counts.push((level, escalated != 0, row.try_get::<i64, _>("n")?));
+        }
+        Ok(counts)
+    }
+
     /// Applies one workflow action to a case, with its audit entry, in one transaction.
     pub async fn change(
         &self,

@@ -162,6 +162,7 @@ pub async fn start(config: Config, mut shutdown: watch::Receiver<bool>) -> Resul
         })
     };
     let router = router(app.clone());
+    jiancha_platform::health::set(READINESS, true, format!("serving on {addr}"));
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -169,6 +170,7 @@ pub async fn start(config: Config, mut shutdown: watch::Receiver<bool>) -> Resul
             })
             .await;
         sweeper.abort();
+        jiancha_platform::health::set(READINESS, false, "stopped");
         served
     });
     Ok(Console { addr, url: public_url, app, task })
@@ -200,7 +202,48 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .fallback(pages::not_found)
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(measure))
         .with_state(app)
+}
+
+/// Metric: pages and actions answered, by `route` (the pattern, not the URL), `method`
+/// and `status`.
+pub const REQUESTS: &str = "jiancha_console_requests_total";
+/// Metric: time to answer, by `route` (a live board's stream: until it ends).
+pub const REQUEST_SECONDS: &str = "jiancha_console_request_duration_seconds";
+/// Metric: sessions held.
+pub const SESSIONS: &str = "jiancha_console_sessions";
+/// Metric: live boards open.
+pub const LIVE_STREAMS: &str = "jiancha_console_live_streams";
+/// Metric: logins, by `role`.
+pub const LOGINS: &str = "jiancha_console_logins_total";
+/// Metric: public progress queries, by `result`.
+pub const PROGRESS_QUERIES: &str = "jiancha_console_progress_queries_total";
+/// The console's name in `/readyz`.
+pub const READINESS: &str = "console";
+
+/// The buckets of the console's histograms.
+pub const HISTOGRAMS: &[jiancha_platform::telemetry::Histogram] = &[(REQUEST_SECONDS, jiancha_platform::telemetry::REQUEST)];
+
+/// Describes the console's metrics.
+pub fn describe() {
+    metrics::describe_counter!(REQUESTS, "Console pages and actions answered, by route pattern, method and status");
+    metrics::describe_histogram!(REQUEST_SECONDS, metrics::Unit::Seconds, "Console time to answer, by route pattern");
+    metrics::describe_gauge!(SESSIONS, "Console sessions held");
+    metrics::describe_gauge!(LIVE_STREAMS, "Live boards open (server-sent event streams)");
+    metrics::describe_counter!(LOGINS, "Console logins, by role");
+    metrics::describe_counter!(PROGRESS_QUERIES, "Public progress queries, by result (found, not_found, rate_limited)");
+}
+
+async fn measure(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(REQUESTS, "route" => route.clone(), "method" => method, "status" => status).increment(1);
+    metrics::histogram!(REQUEST_SECONDS, "route" => route).record(started.elapsed().as_secs_f64());
+    response
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

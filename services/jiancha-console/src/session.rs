@@ -81,7 +81,7 @@ impl Sessions {
         let id = random_hex(32);
         let now = Instant::now();
         self.map.insert(id.clone(), Session { user, csrf: random_hex(16), created: now, last_seen: now });
-        metrics::gauge!("jiancha_console_sessions").set(self.map.len() as f64);
+        metrics::gauge!(crate::SESSIONS).set(self.map.len() as f64);
         id
     }
 
@@ -101,7 +101,7 @@ impl Sessions {
     /// Ends a session.
     pub fn close(&self, id: &str) {
         self.map.remove(id);
-        metrics::gauge!("jiancha_console_sessions").set(self.map.len() as f64);
+        metrics::gauge!(crate::SESSIONS).set(self.map.len() as f64);
     }
 
     /// Drops expired sessions and the memory of expired links.
@@ -109,7 +109,7 @@ impl Sessions {
         let now = Instant::now();
         self.map.retain(|_, s| now.duration_since(s.last_seen) <= self.idle && now.duration_since(s.created) <= self.max);
         self.used_links.retain(|_, exp| *exp > now_secs);
-        metrics::gauge!("jiancha_console_sessions").set(self.map.len() as f64);
+        metrics::gauge!(crate::SESSIONS).set(self.map.len() as f64);
     }
 
     /// Records a login link's id as used: false when it was used before.

@@ -15,6 +15,16 @@ pub mod ingest;
 pub mod monitor_api;
 pub mod view;
 
+/// The gateway's name in `/readyz`: ready once its views of the monitor's topics are
+/// read, as its gRPC health says.
+pub const READINESS: &str = "gateway";
+
+/// Describes the gateway's metrics (the per-method gRPC metrics are the platform's).
+pub fn describe() {
+    metrics::describe_counter!(ingest::SUBMITTED, "Events submitted through the gateway, by result (accepted, duplicate, refused…)");
+    metrics::describe_gauge!(monitor_api::WATCHERS, "Live alert streams (WatchAlerts) open");
+}
+
 use jiancha_platform::Config;
 use jiancha_platform::auth::Authenticator;
 use jiancha_platform::kafka::{KafkaFailure, ensure_topics, failure};
@@ -127,12 +137,14 @@ pub async fn start(config: Config, mut shutdown: watch::Receiver<bool>) -> Resul
     for name in names {
         reporter.set_service_status(name, ServingStatus::NotServing).await;
     }
+    jiancha_platform::health::set(READINESS, false, "reading the monitor's state and alert topics");
     {
         let mut ready = view.ready.subscribe();
         tokio::spawn(async move {
             if ready.wait_for(|r| *r).await.is_err() {
                 return;
             }
+            jiancha_platform::health::set(READINESS, true, "views read; serving");
             for name in names {
                 reporter.set_service_status(name, ServingStatus::Serving).await;
             }

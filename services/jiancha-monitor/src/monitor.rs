@@ -83,6 +83,8 @@ struct Shared {
     lag: HashMap<TopicPartition, i64>,
     /// The event topic partitions assigned now (kept by the rebalance callbacks).
     owned: HashSet<TopicPartition>,
+    /// Whether the group has assigned partitions (none, maybe) to this instance yet.
+    rebalanced: bool,
     /// Changelog records not written yet, the newest per key (an item changed several
     /// times within a commit interval is written once), each carrying in its outbox the
     /// alert updates of those changes.
@@ -226,6 +228,9 @@ impl ConsumerContext for MonitorContext {
                 }
                 shared.lag.remove(&tp);
                 shared.owned.remove(&tp);
+                // The exporter cannot drop a series: a partition that left reads 0 here,
+                // and its new owner reports its lag.
+                metrics::gauge!(m::CONSUMER_LAG, "partition" => tp.1.to_string()).set(0.0);
                 shared.revoked.push(tp);
             }
             if commit.count() > 0
@@ -240,6 +245,7 @@ impl ConsumerContext for MonitorContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(list) = rebalance {
             let mut shared = self.shared.lock().expect("shared state");
+            shared.rebalanced = true;
             for el in list.elements() {
                 let tp = (el.topic().to_owned(), el.partition());
                 shared.owned.insert(tp.clone());
@@ -467,6 +473,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         .set("heartbeat.interval.ms", "1000")
         .create_with_context(context)
         .map_err(kafka("consumer"))?;
+    jiancha_platform::health::set(READINESS, false, "joining the consumer group");
     let pattern = config.topics.department_pattern();
     consumer.subscribe(&[&config.topics.events, &pattern]).map_err(kafka("subscribe"))?;
     info!(bootstrap = %config.kafka_bootstrap, group = %config.group_id, topic = %config.topics.events, departments = %pattern, "Monitor started");
@@ -559,15 +566,44 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 let (open, items) = pr.partitions.values().fold((0, 0), |(o, i), pe| (o + pe.engine.open_items(), i + pe.engine.len()));
                 metrics::gauge!(m::OPEN_ITEMS).set(open as f64);
                 metrics::gauge!(m::ITEMS).set(items as f64);
+                report_readiness(&shared, &pr.owned, &config);
             }
         }
     }
+    jiancha_platform::health::set(READINESS, false, "stopping");
     info!("Shutting down: flushing effects and committing offsets");
     commit(&consumer, &config, &producer, &shared, &mut pr.pending, &mut oldest_pending).await?;
     producer.flush(Duration::from_secs(30)).map_err(kafka("flush"))?;
     consumer.unsubscribe();
     info!("Monitor stopped");
     Ok(())
+}
+
+/// The monitor's name in `/readyz`.
+pub const READINESS: &str = "monitor";
+
+/// Ready: the group has assigned this instance its partitions, each is restored (the
+/// processing loop restores on assignment) and within `catch_up_lag` records of the end.
+fn report_readiness(shared: &Mutex<Shared>, owned: &HashSet<TopicPartition>, config: &Config) {
+    let s = shared.lock().expect("shared state");
+    if !s.rebalanced {
+        jiancha_platform::health::set(READINESS, false, "waiting for the group to assign partitions");
+        return;
+    }
+    let engines: std::collections::BTreeSet<i32> = owned.iter().map(|(_, p)| *p).collect();
+    let behind: Vec<String> = engines
+        .iter()
+        .filter_map(|&p| match s.lag_of(p) {
+            Some(lag) if lag <= config.catch_up_lag => None,
+            Some(lag) => Some(format!("partition {p} is {lag} records behind")),
+            None => Some(format!("partition {p}'s lag is not known yet")),
+        })
+        .collect();
+    if behind.is_empty() {
+        jiancha_platform::health::set(READINESS, true, format!("{} partitions restored and caught up", engines.len()));
+    } else {
+        jiancha_platform::health::set(READINESS, false, format!("catching up: {}", behind.join("; ")));
+    }
 }
 
 /// The partition's clock: the wall clock (less the grace) once caught up; while catching

@@ -31,6 +31,14 @@ pub const RELOADS: &str = "jiancha_reloads_total";
 /// A department's first event for an item id that another department already uses.
 pub const ITEM_ID_SHARED: &str = "jiancha_item_id_shared_total";
 
+/// The buckets of the monitor's histograms.
+pub const HISTOGRAMS: &[jiancha_platform::telemetry::Histogram] = &[
+    (PROCESSING, jiancha_platform::telemetry::MICROSECONDS),
+    (TIMER_LATENESS, jiancha_platform::telemetry::LONG),
+    (END_TO_END, jiancha_platform::telemetry::REQUEST),
+    (RESTORE, jiancha_platform::telemetry::LONG),
+];
+
 /// Describes every metric once.
 pub fn describe() {
     describe_counter!(EVENTS_CONSUMED, "Events consumed, by type");
@@ -39,7 +47,7 @@ pub fn describe() {
     describe_counter!(ALERTS, "Alert updates published, by kind, level and status");
     describe_gauge!(OPEN_ITEMS, "Open items held by this instance");
     describe_gauge!(ITEMS, "Items held by this instance, open and closed");
-    describe_gauge!(CONSUMER_LAG, "Consumer lag in records, by partition");
+    describe_gauge!(CONSUMER_LAG, "Consumer lag in records, by partition (0 once the partition moved to another instance)");
     describe_histogram!(TIMER_LATENESS, Unit::Seconds, "Wall clock minus deadline when a timer fires");
     describe_histogram!(PROCESSING, Unit::Seconds, "Engine time to process one record");
     describe_histogram!(END_TO_END, Unit::Seconds, "Record timestamp to effects acknowledged by the broker");

@@ -19,6 +19,8 @@ pub mod codec;
 pub mod config;
 pub mod errors;
 pub mod files;
+pub mod grpc_metrics;
+pub mod health;
 pub mod kafka;
 pub mod lifecycle;
 pub mod limits;

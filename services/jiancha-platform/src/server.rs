@@ -85,13 +85,17 @@ pub fn reflection() -> Result<
 }
 
 /// A server with the limits every jiancha gRPC server shares: 1024 concurrent requests
-/// per connection (streams included), HTTP/2 keep-alive, TLS when given.
-pub fn server_builder(tls: Option<ServerTlsConfig>) -> Result<Server, tonic::transport::Error> {
+/// per connection (streams included), HTTP/2 keep-alive, per-method metrics
+/// ([`crate::grpc_metrics`]), TLS when given.
+pub fn server_builder(
+    tls: Option<ServerTlsConfig>,
+) -> Result<Server<tower_layer::Stack<crate::grpc_metrics::GrpcMetricsLayer, tower_layer::Identity>>, tonic::transport::Error> {
     let builder = Server::builder()
         .concurrency_limit_per_connection(1024)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        .layer(crate::grpc_metrics::GrpcMetricsLayer);
     match tls {
         Some(tls) => builder.tls_config(tls),
         None => Ok(builder),

@@ -97,14 +97,7 @@ where
     W: std::future::Future<Output = Result<()>>,
 {
     crate::live::runtime()?.block_on(async move {
-        if !c.metrics_listen.is_empty() {
-            // The default port may be taken by a monitor on the same host: then any free port.
-            let default = c.metrics_listen == Config::default().metrics_listen;
-            let addr = jiancha_platform::telemetry::serve(&c.metrics_listen)
-                .or_else(|e| if default { jiancha_platform::telemetry::serve("127.0.0.1:0") } else { Err(e) })
-                .map_err(anyhow::Error::msg)?;
-            println!("metrics: http://{addr}/metrics");
-        }
+        crate::telemetry::serve(&c).await?;
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let deadline = c.shutdown();
         let running = start(c, shutdown).await?;

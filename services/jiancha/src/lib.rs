@@ -10,6 +10,7 @@ mod grpc;
 mod live;
 mod replay;
 mod simulate;
+mod telemetry;
 pub mod tools;
 pub mod up;
 

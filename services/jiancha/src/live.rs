@@ -76,11 +76,7 @@ pub struct MonitorArgs {
 pub fn monitor(args: MonitorArgs) -> Result<()> {
     let config = args.flags.config(args.kafka_bootstrap.as_deref())?;
     runtime()?.block_on(async move {
-        if !config.metrics_listen.is_empty() {
-            let addr = jiancha_platform::telemetry::serve(&config.metrics_listen).map_err(anyhow::Error::msg)?;
-            jiancha_monitor::telemetry::describe();
-            println!("metrics: http://{addr}/metrics");
-        }
+        crate::telemetry::serve(&config).await?;
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let deadline = config.shutdown();
         let mut task = tokio::spawn(jiancha_monitor::monitor::run(config, shutdown));

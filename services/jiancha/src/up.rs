@@ -116,17 +116,7 @@ pub async fn up(
     if cluster.is_some() {
         println!("note: the embedded broker keeps everything in memory; nothing survives this process");
     }
-    if !config.metrics_listen.is_empty() {
-        // The default port may be taken (a second `up`): then any free port.
-        let addr = jiancha_platform::telemetry::serve(&config.metrics_listen)
-            .or_else(|e| {
-                warn!(error = %e, "Metrics address busy; using a free port");
-                jiancha_platform::telemetry::serve("127.0.0.1:0")
-            })
-            .map_err(|e| MonitorError::Rules(jiancha_platform::rules::RulesError(e)))?;
-        jiancha_monitor::telemetry::describe();
-        println!("metrics: http://{addr}/metrics");
-    }
+    crate::telemetry::serve(&config).await.map_err(|e| MonitorError::Rules(jiancha_platform::rules::RulesError(e.to_string())))?;
     config.metrics_listen = String::new();
     let (stop, shutdown) = watch::channel(false);
     let monitor = tokio::spawn(monitor::run(config.clone(), shutdown.clone()));

@@ -115,7 +115,7 @@ pub async fn events(State(app): State<Arc<App>>, Auth(ctx): Auth, headers: Heade
         Ok(s) => s.into_inner(),
         Err(status) => return grpc_error(&ctx, &status),
     };
-    metrics::gauge!("jiancha_console_live_streams").increment(1.0);
+    metrics::gauge!(crate::LIVE_STREAMS).increment(1.0);
     let tz = app.tz;
     let lang = ctx.lang;
     let service = f.service.clone();
@@ -180,6 +180,6 @@ struct StreamGuard;
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        metrics::gauge!("jiancha_console_live_streams").decrement(1.0);
+        metrics::gauge!(crate::LIVE_STREAMS).decrement(1.0);
     }
 }

@@ -64,7 +64,7 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Que
 /// cookie is sent even when the login came from another site (the provider, a chat link).
 fn logged_in(app: &App, ctx_headers: &HeaderMap, user: User, next: &str) -> Response {
     tracing::info!(subject = %user.subject, role = user.role.as_str(), department = ?user.department, "Console login");
-    metrics::counter!("jiancha_console_logins_total", "role" => user.role.as_str()).increment(1);
+    metrics::counter!(crate::LOGINS, "role" => user.role.as_str()).increment(1);
     let ctx = public_ctx(app, ctx_headers, "/login");
     let who = format!("{} · {}", user.name, role_label(user.role, ctx.lang));
     let id = app.sessions.open(user);

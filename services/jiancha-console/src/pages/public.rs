@@ -79,7 +79,7 @@ pub async fn query(
     let title = ctx.t("办件进度查询", "Application progress");
     let client = client_address(peer.ip(), &headers, &app.config.console.trusted_proxies);
     if app.public_limiter.try_take(&client.to_string(), 1.0).is_err() {
-        metrics::counter!("jiancha_console_progress_queries_total", "result" => "rate_limited").increment(1);
+        metrics::counter!(crate::PROGRESS_QUERIES, "result" => "rate_limited").increment(1);
         let body =
             html! { (crate::view::notice("error", ctx.t("查询过于频繁，请一分钟后再试。", "Too many queries; try again in a minute."))) };
         return (StatusCode::TOO_MANY_REQUESTS, html(frame(&ctx, title, body))).into_response();
@@ -118,8 +118,7 @@ pub async fn query(
         }
         _ => None,
     };
-    metrics::counter!("jiancha_console_progress_queries_total", "result" => if found.is_some() { "found" } else { "not_found" })
-        .increment(1);
+    metrics::counter!(crate::PROGRESS_QUERIES, "result" => if found.is_some() { "found" } else { "not_found" }).increment(1);
     let body = match &found {
         Some(t) => progress(&ctx, t),
         None => html! {
