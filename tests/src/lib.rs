@@ -4,6 +4,7 @@
 pub mod grpc;
 pub mod kafka;
 pub mod pg;
+pub mod process;
 
 use jiancha_core::{Alert, Calendars, Catalog, Engine, Replay, Timestamp};
 use serde_json::{Value, json};

@@ -11,60 +11,14 @@ use jiancha_platform::auth::Bearer;
 use jiancha_proto::v1;
 use jiancha_proto::v1::ingest_service_client::IngestServiceClient;
 use jiancha_scenarios::kafka::{Scratch, free_port};
+use jiancha_scenarios::process::{Running, lines_of, wait_line};
 use jiancha_scenarios::repo_root;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_jiancha-it");
-
-/// A child process killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Lines a child prints, read on a thread.
-fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for a line starting with `prefix`; returns the rest.
-fn wait_line(rx: &mpsc::Receiver<String>, prefix: &str, seen: &mut Vec<String>, limit: Duration) -> String {
-    if let Some(l) = seen.iter().find(|l| l.starts_with(prefix)) {
-        return l[prefix.len()..].trim().to_owned();
-    }
-    let end = Instant::now() + limit;
-    while let Some(left) = end.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let found = line.starts_with(prefix).then(|| line[prefix.len()..].trim().to_owned());
-                seen.push(line);
-                if let Some(f) = found {
-                    return f;
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    panic!("no line `{prefix}` within {limit:?}; printed so far:\n{}", seen.join("\n"));
-}
 
 fn chromium() -> PathBuf {
     let path = PathBuf::from(std::env::var("JIANCHA_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));

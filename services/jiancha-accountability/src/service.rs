@@ -53,7 +53,17 @@ pub fn describe() {
     metrics::describe_histogram!(BATCH_SECONDS, metrics::Unit::Seconds, "Time to store one consumed batch of alert updates");
     metrics::describe_counter!(ALERTS_REFUSED, "Alert records refused and sent to the alerts' dead-letter topic, by reason");
     metrics::describe_gauge!(CASES_OPEN, "Cases not resolved yet, by level and escalated (reply overdue)");
+    // Every series a rule or a dashboard may ask for exists from the start, at 0.
+    for counter in [CASES_OPENED, CASES_RETRACTED, CASES_ESCALATED] {
+        metrics::counter!(counter).increment(0);
+    }
+    for reason in REFUSAL_REASONS {
+        metrics::counter!(ALERTS_REFUSED, "reason" => reason).increment(0);
+    }
 }
+
+/// Why an alert record is refused (the `reason` of its dead letter).
+pub const REFUSAL_REASONS: [&str; 4] = ["MALFORMED", "MISSING_FIELD", "OUT_OF_RANGE", "UNKNOWN_ENUM"];
 
 /// Why the service cannot run.
 #[derive(Debug, thiserror::Error)]

@@ -21,6 +21,8 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 /// Metric: events through the gateway, by result.
 pub const SUBMITTED: &str = "jiancha_gateway_events_total";
+/// The results of [`SUBMITTED`].
+pub const RESULTS: [&str; 5] = ["accepted", "invalid", "denied", "rate_limited", "unavailable"];
 
 /// Events a stream may have in flight to the broker at once.
 const IN_FLIGHT: usize = 4096;

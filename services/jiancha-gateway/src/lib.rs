@@ -21,8 +21,15 @@ pub const READINESS: &str = "gateway";
 
 /// Describes the gateway's metrics (the per-method gRPC metrics are the platform's).
 pub fn describe() {
-    metrics::describe_counter!(ingest::SUBMITTED, "Events submitted through the gateway, by result (accepted, duplicate, refused…)");
+    metrics::describe_counter!(
+        ingest::SUBMITTED,
+        "Events submitted through the gateway, by result (accepted, invalid, denied, rate_limited, unavailable)"
+    );
     metrics::describe_gauge!(monitor_api::WATCHERS, "Live alert streams (WatchAlerts) open");
+    for result in ingest::RESULTS {
+        metrics::counter!(ingest::SUBMITTED, "result" => result).increment(0);
+    }
+    metrics::gauge!(monitor_api::WATCHERS).increment(0.0);
 }
 
 use jiancha_platform::Config;

@@ -6,6 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
+/// Metric: 1 while a role is ready, 0 while not, by `role`.
+pub const READY: &str = "jiancha_ready";
+
 /// One role's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Check {
@@ -29,6 +32,7 @@ pub fn set(role: &'static str, ready: bool, detail: impl Into<String>) -> bool {
     }
     if all.get(role).is_none_or(|c| c.ready != check.ready) {
         tracing::info!(role, ready, detail = %check.detail, "Readiness changed");
+        metrics::gauge!(READY, "role" => role).set(if ready { 1.0 } else { 0.0 });
     }
     all.insert(role, check);
     true

@@ -62,6 +62,10 @@ pub async fn serve(listen: &str, histograms: &[Histogram]) -> Result<SocketAddr,
 fn describe() {
     metrics::describe_gauge!(BUILD_INFO, "The version running (the value is always 1)");
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    metrics::describe_gauge!(crate::health::READY, "1 while the role can serve (as /readyz says), 0 while not, by role");
+    for (role, check) in crate::health::report().1 {
+        metrics::gauge!(crate::health::READY, "role" => role).set(if check.ready { 1.0 } else { 0.0 });
+    }
     crate::grpc_metrics::describe();
     metrics::describe_counter!(
         crate::server::CONNECTIONS_REFUSED,

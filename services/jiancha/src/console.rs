@@ -54,6 +54,12 @@ struct LoginArgs {
     /// The state directory of `jiancha up`.
     #[arg(long, default_value = ".jiancha")]
     state_dir: PathBuf,
+    /// The console's address (`public_url`), instead of the one `jiancha up` wrote.
+    #[arg(long)]
+    url: Option<String>,
+    /// The file of `console.login_link_secret_file`, instead of the one `jiancha up` wrote.
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
 }
 
 const URL_FILE: &str = "console.url";
@@ -68,10 +74,14 @@ pub fn random_secret() -> Result<String> {
 
 pub fn run(args: ConsoleArgs) -> Result<()> {
     if let Some(ConsoleAction::Login(login)) = args.action {
-        let url = std::fs::read_to_string(login.state_dir.join(URL_FILE))
-            .with_context(|| format!("reading {} (is `jiancha up` running here?)", login.state_dir.join(URL_FILE).display()))?;
-        let secret = std::fs::read(login.state_dir.join(LINK_SECRET_FILE))
-            .with_context(|| format!("reading {}", login.state_dir.join(LINK_SECRET_FILE).display()))?;
+        let url = match login.url {
+            Some(url) => url,
+            None => std::fs::read_to_string(login.state_dir.join(URL_FILE))
+                .with_context(|| format!("reading {} (is `jiancha up` running here?)", login.state_dir.join(URL_FILE).display()))?,
+        };
+        let secret_file = login.secret_file.unwrap_or_else(|| login.state_dir.join(LINK_SECRET_FILE));
+        let secret = std::fs::read(&secret_file).with_context(|| format!("reading {}", secret_file.display()))?;
+        let secret = secret.trim_ascii().to_vec();
         if login.role != Role::Department && login.department.is_some() {
             bail!("--department is for DEPARTMENT logins only");
         }

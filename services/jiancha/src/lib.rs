@@ -56,6 +56,8 @@ pub enum Command {
     Console(console::ConsoleArgs),
     /// Check a configuration file, print the configuration, print the reference of every key.
     Config(config_cmd::ConfigArgs),
+    /// Ask this host's metrics listener whether the process is alive or ready (health checks).
+    Probe(telemetry::ProbeArgs),
     /// The audit log of the accountability queue.
     Audit(accountability::AuditArgs),
     /// The performance report (绩效评估通报) of a month, quarter, year or range of days.
@@ -88,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Accountability(args) => accountability::serve(args),
         Command::Console(args) => console::run(args),
         Command::Config(args) => config_cmd::run(args),
+        Command::Probe(args) => telemetry::probe(args),
         Command::Audit(args) => accountability::audit(args),
         Command::Report(args) => accountability::report(args),
         Command::Alerts(args) => live::alerts(args),
@@ -137,6 +140,9 @@ pub mod exit {
             }
             if cause.is::<ConfigError>() || cause.is::<RulesError>() || cause.is::<jiancha_platform::auth::AuthConfigError>() {
                 return CONFIG;
+            }
+            if cause.is::<crate::telemetry::ProbeFailed>() {
+                return UNAVAILABLE;
             }
             if cause.is::<KafkaFailure>() || cause.is::<rdkafka::error::KafkaError>() || cause.is::<tonic::transport::Error>() {
                 return UNAVAILABLE;
