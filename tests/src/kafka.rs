@@ -310,3 +310,38 @@ pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     }
     out
 }
+
+/// A dead letter: the reason header, the record's bytes, and every header.
+pub type DeadLetter = (String, Vec<u8>, BTreeMap<String, String>);
+
+/// Reads the dead-letter topic from its beginning until `want` records came or 30 s passed.
+pub fn read_dead_letters(bootstrap: &str, topic: &str, want: usize) -> Vec<DeadLetter> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "dlq-reader")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).expect("assign");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut dead = Vec::new();
+    let end = Instant::now() + Duration::from_secs(30);
+    while dead.len() < want && Instant::now() < end {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            let headers: BTreeMap<String, String> = m
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+                .unwrap_or_default();
+            dead.push((headers.get("jiancha.reason").cloned().unwrap_or_default(), m.payload().unwrap_or_default().to_vec(), headers));
+        }
+    }
+    dead
+}

@@ -6,15 +6,13 @@
 
 use jiancha_core::Timestamp;
 use jiancha_scenarios::kafka::{
-    Broker, MonitorProcess, Scratch, conflicting_ids, duplicated_ids, effective, effective_of_replay, read_alerts, wait_for,
+    Broker, MonitorProcess, Scratch, conflicting_ids, duplicated_ids, effective, effective_of_replay, read_alerts, read_topic, wait_for,
 };
 use jiancha_scenarios::{load_catalog, replay_lines, repo_root};
 use prost::Message as _;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -167,29 +165,7 @@ fn invalid_records_go_to_the_dead_letter_topic_byte_for_byte() {
     wait_for("the valid event's alert", Duration::from_secs(60), || {
         read_alerts(&broker.bootstrap()).iter().any(|a| a["item_id"] == "P" && a["kind"] == "SERVICE_NOT_IN_CATALOG")
     });
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "dlq-reader")
-        .set("enable.partition.eof", "false")
-        .create()
-        .unwrap();
-    let metadata = consumer.fetch_metadata(Some("jiancha.events.dlq"), Duration::from_secs(10)).unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in metadata.topics()[0].partitions() {
-        tpl.add_partition_offset("jiancha.events.dlq", p.id(), Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut dead: Vec<(String, Vec<u8>, BTreeMap<String, String>)> = Vec::new();
-    let end = std::time::Instant::now() + Duration::from_secs(30);
-    while dead.len() < cases.len() && std::time::Instant::now() < end {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
-            let headers: BTreeMap<String, String> = m
-                .headers()
-                .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
-                .unwrap_or_default();
-            dead.push((headers.get("jiancha.reason").cloned().unwrap_or_default(), m.payload().unwrap_or_default().to_vec(), headers));
-        }
-    }
+    let dead = jiancha_scenarios::kafka::read_dead_letters(&broker.bootstrap(), "jiancha.events.dlq", cases.len());
     assert_eq!(dead.len(), cases.len(), "every invalid record is dead-lettered, nothing else");
     for (reason, bytes) in &cases {
         let found = dead.iter().find(|(_, b, _)| b == bytes).unwrap_or_else(|| panic!("{reason} record not found byte for byte"));
@@ -313,4 +289,71 @@ fn a_catalog_change_is_picked_up_without_a_restart() {
         promised(&read_alerts(&broker.bootstrap())) == ["2025-03-20T00:00:00+08:00", "2025-03-25T00:00:00+08:00"]
     });
     assert!(monitor.log_text().contains("open items recomputed"));
+}
+
+#[test]
+fn closed_items_are_retired_after_the_window_and_their_late_events_dead_lettered() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("retention");
+    let broker = Broker::start(&dir.0);
+    let config = dir.0.join("monitor.toml");
+    std::fs::write(&config, "closed_item_retention = \"3s\"\n").unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let mut monitor = start_monitor(&broker, &dir, "monitor", &args);
+
+    // Q, a 即办件 approved at once, is closed; R stays open.
+    let today = now().to_rfc3339_in(chrono_tz::Asia::Shanghai);
+    let lines: Vec<String> = vec![
+        r#"{"event_id":"Q-1","item_id":"Q","service_code":"SCJG-002","department_code":"SCJG","type":"SUBMITTED","occurred_at":"2025-03-03T09:00:00+08:00"}"#.into(),
+        r#"{"event_id":"Q-2","item_id":"Q","department_code":"SCJG","type":"ACCEPTED","actor":"甲","occurred_at":"2025-03-03T09:05:00+08:00"}"#.into(),
+        r#"{"event_id":"Q-3","item_id":"Q","department_code":"SCJG","type":"DECIDED","outcome":"APPROVED","actor":"乙","occurred_at":"2025-03-03T09:10:00+08:00"}"#.into(),
+        format!(r#"{{"event_id":"R-1","item_id":"R","service_code":"SCJG-001","department_code":"SCJG","type":"SUBMITTED","occurred_at":"{today}"}}"#),
+    ];
+    produce(&broker.bootstrap(), &lines);
+
+    // Q's tombstone reaches the state topic; R keeps its state.
+    let q_key = jiancha_proto::state_key("SCJG", "Q");
+    let r_key = jiancha_proto::state_key("SCJG", "R");
+    wait_for("Q's tombstone in the state topic", Duration::from_secs(60), || {
+        read_topic(&broker.bootstrap(), "jiancha.monitor.state").last_of(&q_key).is_some_and(|v| v.is_empty())
+    });
+    let state = read_topic(&broker.bootstrap(), "jiancha.monitor.state");
+    assert!(state.last_of(&r_key).is_some_and(|v| !v.is_empty()), "the open item stays");
+    assert!(monitor.log_text().contains("retired"));
+
+    // A late event of Q from before the window is dead-lettered with its reason.
+    let late = r#"{"event_id":"Q-4","item_id":"Q","department_code":"SCJG","type":"STEP_COMPLETED","step":"审核","actor":"丙","occurred_at":"2025-03-03T09:20:00+08:00"}"#;
+    produce(&broker.bootstrap(), &[late.to_owned()]);
+    let dead = jiancha_scenarios::kafka::read_dead_letters(&broker.bootstrap(), "jiancha.events.dlq", 1);
+    assert_eq!(dead.len(), 1, "the late event is kept in the dead-letter topic");
+    assert_eq!(dead[0].0, "ITEM_RETIRED");
+    assert_eq!(dead[0].1, late.as_bytes());
+
+    // A restart restores R alone.
+    monitor.terminate();
+    let monitor = start_monitor(&broker, &dir, "monitor-2", &args);
+    wait_owns_all(&monitor);
+    // The log's fields, without the colours of a terminal.
+    let log: String = monitor
+        .log_text()
+        .split('\x1b')
+        .map(|part| part.split_once('m').filter(|(c, _)| c.starts_with('[')).map_or(part, |(_, rest)| rest))
+        .collect();
+    let restored: usize = log
+        .lines()
+        .filter(|l| l.contains("Partition restored from the changelog"))
+        .filter_map(|l| l.split("items=").nth(1)?.split_whitespace().next()?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(restored, 1, "only the open item is restored:\n{}", monitor.log_text());
+}
+
+/// The last value of a key among (key, value) records.
+trait LastOf {
+    fn last_of(&self, key: &[u8]) -> Option<&Vec<u8>>;
+}
+
+impl LastOf for Vec<(Vec<u8>, Vec<u8>)> {
+    fn last_of(&self, key: &[u8]) -> Option<&Vec<u8>> {
+        self.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
 }

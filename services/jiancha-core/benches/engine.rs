@@ -3,7 +3,7 @@
 //!
 //! `cargo bench -p jiancha-core --bench engine` (JIANCHA_BENCH_ITEMS overrides the
 //! number of open items). Figures are recorded in docs/performance.md.
-#![allow(unsafe_code)] // The counting allocator below is the only unsafe code, and only here.
+#![allow(unsafe_code)] // The counting allocator (benches/common.rs) is the only unsafe code, and only in benchmarks.
 #![allow(clippy::disallowed_methods)] // A benchmark measures wall time; the core itself never reads it.
 
 use criterion::{Criterion, Throughput, criterion_group};
@@ -11,34 +11,12 @@ use jiancha_core::clock::Counter;
 use jiancha_core::event::{Event, EventBody};
 use jiancha_core::time::{DAY_MS, HOUR_MS};
 use jiancha_core::{Calendars, Catalog, Engine, Timestamp};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// Counts live heap bytes, to measure what items cost.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+mod common;
+use common::{LIVE, rss_bytes};
 
 const CATALOG: &str = include_str!("../../../deploy/demo/catalog.toml");
 /// 2025-03-03T09:00:00+08:00.
@@ -99,13 +77,6 @@ fn lifecycle(item: u64) -> [Event; 6] {
 
 fn items_from_env() -> u64 {
     std::env::var("JIANCHA_BENCH_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
-}
-
-fn rss_bytes() -> usize {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()))
-        .map_or(0, |pages| pages * 4096)
 }
 
 fn new_engine() -> Engine {

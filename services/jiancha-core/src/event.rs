@@ -340,6 +340,10 @@ pub enum InvalidReason {
     /// The event names another department than the one its input topic belongs to
     /// (DOMAIN §2, department isolation).
     DepartmentMismatch,
+    /// The event is not a SUBMITTED, occurred before the retention window, and its item is
+    /// not held: it was closed and removed after the window (docs/operations.md#retention),
+    /// so its history is no longer there to apply the event to.
+    ItemRetired,
 }
 
 impl InvalidReason {
@@ -354,6 +358,7 @@ impl InvalidReason {
             InvalidReason::OutOfRange => "OUT_OF_RANGE",
             InvalidReason::TooLarge => "TOO_LARGE",
             InvalidReason::DepartmentMismatch => "DEPARTMENT_MISMATCH",
+            InvalidReason::ItemRetired => "ITEM_RETIRED",
         }
     }
 }

@@ -188,6 +188,14 @@ impl View {
         let mut effects = Vec::new();
         self.engine.write().unwrap_or_else(|e| e.into_inner()).import(state, &mut effects);
     }
+
+    /// A tombstone in the state topic: the monitor retired the item (closed, past the
+    /// retention window); the view forgets it too. Keys of another form are ignored.
+    pub fn remove_state(&self, key: &[u8]) {
+        if let Some((department, item_id)) = jiancha_proto::parse_state_key(key) {
+            self.engine.write().unwrap_or_else(|e| e.into_inner()).remove(department, item_id);
+        }
+    }
 }
 
 /// Reads the alert and state topics from the beginning into `view`, then follows them,
@@ -252,12 +260,14 @@ pub fn tail(view: Arc<View>, config: Config) -> Result<(), KafkaError> {
                         Some(Err(e)) => warn!(partition = p, offset, error = %e, "Alert record is not a jiancha.v1.Alert; skipped"),
                         None => {}
                     }
-                } else if let Some(value) = msg.payload()
-                    && msg.key() != Some(jiancha_proto::HANDOVER_KEY)
-                {
-                    match jiancha_proto::decode_state(value) {
-                        Ok(state) => view.add_state(&state),
-                        Err(e) => warn!(partition = p, offset, error = %e, "State record cannot be read; skipped"),
+                } else if msg.key() != Some(jiancha_proto::HANDOVER_KEY) {
+                    match (msg.payload(), msg.key()) {
+                        (Some(value), _) => match jiancha_proto::decode_state(value) {
+                            Ok(state) => view.add_state(&state),
+                            Err(e) => warn!(partition = p, offset, error = %e, "State record cannot be read; skipped"),
+                        },
+                        (None, Some(key)) => view.remove_state(key),
+                        (None, None) => {}
                     }
                 }
             }
@@ -274,6 +284,29 @@ mod tests {
 
     fn alert(id: &str) -> v1::Alert {
         v1::Alert { alert_id: id.into(), ..v1::Alert::default() }
+    }
+
+    #[test]
+    fn a_tombstone_in_the_state_topic_removes_the_item_from_the_view() {
+        let calendars = jiancha_core::Calendars::builtin();
+        let catalog = Arc::new(jiancha_core::Catalog::from_toml(jiancha_platform::rules::DEMO_CATALOG, &calendars).unwrap());
+        let mut source = jiancha_core::Engine::new(catalog.clone(), calendars.clone());
+        let event = jiancha_core::parse_json_event(
+            br#"{"event_id":"V-1","item_id":"V","service_code":"SCJG-001","department_code":"SCJG","type":"SUBMITTED","occurred_at":"2025-03-03T09:00:00+08:00"}"#,
+        )
+        .unwrap()
+        .event;
+        let item = match source.apply(&event, event.occurred_at, event.occurred_at, &mut Vec::new()) {
+            jiancha_core::Applied::New => source.find("SCJG", "V").unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let view = View::new(catalog, calendars, 1, 10);
+        view.add_state(&source.export(item).unwrap());
+        assert_eq!(view.engine.read().unwrap().len(), 1);
+        view.remove_state(b"not a key of this form");
+        assert_eq!(view.engine.read().unwrap().len(), 1);
+        view.remove_state(&jiancha_proto::state_key("SCJG", "V"));
+        assert!(view.engine.read().unwrap().find("SCJG", "V").is_none());
     }
 
     #[test]

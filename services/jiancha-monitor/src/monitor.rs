@@ -328,6 +328,16 @@ impl Processor {
                     metrics::counter!(m::EVENTS_DUPLICATE).increment(1);
                 }
                 carry_out(p, shared, pe, effects);
+                if applied == jiancha_core::Applied::Retired {
+                    let message = format!(
+                        "item `{}` of department `{}` is not held and this {} occurred before the retention window ({}): the item was closed and retired, so its history is not there to apply the event to",
+                        event.item_id,
+                        event.department_code,
+                        event.event_type().as_str(),
+                        self.config.closed_item_retention
+                    );
+                    self.dead_letter(msg, record_ts, Refusal { reason: InvalidReason::ItemRetired, field: Some("item_id"), message })?;
+                }
             }
         }
         self.shared.lock().expect("shared state").processed.insert((msg.topic().to_owned(), p), msg.offset() + 1);
@@ -358,6 +368,22 @@ impl Processor {
         for (p, pe) in partitions.iter_mut() {
             if let Some(now) = clock_of(shared, *p, pe, config, *grace_ms) {
                 fire_due(pe, now, effects);
+                carry_out(*p, shared, pe, effects);
+            }
+        }
+    }
+
+    /// Closed items past the retention window leave each partition's engine (at the
+    /// partition's clock); their tombstones go to the changelog with the next commit.
+    fn retire_closed(&mut self) {
+        let Processor { config, shared, partitions, effects, grace_ms, .. } = self;
+        for (p, pe) in partitions.iter_mut() {
+            if let Some(now) = clock_of(shared, *p, pe, config, *grace_ms) {
+                let retired = pe.engine.retire_closed(Timestamp(now), effects);
+                if retired > 0 {
+                    metrics::counter!(m::ITEMS_RETIRED).increment(retired as u64);
+                    info!(partition = p, items = retired, "Closed items past the retention window retired");
+                }
                 carry_out(*p, shared, pe, effects);
             }
         }
@@ -410,6 +436,7 @@ impl Processor {
         }
         let started = Instant::now();
         let mut engine = Engine::new(catalog.clone(), calendars.clone());
+        engine.set_retention(self.config.retention());
         let mut timers = TimerQueue::default();
         let restored = read_changelog(p, &self.config, &mut engine, &mut timers)?;
         let took = started.elapsed();
@@ -491,6 +518,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let mut oldest_pending: Option<i64> = None;
     let mut last_commit = Instant::now();
     let mut last_reload_check = Instant::now();
+    // Retired items are looked for a tenth of the window apart, between a second and an hour.
+    let retire_every = config.retention().map(|w| (w / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600)));
+    let mut last_retire = Instant::now();
     let mut watched = file_stamps(&config);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
 
@@ -539,6 +569,12 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 if last_commit.elapsed() >= config.commit() {
                     commit(&consumer, &config, &producer, &shared, &mut pr.pending, &mut oldest_pending).await?;
                     last_commit = Instant::now();
+                    if let Some(every) = retire_every
+                        && last_retire.elapsed() >= every
+                    {
+                        last_retire = Instant::now();
+                        pr.retire_closed();
+                    }
                 }
                 if last_reload_check.elapsed() >= config.reload() {
                     last_reload_check = Instant::now();
@@ -739,6 +775,7 @@ fn fire_due(pe: &mut PartitionEngine, now: i64, effects: &mut Vec<Effect>) {
 fn carry_out(p: i32, shared: &Mutex<Shared>, pe: &mut PartitionEngine, effects: &mut Vec<Effect>) {
     let mut changed: Vec<ItemRef> = Vec::new();
     let mut updates: Vec<jiancha_proto::v1::Alert> = Vec::new();
+    let mut retired: Vec<Vec<u8>> = Vec::new();
     for effect in effects.drain(..) {
         match effect {
             Effect::Alert(alert) => {
@@ -751,6 +788,9 @@ fn carry_out(p: i32, shared: &Mutex<Shared>, pe: &mut PartitionEngine, effects: 
                     changed.push(item);
                 }
             }
+            Effect::ItemRetired { department_code, item_id } => {
+                retired.push(jiancha_proto::state_key(&department_code, &item_id));
+            }
             Effect::ItemIdShared { item, other_department } => {
                 metrics::counter!(m::ITEM_ID_SHARED).increment(1);
                 if let Some(state) = pe.engine.export(item) {
@@ -761,10 +801,15 @@ fn carry_out(p: i32, shared: &Mutex<Shared>, pe: &mut PartitionEngine, effects: 
             other => pe.timers.record(&other),
         }
     }
-    if changed.is_empty() && updates.is_empty() {
+    if changed.is_empty() && updates.is_empty() && retired.is_empty() {
         return;
     }
     let mut shared = shared.lock().expect("shared state");
+    // The monitor retires items right after a commit, so no update of theirs is pending:
+    // the tombstone loses no outbox.
+    for key in retired {
+        shared.changelog.insert(key, Pending { partition: p, state: None });
+    }
     for item in changed {
         let Some(state) = pe.engine.export(item) else { continue };
         let key = jiancha_proto::state_key(&state.department_code, &state.item_id);

@@ -28,6 +28,8 @@ pub const RESTORE: &str = "jiancha_restore_seconds";
 pub const RESTORED_ITEMS: &str = "jiancha_restored_items_total";
 /// Catalog or calendar reloads, by `outcome`.
 pub const RELOADS: &str = "jiancha_reloads_total";
+/// Closed items retired after the retention window.
+pub const ITEMS_RETIRED: &str = "jiancha_items_retired_total";
 /// A department's first event for an item id that another department already uses.
 pub const ITEM_ID_SHARED: &str = "jiancha_item_id_shared_total";
 
@@ -54,5 +56,7 @@ pub fn describe() {
     describe_histogram!(RESTORE, Unit::Seconds, "Time to restore one partition's items from the changelog");
     describe_counter!(RESTORED_ITEMS, "Items restored from the changelog");
     describe_counter!(RELOADS, "Catalog and calendar reloads, by outcome");
+    describe_counter!(ITEMS_RETIRED, "Closed items that left memory and the state topic after the retention window");
+    metrics::counter!(ITEMS_RETIRED).increment(0);
     describe_counter!(ITEM_ID_SHARED, "Items whose item_id another department already uses (kept apart; no alert)");
 }

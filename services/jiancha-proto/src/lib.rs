@@ -194,6 +194,14 @@ pub fn state_key(department_code: &str, item_id: &str) -> Vec<u8> {
     key
 }
 
+/// The department and item id of a changelog key made by [`state_key`]; None for a key of
+/// another form (one written before department isolation, say).
+pub fn parse_state_key(key: &[u8]) -> Option<(&str, &str)> {
+    let text = std::str::from_utf8(key).ok()?;
+    let (department, item_id) = text.split_once('\0')?;
+    (!department.is_empty() && !item_id.is_empty()).then_some((department, item_id))
+}
+
 /// Why a changelog record could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

@@ -108,6 +108,28 @@ pub(crate) struct Item {
 }
 
 impl Item {
+    /// A slot whose item was retired, waiting for reuse: no text, no events.
+    pub fn vacant() -> Item {
+        Item {
+            text: Box::from(""),
+            events: Vec::new(),
+            held: None,
+            service: 0,
+            department: 0,
+            next_due: NO_TIMER,
+            id_len: 0,
+            service_from_submitted: false,
+            closed: false,
+            legacy_ids: false,
+        }
+    }
+
+    /// When the latest of its events arrived, milliseconds (`occurred_at` plus the delay
+    /// recorded, which saturates at about 49 days).
+    pub fn last_arrival(&self) -> i64 {
+        self.events.iter().map(|e| e.at.saturating_add(i64::from(e.delay_ms))).max().unwrap_or(i64::MIN)
+    }
+
     pub fn item_id(&self) -> &str {
         &self.text[..self.id_len as usize]
     }

@@ -65,6 +65,14 @@ pub enum Effect {
         /// The item.
         item: ItemRef,
     },
+    /// A closed item left the engine after the retention window
+    /// ([`Engine::retire_closed`]): a changelog should forget it (a tombstone).
+    ItemRetired {
+        /// Its department.
+        department_code: String,
+        /// Its id.
+        item_id: String,
+    },
 }
 
 /// Whether an event changed anything.
@@ -74,6 +82,9 @@ pub enum Applied {
     New,
     /// The item already had an event with this id (idempotence): nothing changed.
     Duplicate,
+    /// With a retention window: the event is not a SUBMITTED, occurred before the window
+    /// and names an item the engine does not hold (closed and retired): nothing changed.
+    Retired,
 }
 
 type Hasher64 = BuildHasherDefault<FxHasher>;
@@ -96,6 +107,11 @@ pub struct Engine {
     held: Vec<Held>,
     /// How many items are closed.
     closed: usize,
+    /// Slots of retired items, reused by new ones (a timer's [`ItemRef`] stays valid for
+    /// the items that remain).
+    free: Vec<u32>,
+    /// How long a closed item is kept after its last event arrived, when set.
+    retention_ms: Option<i64>,
 }
 
 impl Engine {
@@ -114,6 +130,8 @@ impl Engine {
             scratch: Scratch::default(),
             held: Vec::new(),
             closed: 0,
+            free: Vec::new(),
+            retention_ms: None,
         };
         engine.resolve_services();
         engine
@@ -131,17 +149,68 @@ impl Engine {
 
     /// How many items the engine holds (open and closed).
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() - self.free.len()
     }
 
     /// Whether the engine holds no item.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len() == 0
     }
 
     /// How many items are open (not closed).
     pub fn open_items(&self) -> usize {
-        self.items.len() - self.closed
+        self.len() - self.closed
+    }
+
+    /// Keeps closed items for `window` after their last event arrived, then lets
+    /// [`Engine::retire_closed`] remove them; `None` keeps every item for ever (replay).
+    /// With a window, an event for an item the engine does not hold that is not a
+    /// SUBMITTED and occurred before the window is refused ([`Applied::Retired`]).
+    pub fn set_retention(&mut self, window: Option<std::time::Duration>) {
+        self.retention_ms = window.map(|w| i64::try_from(w.as_millis()).unwrap_or(i64::MAX));
+    }
+
+    /// Removes every closed item without a pending timer whose last event arrived before
+    /// `now` less the retention window, each with an [`Effect::ItemRetired`]; returns how
+    /// many. Its alerts stay as published; nothing else changes. No-op without a window.
+    pub fn retire_closed(&mut self, now: Timestamp, out: &mut Vec<Effect>) -> usize {
+        let Some(window) = self.retention_ms else { return 0 };
+        let horizon = now.0.saturating_sub(window);
+        let due: Vec<usize> = (0..self.items.len())
+            .filter(|&slot| {
+                let it = &self.items[slot];
+                it.closed && it.next_due == NO_TIMER && !it.events.is_empty() && it.last_arrival() < horizon
+            })
+            .collect();
+        for &slot in &due {
+            let it = &self.items[slot];
+            out.push(Effect::ItemRetired { department_code: self.names.name(it.department).to_string(), item_id: it.item_id().to_owned() });
+            self.free_slot(slot);
+        }
+        due.len()
+    }
+
+    /// Removes a department's item (a changelog's tombstone for it); false when not held.
+    pub fn remove(&mut self, department_code: &str, item_id: &str) -> bool {
+        match self.find(department_code, item_id) {
+            Some(item) => {
+                self.free_slot(item.0 as usize);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn free_slot(&mut self, slot: usize) {
+        let hash = self.hasher.hash_one(self.items[slot].item_id());
+        if let Ok(entry) = self.index.find_entry(hash, |&s| s as usize == slot) {
+            entry.remove();
+        }
+        if self.items[slot].closed {
+            self.closed -= 1;
+        }
+        self.items[slot] = Item::vacant();
+        self.free.push(slot as u32);
     }
 
     /// Reserves room for `additional` more items.
@@ -164,6 +233,13 @@ impl Engine {
     /// (DOMAIN §2, department isolation): another department's item with the same id is
     /// neither changed nor consulted for duplicates.
     pub fn apply(&mut self, event: &Event, arrival: Timestamp, now: Timestamp, out: &mut Vec<Effect>) -> Applied {
+        if let Some(window) = self.retention_ms
+            && !matches!(event.body, EventBody::Submitted)
+            && event.occurred_at.0 < now.0.saturating_sub(window)
+            && self.find(&event.department_code, &event.item_id).is_none()
+        {
+            return Applied::Retired;
+        }
         let department = self.names.intern(&event.department_code);
         let (slot, created) = self.slot_for(department, &event.item_id);
         if created && let Some(other) = self.other_department_of(slot) {
@@ -217,13 +293,16 @@ impl Engine {
     /// Re-evaluates every item at `now`.
     pub fn recompute_all(&mut self, now: Timestamp, out: &mut Vec<Effect>) {
         for slot in 0..self.items.len() {
-            self.reconcile(slot, now.0, false, out);
+            if !self.items[slot].events.is_empty() {
+                self.reconcile(slot, now.0, false, out);
+            }
         }
     }
 
     /// Handles of every item the engine holds.
     pub fn item_refs(&self) -> impl Iterator<Item = ItemRef> + use<> {
-        (0..self.items.len() as u32).map(ItemRef)
+        let held: Vec<ItemRef> = (0..self.items.len()).filter(|&s| !self.items[s].events.is_empty()).map(|s| ItemRef(s as u32)).collect();
+        held.into_iter()
     }
 
     /// The handle of a department's item, if the engine holds it.
@@ -275,8 +354,7 @@ impl Engine {
         match entry {
             hashbrown::hash_table::Entry::Occupied(o) => (*o.get() as usize, false),
             hashbrown::hash_table::Entry::Vacant(v) => {
-                let slot = items.len();
-                items.push(Item {
+                let item = Item {
                     text: Box::from(item_id),
                     events: Vec::new(),
                     held: None,
@@ -287,7 +365,17 @@ impl Engine {
                     service_from_submitted: false,
                     closed: false,
                     legacy_ids: false,
-                });
+                };
+                let slot = match self.free.pop() {
+                    Some(free) => {
+                        items[free as usize] = item;
+                        free as usize
+                    }
+                    None => {
+                        items.push(item);
+                        items.len() - 1
+                    }
+                };
                 v.insert(slot as u32);
                 (slot, true)
             }
@@ -296,7 +384,7 @@ impl Engine {
 
     /// The id of an alert of `kind` and `trigger` against `item`.
     pub fn alert_id_of(&self, item: ItemRef, kind: AlertKind, trigger: &str) -> Option<String> {
-        let it = self.items.get(item.0 as usize)?;
+        let it = self.items.get(item.0 as usize).filter(|it| !it.events.is_empty())?;
         Some(item_alert_id(it, &self.names, kind, trigger))
     }
 

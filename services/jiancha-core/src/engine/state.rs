@@ -64,7 +64,7 @@ pub struct ItemState {
 impl Engine {
     /// The state of an item, for a changelog.
     pub fn export(&self, item: ItemRef) -> Option<ItemState> {
-        let it = self.items.get(item.0 as usize)?;
+        let it = self.items.get(item.0 as usize).filter(|it| !it.events.is_empty())?;
         let name = |id: u32| (id != 0).then(|| self.names.name(id).to_string());
         let events = it
             .events

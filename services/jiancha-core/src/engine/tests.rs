@@ -719,3 +719,71 @@ fn an_item_restored_from_a_record_before_department_isolation_keeps_its_alert_id
     assert_eq!(replay.engine().alert_id_of(item, AlertKind::AcceptanceOverdue, "L-01").as_deref(), Some(overdue.alert_id.as_str()));
     assert!(replay.engine().export(item).unwrap().legacy_ids, "it stays legacy in the changelog");
 }
+
+#[test]
+fn closed_items_leave_after_the_retention_window_and_their_slots_are_reused() {
+    let calendars = Calendars::builtin();
+    let catalog = Arc::new(Catalog::from_toml(CATALOG, &calendars).unwrap());
+    let mut engine = Engine::new(catalog, calendars);
+    engine.set_retention(Some(std::time::Duration::from_secs(30 * 86_400)));
+    let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+    let apply = |engine: &mut Engine, e: Event, out: &mut Vec<Effect>| engine.apply(&e, e.occurred_at, e.occurred_at, out);
+    let mut out = Vec::new();
+
+    // C closes on 4 March (即办件: approved with nothing to deliver); O stays open.
+    for e in [
+        dept_event("C-01", "D", "C", "SUBMITTED", "2024-03-04T09:00:00+08:00", svc("NOW")),
+        dept_event("C-02", "D", "C", "ACCEPTED", "2024-03-04T09:10:00+08:00", NONE()),
+        dept_event("C-03", "D", "C", "DECIDED", "2024-03-04T09:20:00+08:00", json!({"outcome": "APPROVED", "actor": "张三"})),
+        dept_event("O-01", "D", "O", "SUBMITTED", "2024-03-04T09:00:00+08:00", svc("S")),
+    ] {
+        assert_eq!(apply(&mut engine, e, &mut out), Applied::New);
+    }
+    assert_eq!((engine.len(), engine.open_items()), (2, 1));
+    let open = engine.find("D", "O").unwrap();
+    let open_timer = engine.timer_of(open);
+
+    // Within the window nothing leaves; after it, the closed item does, with its key.
+    out.clear();
+    assert_eq!(engine.retire_closed(at("2024-04-01T00:00:00+08:00"), &mut out), 0);
+    assert_eq!(engine.retire_closed(at("2024-04-05T00:00:00+08:00"), &mut out), 1);
+    assert_eq!(out, [Effect::ItemRetired { department_code: "D".into(), item_id: "C".into() }]);
+    assert_eq!((engine.len(), engine.open_items()), (1, 1));
+    assert_eq!(engine.find("D", "C"), None);
+    assert_eq!(engine.find("D", "O"), Some(open), "the open item keeps its handle");
+    assert_eq!(engine.timer_of(open), open_timer, "and its timer");
+    assert_eq!(engine.item_refs().collect::<Vec<_>>(), [open]);
+
+    // A late event of the retired item, from before the window: refused, nothing created.
+    let late = dept_event("C-04", "D", "C", "DELIVERED", "2024-03-05T09:00:00+08:00", NONE());
+    let now = at("2024-04-06T00:00:00+08:00");
+    assert_eq!(engine.apply(&late, now, now, &mut out), Applied::Retired);
+    assert_eq!(engine.find("D", "C"), None);
+    // A recent event of an unknown item is applied as ever (it may precede its SUBMITTED).
+    let recent = dept_event("N-02", "D", "N", "ACCEPTED", "2024-04-05T09:00:00+08:00", NONE());
+    assert_eq!(engine.apply(&recent, now, now, &mut out), Applied::New);
+    // The new item takes the retired item's slot; the engine does not grow.
+    let n = engine.find("D", "N").unwrap();
+    assert!(n.0 < 2, "slot {} reused", n.0);
+    assert_eq!(engine.len(), 2);
+    // A SUBMITTED from before the window is applied: an old item reported late.
+    let old = dept_event("P-01", "D", "P", "SUBMITTED", "2024-01-02T09:00:00+08:00", svc("S"));
+    assert_eq!(engine.apply(&old, now, now, &mut out), Applied::New);
+    assert_eq!(engine.len(), 3);
+    // Without a window every item stays.
+    engine.set_retention(None);
+    assert_eq!(engine.retire_closed(at("2030-01-01T00:00:00+08:00"), &mut out), 0);
+}
+
+#[test]
+fn a_tombstone_removes_an_item() {
+    let calendars = Calendars::builtin();
+    let catalog = Arc::new(Catalog::from_toml(CATALOG, &calendars).unwrap());
+    let mut engine = Engine::new(catalog, calendars);
+    let e = dept_event("T-01", "D", "T", "SUBMITTED", "2024-03-04T09:00:00+08:00", svc("S"));
+    engine.apply(&e, e.occurred_at, e.occurred_at, &mut Vec::new());
+    assert!(engine.remove("D", "T"));
+    assert!(!engine.remove("D", "T"));
+    assert!(engine.is_empty());
+    assert_eq!(engine.export(ItemRef(0)), None);
+}

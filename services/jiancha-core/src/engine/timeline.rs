@@ -166,7 +166,7 @@ pub struct ItemSummary {
 impl Engine {
     /// The timeline of an item at `now`, or None if the engine does not hold it.
     pub fn timeline(&self, item: ItemRef, now: Timestamp) -> Option<Timeline> {
-        let it = self.items.get(item.0 as usize)?;
+        let it = self.items.get(item.0 as usize).filter(|it| !it.events.is_empty())?;
         let r = self.resolved_for(it.service);
         let mut s = Scratch::default();
         let late_limit_ms = self.catalog.late_report_limit_ms;
@@ -193,7 +193,7 @@ impl Engine {
 
     /// A line about an item for lists and filters, from the alerts in force (no clock is counted).
     pub fn summary(&self, item: ItemRef) -> Option<ItemSummary> {
-        let it = self.items.get(item.0 as usize)?;
+        let it = self.items.get(item.0 as usize).filter(|it| !it.events.is_empty())?;
         let held = it.held.as_deref().map_or(&[][..], |h| h.as_slice());
         let deadline_kinds = [
             AlertKind::AcceptanceOverdue,

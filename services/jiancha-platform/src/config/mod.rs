@@ -480,6 +480,12 @@ pub struct Config {
     /// After SIGINT/SIGTERM, how long a clean stop may take before the process exits
     /// anyway ("30s"); a second signal exits at once.
     pub shutdown_timeout: TimeSpan,
+    /// A closed item leaves the monitors' memory and the state topic (a tombstone; the
+    /// gateways forget it too) this long after its last event arrived ("180d"); "0s" keeps
+    /// every item for ever. A later event of a retired item that occurred before the
+    /// window is dead-lettered as ITEM_RETIRED. Statistics and cases are not affected
+    /// (docs/operations.md#retention).
+    pub closed_item_retention: TimeSpan,
     /// The gRPC gateway.
     pub grpc: GrpcConfig,
     /// The accountability queue.
@@ -512,6 +518,7 @@ impl Default for Config {
             rebalance_timeout: TimeSpan::secs(60),
             group_instance_id: None,
             shutdown_timeout: TimeSpan::secs(30),
+            closed_item_retention: TimeSpan::days(180),
             grpc: GrpcConfig::default(),
             accountability: AccountabilityConfig::default(),
             console: ConsoleConfig::default(),
@@ -785,6 +792,11 @@ impl Config {
     /// `rebalance_timeout` as a duration.
     pub fn rebalance(&self) -> Duration {
         self.rebalance_timeout.get()
+    }
+
+    /// The retention window of closed items; None keeps them for ever.
+    pub fn retention(&self) -> Option<Duration> {
+        (!self.closed_item_retention.is_zero()).then(|| self.closed_item_retention.get())
     }
 
     /// `commit_interval` as a duration.
