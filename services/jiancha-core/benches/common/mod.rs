@@ -35,4 +35,3 @@ pub fn rss_bytes() -> usize {
         .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()))
         .map_or(0, |pages| pages * 4096)
 }
-
