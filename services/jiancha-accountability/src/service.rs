@@ -467,6 +467,41 @@ pub async fn consume(
 #[cfg(test)]
 mod tests {
     #[test]
+    fn a_tombstone_in_the_state_topic_leaves_the_item_facts_alone() {
+        use super::*;
+        // Statistics of past periods come from the item facts the store keeps; a retired
+        // item's tombstone must neither add nor remove anything.
+        let config = Config::default();
+        let calendars = Calendars::builtin();
+        let catalog = Arc::new(Catalog::from_toml(jiancha_platform::rules::DEMO_CATALOG, &calendars).unwrap());
+        let mut engine = Engine::new(catalog.clone(), calendars.clone());
+        let event = jiancha_core::parse_json_event(
+            br#"{"event_id":"F-1","item_id":"F","service_code":"SCJG-001","department_code":"SCJG","type":"SUBMITTED","occurred_at":"2025-03-03T09:00:00+08:00"}"#,
+        )
+        .unwrap()
+        .event;
+        engine.apply(&event, event.occurred_at, event.occurred_at, &mut Vec::new());
+        let state = engine.export(engine.find("SCJG", "F").unwrap()).unwrap();
+        let record = |payload: Option<Vec<u8>>| {
+            OwnedMessage::new(
+                payload,
+                Some(jiancha_proto::state_key("SCJG", "F")),
+                config.topics.state.clone(),
+                rdkafka::Timestamp::NotAvailable,
+                0,
+                0,
+                None,
+            )
+        };
+        let messages = vec![record(Some(v1::ItemState::from(&state).encode_to_vec())), record(None)];
+        let (incoming, facts, refused) = prepare(&messages, &config, &catalog, &calendars);
+        assert!(incoming.is_empty() && refused.is_empty());
+        assert_eq!(facts.len(), 1, "the state's facts, the tombstone after it changes nothing");
+        let (incoming, facts, refused) = prepare(&messages[1..], &config, &catalog, &calendars);
+        assert!(incoming.is_empty() && facts.is_empty() && refused.is_empty(), "a tombstone alone: nothing to write");
+    }
+
+    #[test]
     fn passwords_are_not_logged() {
         assert_eq!(super::redact("postgres://jiancha:s3cret@db/j"), "postgres://jiancha:***@db/j");
         assert_eq!(super::redact("postgres://jiancha@db/j"), "postgres://jiancha@db/j");
