@@ -24,7 +24,7 @@ impl Config {
              shows the result of every layer (Kafka secrets hidden), `--defaults` the defaults \
              alone. An example deployment: `deploy/config/jiancha.example.toml`.\n",
         );
-        // Top-level keys first, then each table; keys in the order the code declares them.
+        // Top-level keys first, then each table; keys in alphabetical order within each.
         let mut keys = Config::keys();
         keys.sort_by_key(|k| k.path.rsplit_once('.').map(|(table, _)| table.to_owned()));
         let mut section = None;
