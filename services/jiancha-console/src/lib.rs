@@ -209,7 +209,7 @@ pub fn router(app: Arc<App>) -> Router {
 /// Metric: pages and actions answered, by `route` (the pattern, not the URL), `method`
 /// and `status`.
 pub const REQUESTS: &str = "jiancha_console_requests_total";
-/// Metric: time to answer, by `route` (a live board's stream: until it ends).
+/// Metric: time to the answer's headers, by `route` (a live board's stream: until it opens).
 pub const REQUEST_SECONDS: &str = "jiancha_console_request_duration_seconds";
 /// Metric: sessions held.
 pub const SESSIONS: &str = "jiancha_console_sessions";
