@@ -51,3 +51,21 @@ pub fn wait_line(rx: &mpsc::Receiver<String>, prefix: &str, seen: &mut Vec<Strin
     }
     panic!("no line `{prefix}` within {limit:?}; printed so far:\n{}", seen.join("\n"));
 }
+
+/// Starts `jiancha up` (the test binary `bin`) in `dir` with `args`, its log in
+/// `dir/up.log`; returns the process and its stdout lines.
+pub fn start_up(bin: &str, dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> (Running, mpsc::Receiver<String>) {
+    let mut up = Running(
+        std::process::Command::new(bin)
+            .arg("up")
+            .args(args)
+            .current_dir(dir)
+            .env("JIANCHA_LOG", "info,rdkafka=warn,sqlx=warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("up.log")).expect("up.log"))
+            .spawn()
+            .expect("start jiancha up"),
+    );
+    let lines = lines_of(&mut up.0);
+    (up, lines)
+}

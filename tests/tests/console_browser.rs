@@ -11,7 +11,7 @@ use jiancha_platform::auth::Bearer;
 use jiancha_proto::v1;
 use jiancha_proto::v1::ingest_service_client::IngestServiceClient;
 use jiancha_scenarios::kafka::{Scratch, free_port};
-use jiancha_scenarios::process::{Running, lines_of, wait_line};
+use jiancha_scenarios::process::{Running, lines_of, start_up, wait_line};
 use jiancha_scenarios::repo_root;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -117,21 +117,22 @@ client_secret_file = "{}"
     )
     .unwrap();
 
-    let mut up = Running(
-        Command::new(BIN)
-            .args(["up", "--no-simulator", "--grpc-listen", "127.0.0.1:0", "--console-listen", &format!("127.0.0.1:{console_port}")])
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("--config")
-            .arg(&config)
-            .current_dir(&dir.0)
-            .env("JIANCHA_LOG", "info,rdkafka=warn,sqlx=warn")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.0.join("up.log")).unwrap())
-            .spawn()
-            .unwrap(),
+    let console_listen = format!("127.0.0.1:{console_port}");
+    let (up, up_lines) = start_up(
+        BIN,
+        &dir.0,
+        &[
+            "--no-simulator".as_ref(),
+            "--grpc-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--console-listen".as_ref(),
+            console_listen.as_ref(),
+            "--state-dir".as_ref(),
+            state.as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
     );
-    let up_lines = lines_of(&mut up.0);
     let mut seen = Vec::new();
     let limit = Duration::from_secs(120);
     let bootstrap = wait_line(&up_lines, "kafka bootstrap: ", &mut seen, limit);

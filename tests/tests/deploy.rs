@@ -7,11 +7,11 @@
 
 use jiancha_platform::Config;
 use jiancha_scenarios::kafka::{Scratch, free_port};
-use jiancha_scenarios::process::{Running, lines_of, wait_line};
+use jiancha_scenarios::process::{start_up, wait_line};
 use jiancha_scenarios::repo_root;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_jiancha-it");
@@ -201,20 +201,21 @@ fn every_metric_in_deploy_is_exported_by_a_running_up() {
     let dir = Scratch::new("deploy-metrics");
     let state = dir.0.join("state");
     let metrics_port = free_port();
-    let mut up = Running(
-        Command::new(BIN)
-            .args(["up", "--grpc-listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0"])
-            .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
-            .arg("--state-dir")
-            .arg(&state)
-            .current_dir(&dir.0)
-            .env("JIANCHA_LOG", "info,rdkafka=warn,sqlx=warn")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.0.join("up.log")).unwrap())
-            .spawn()
-            .unwrap(),
+    let metrics_listen = format!("127.0.0.1:{metrics_port}");
+    let (_up, lines) = start_up(
+        BIN,
+        &dir.0,
+        &[
+            "--grpc-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--console-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--metrics-listen".as_ref(),
+            metrics_listen.as_ref(),
+            "--state-dir".as_ref(),
+            state.as_os_str(),
+        ],
     );
-    let lines = lines_of(&mut up.0);
     let mut seen = Vec::new();
     let bootstrap = wait_line(&lines, "kafka bootstrap: ", &mut seen, Duration::from_secs(120));
     let base = format!("http://127.0.0.1:{metrics_port}");

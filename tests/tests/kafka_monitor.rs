@@ -333,12 +333,7 @@ fn closed_items_are_retired_after_the_window_and_their_late_events_dead_lettered
     monitor.terminate();
     let monitor = start_monitor(&broker, &dir, "monitor-2", &args);
     wait_owns_all(&monitor);
-    // The log's fields, without the colours of a terminal.
-    let log: String = monitor
-        .log_text()
-        .split('\x1b')
-        .map(|part| part.split_once('m').filter(|(c, _)| c.starts_with('[')).map_or(part, |(_, rest)| rest))
-        .collect();
+    let log = monitor.log_text();
     let restored: usize = log
         .lines()
         .filter(|l| l.contains("Partition restored from the changelog"))

@@ -77,7 +77,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = || tracing_subscriber::EnvFilter::try_from_env("JIANCHA_LOG").unwrap_or_else(|_| "info,rdkafka=warn,sqlx=warn".into());
     match cli.log_format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr).init(),
+        // Colours only for a terminal: a file, journald or a log collector gets plain text.
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .init(),
         LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter()).with_writer(std::io::stderr).init(),
     }
     let result = match cli.command {
