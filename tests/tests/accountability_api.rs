@@ -110,6 +110,7 @@ enum Who {
     Department,
     Operator,
     Auditor,
+    Intake,
 }
 
 /// The code each method must give `who` acting on a case of `own` (true) or another department.
@@ -120,6 +121,7 @@ fn expected(method: &str, who: Who, own: bool) -> Code {
         Who::Department => Role::Department,
         Who::Operator => Role::Operator,
         Who::Auditor => Role::Auditor,
+        Who::Intake => Role::Intake,
     };
     let allowed: &[Role] = match method {
         "ListCases" | "GetCase" | "WatchCases" => &[Role::Inspector, Role::Department, Role::Auditor],
@@ -127,7 +129,10 @@ fn expected(method: &str, who: Who, own: bool) -> Code {
         "Assign" | "Resolve" => &[Role::Inspector],
         "Comment" => &[Role::Inspector, Role::Department],
         "ListAuditEntries" | "VerifyAudit" => &[Role::Inspector, Role::Auditor],
-        "GetStats" => &Role::ALL,
+        "GetStats" | "ListReports" | "GetReport" => &[Role::Inspector, Role::Department, Role::Operator, Role::Auditor],
+        "SendBack" | "OpenCase" | "AnswerComplaint" | "VerifyRectification" | "Review" => &[Role::Inspector],
+        "FileComplaint" => &[Role::Inspector, Role::Intake],
+        "ReportRectification" => &[Role::Department],
         other => panic!("unknown method {other}"),
     };
     if !allowed.contains(&role) {
@@ -138,6 +143,10 @@ fn expected(method: &str, who: Who, own: bool) -> Code {
         "GetCase" | "Reply" | "Comment" if role == Role::Department && !own => Code::NotFound,
         // Asking to list another department's cases is refused outright.
         "ListCases" if role == Role::Department && !own => Code::PermissionDenied,
+        "ReportRectification" if !own => Code::NotFound,
+        // The cases are fresh OPEN alert cases: these actions do not apply to them yet.
+        "SendBack" | "AnswerComplaint" | "ReportRectification" | "VerifyRectification" | "Review" => Code::FailedPrecondition,
+        "GetReport" => Code::NotFound,
         _ => Code::Ok,
     }
 }
@@ -146,11 +155,10 @@ fn expected(method: &str, who: Who, own: bool) -> Code {
 fn every_method_checks_the_role_and_the_department() {
     let api = Api::start("acc-authz");
     let t = at("2025-03-03T10:00:00+08:00");
-    let (catalog, calendars) = rules();
     // Plenty of fresh cases in both departments: every call that changes a case gets its own.
     let mut batch = Vec::new();
     for dept in [OWN, OTHER] {
-        for i in 0..80 {
+        for i in 0..160 {
             let a = alert(
                 &format!("{dept}-{i}"),
                 &format!("{dept}-ITEM-{i}"),
@@ -160,8 +168,7 @@ fn every_method_checks_the_role_and_the_department() {
                 v1::Level::Yellow,
                 "2025-03-01T00:00:00+08:00",
             );
-            let escalate_at = Some(jiancha_accountability::escalation_deadline(&catalog, &calendars, Some("SCJG-001"), t));
-            batch.push(Incoming { alert: a, published_at: t, escalate_at });
+            batch.push(Incoming { alert: a, published_at: t });
         }
     }
     api.rt.block_on(api.store.ingest(&batch, t)).unwrap();
@@ -171,9 +178,28 @@ fn every_method_checks_the_role_and_the_department() {
     };
     let (mut own_cases, mut other_cases) = (case_ids(OWN).into_iter(), case_ids(OTHER).into_iter());
 
-    let methods =
-        ["ListCases", "GetCase", "Reply", "Assign", "Comment", "Resolve", "WatchCases", "ListAuditEntries", "VerifyAudit", "GetStats"];
-    let whos = [Who::Nobody, Who::Forged, Who::Inspector, Who::Department, Who::Operator, Who::Auditor];
+    let methods = [
+        "ListCases",
+        "GetCase",
+        "Reply",
+        "Assign",
+        "Comment",
+        "Resolve",
+        "WatchCases",
+        "ListAuditEntries",
+        "VerifyAudit",
+        "GetStats",
+        "SendBack",
+        "OpenCase",
+        "FileComplaint",
+        "AnswerComplaint",
+        "ReportRectification",
+        "VerifyRectification",
+        "Review",
+        "ListReports",
+        "GetReport",
+    ];
+    let whos = [Who::Nobody, Who::Forged, Who::Inspector, Who::Department, Who::Operator, Who::Auditor, Who::Intake];
     let mut failures = Vec::new();
     let mut n = 0;
     for method in methods {
@@ -187,6 +213,7 @@ fn every_method_checks_the_role_and_the_department() {
                     Who::Department => Some(api.token(Role::Department, Some(OWN))),
                     Who::Operator => Some(api.token(Role::Operator, None)),
                     Who::Auditor => Some(api.token(Role::Auditor, None)),
+                    Who::Intake => Some(api.token(Role::Intake, None)),
                 };
                 let dept = if own { OWN } else { OTHER };
                 let case_id = if own { own_cases.next() } else { other_cases.next() }.unwrap();
@@ -213,6 +240,7 @@ fn every_method_checks_the_role_and_the_department() {
                                     disposition: v1::Disposition::Rectify as i32,
                                     reason: String::new(),
                                     responsible_actor: "张三".into(),
+                                    rectify_deadline: Some("2099-01-01T00:00:00+08:00".into()),
                                 })
                                 .await
                                 .map(drop),
@@ -222,6 +250,50 @@ fn every_method_checks_the_role_and_the_department() {
                         "VerifyAudit" => code(cases.verify_audit(v1::VerifyAuditRequest {}).await.map(drop)),
                         "GetStats" => {
                             code(stats.get_stats(v1::GetStatsRequest { period: "2025-03".into(), group_by: String::new() }).await.map(drop))
+                        }
+                        "SendBack" => code(cases.send_back(v1::SendBackRequest { case_id, reason: "补充".into() }).await.map(drop)),
+                        "OpenCase" => code(
+                            cases
+                                .open_case(v1::OpenCaseRequest {
+                                    department_code: dept.into(),
+                                    item_id: None,
+                                    level: v1::Level::Yellow as i32,
+                                    summary: "现场检查发现".into(),
+                                })
+                                .await
+                                .map(drop),
+                        ),
+                        "FileComplaint" => code(
+                            cases
+                                .file_complaint(v1::FileComplaintRequest {
+                                    department_code: dept.into(),
+                                    item_id: None,
+                                    summary: "窗口推诿".into(),
+                                    channel: "HOTLINE".into(),
+                                    complainant: "赵女士 13800000000".into(),
+                                })
+                                .await
+                                .map(drop),
+                        ),
+                        "AnswerComplaint" => code(
+                            cases
+                                .answer_complaint(v1::AnswerComplaintRequest { case_id, accept: true, reason: String::new() })
+                                .await
+                                .map(drop),
+                        ),
+                        "ReportRectification" => code(
+                            cases.report_rectification(v1::ReportRectificationRequest { case_id, report: "已整改".into() }).await.map(drop),
+                        ),
+                        "VerifyRectification" => code(
+                            cases
+                                .verify_rectification(v1::VerifyRectificationRequest { case_id, accepted: true, ..Default::default() })
+                                .await
+                                .map(drop),
+                        ),
+                        "Review" => code(cases.review(v1::ReviewRequest { case_id, uphold: true, reason: "维持".into() }).await.map(drop)),
+                        "ListReports" => code(stats.list_reports(v1::ListReportsRequest {}).await.map(drop)),
+                        "GetReport" => {
+                            code(stats.get_report(v1::GetReportRequest { number: "无此号".into(), format: "html".into() }).await.map(drop))
                         }
                         other => panic!("{other}"),
                     }
@@ -257,7 +329,7 @@ fn an_inspector_works_a_case_through_the_api_and_watchers_see_each_step() {
     let api = Api::start("acc-flow");
     let t = at("2025-03-03T10:00:00+08:00");
     let a = alert("flow-1", "SCJG-ITEM-1", OWN, "SCJG-001", v1::AlertKind::StatutoryOverdue, v1::Level::Red, "2025-03-01T00:00:00+08:00");
-    api.rt.block_on(api.store.ingest(&[Incoming { alert: a, published_at: t, escalate_at: None }], t)).unwrap();
+    api.rt.block_on(api.store.ingest(&[Incoming { alert: a, published_at: t }], t)).unwrap();
     let inspector = api.token(Role::Inspector, None);
     let dept = api.token(Role::Department, Some(OWN));
     let mut watcher = api.cases(Some(dept.clone()));
@@ -292,6 +364,7 @@ fn an_inspector_works_a_case_through_the_api_and_watchers_see_each_step() {
             disposition: v1::Disposition::NoFault as i32,
             reason: String::new(),
             responsible_actor: String::new(),
+            rectify_deadline: None,
         }))
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "NO_FAULT needs a reason");
@@ -302,6 +375,7 @@ fn an_inspector_works_a_case_through_the_api_and_watchers_see_each_step() {
             disposition: v1::Disposition::Criticism as i32,
             reason: "超法定时限".into(),
             responsible_actor: "李四".into(),
+            rectify_deadline: None,
         }))
         .unwrap()
         .into_inner();
@@ -356,6 +430,8 @@ fn facts(
         statutory_deadline: None,
         statutory_met: met,
         late_reports: late,
+        actor: None,
+        natural_days: false,
     }
 }
 
@@ -384,12 +460,12 @@ fn statistics_match_figures_computed_by_hand() {
         alert("b-r", "B1", "B", "ZJJ-001", v1::AlertKind::StatutoryOverdue, v1::Level::Red, march),
         alert("b-april", "B2", "B", "ZJJ-001", v1::AlertKind::FeeIrregular, v1::Level::Red, "2025-04-01T10:00:00+08:00"),
     ];
-    let batch: Vec<Incoming> = alerts.into_iter().map(|a| Incoming { alert: a, published_at: t, escalate_at: None }).collect();
+    let batch: Vec<Incoming> = alerts.into_iter().map(|a| Incoming { alert: a, published_at: t }).collect();
     api.rt.block_on(store.ingest(&batch, t)).unwrap();
     let b_case = api.rt.block_on(store.case_of_alert("b-r")).unwrap().unwrap().case_id;
     api.rt
         .block_on(store.change(b_case, t, "insp", "INSPECTOR", "RESOLVE", |s| {
-            workflow::resolve(b_case, s, "insp", Disposition::Criticism, "", "赵六")
+            workflow::resolve(b_case, s, "insp", Disposition::Criticism, "", "赵六", None, t)
         }))
         .unwrap();
 
@@ -454,10 +530,8 @@ fn statistics_match_figures_computed_by_hand() {
 fn hostile_input_is_refused_by_field_and_a_flood_is_slowed_down() {
     let api = Api::start("acc-hostile");
     let t = at("2025-03-03T10:00:00+08:00");
-    let (catalog, calendars) = rules();
     let a = alert("H-1", "H-ITEM-1", OWN, "SCJG-001", v1::AlertKind::PromisedOverdue, v1::Level::Yellow, "2025-03-01T00:00:00+08:00");
-    let escalate_at = Some(jiancha_accountability::escalation_deadline(&catalog, &calendars, Some("SCJG-001"), t));
-    api.rt.block_on(api.store.ingest(&[Incoming { alert: a, published_at: t, escalate_at }], t)).unwrap();
+    api.rt.block_on(api.store.ingest(&[Incoming { alert: a, published_at: t }], t)).unwrap();
     let case_id = api.rt.block_on(api.store.cases(&Default::default())).unwrap()[0].case_id;
     let field = |e: &tonic::Status| {
         e.get_details_bad_request().and_then(|b| b.field_violations.first().map(|v| v.field.clone())).unwrap_or_default()

@@ -40,9 +40,14 @@ fn alert(id: &str, department: &str, level: v1::Level, status: v1::AlertStatus) 
 }
 
 fn incoming(a: v1::Alert, published: i64) -> Incoming {
+    Incoming { alert: a, published_at: published }
+}
+
+/// Takes the escalation steps due at `now` with the demo rules and the default chain.
+async fn advance(store: &Store, now: i64) -> Vec<(i64, &'static str)> {
     let (catalog, calendars) = rules();
-    let escalate_at = Some(jiancha_accountability::escalation_deadline(&catalog, &calendars, a.service_code.as_deref(), published));
-    Incoming { alert: a, published_at: published, escalate_at }
+    let chain = jiancha_platform::config::EscalationChain::default();
+    store.advance(now, |c| jiancha_accountability::schedule(&catalog, &calendars, &chain, c)).await.unwrap()
 }
 
 /// Runs `scenario` on SQLite and on PostgreSQL.
@@ -81,12 +86,14 @@ fn the_whole_workflow() {
             let attachment = ("说明.pdf".to_owned(), "application/pdf".to_owned(), 52_341, "ab".repeat(32));
             store.comment(id, t0 + 3000, "wang", "INSPECTOR", "已调阅卷宗", &[attachment]).await.unwrap();
             let err = store
-                .change(id, t0 + 4000, "wang", "INSPECTOR", "RESOLVE", |s| workflow::resolve(id, s, "wang", Disposition::NoFault, " ", ""))
+                .change(id, t0 + 4000, "wang", "INSPECTOR", "RESOLVE", |s| {
+                    workflow::resolve(id, s, "wang", Disposition::NoFault, " ", "", None, t0)
+                })
                 .await;
             assert!(matches!(err, Err(StoreError::Workflow(workflow::WorkflowError::Field { field: "reason", .. }))), "{err:?}");
             let done = store
                 .change(id, t0 + 5000, "wang", "INSPECTOR", "RESOLVE", |s| {
-                    workflow::resolve(id, s, "wang", Disposition::Rectify, "限期整改", "张三")
+                    workflow::resolve(id, s, "wang", Disposition::Rectify, "限期整改", "张三", Some(t0 + 86_400_000), t0)
                 })
                 .await
                 .unwrap();
@@ -113,31 +120,162 @@ fn the_whole_workflow() {
 }
 
 #[test]
-fn an_unreplied_yellow_case_escalates_after_five_working_days_across_national_day() {
+fn the_escalation_chain_counts_working_days_across_national_day() {
     on_both("escalation", |store| {
         Box::pin(async move {
-            // Opened Tuesday 2025-09-30. National Day and Mid-Autumn: 10-01..10-08 off,
-            // Saturday 10-11 a working day (调休). Working days counted: 10-09, 10-10,
-            // 10-11, 10-13, 10-14 — the deadline is the end of 10-14.
-            let opened = at("2025-09-30T10:00:00+08:00");
-            let inc = incoming(alert("y1", "SCJG", v1::Level::Yellow, v1::AlertStatus::Fired), opened);
-            assert_eq!(inc.escalate_at, Some(at("2025-10-15T00:00:00+08:00")));
-            let replied = incoming(alert("y2", "SCJG", v1::Level::Yellow, v1::AlertStatus::Fired), opened);
-            let red = incoming(alert("r1", "SCJG", v1::Level::Red, v1::AlertStatus::Fired), opened);
-            store.ingest(&[inc, replied, red], opened).await.unwrap();
-            let y2 = store.case_of_alert("y2").await.unwrap().unwrap().case_id;
-            store.change(y2, opened + 1000, "d", "DEPARTMENT", "REPLY", |s| workflow::reply(y2, s, "d", "已说明")).await.unwrap();
+            // Published Tuesday 2025-09-30. National Day and Mid-Autumn: 10-01..10-08 off,
+            // Saturday 10-11 a working day (调休). Working days counted: 10-09, 10-10, 10-11
+            // (催办 at the end of the 3rd), 10-13, 10-14 (督办 at the end of the 5th),
+            // 10-15, 10-16, 10-17, 10-20, 10-21 (通报 at the end of the 10th).
+            let published = at("2025-09-30T10:00:00+08:00");
+            // The store reads the alerts a week after publication (an outage): the clock
+            // still counts from the publication.
+            let read = at("2025-10-09T08:00:00+08:00");
+            let batch = [
+                incoming(alert("y1", "SCJG", v1::Level::Yellow, v1::AlertStatus::Fired), published),
+                incoming(alert("y2", "SCJG", v1::Level::Yellow, v1::AlertStatus::Fired), published),
+                incoming(alert("r1", "SCJG", v1::Level::Red, v1::AlertStatus::Fired), published),
+            ];
+            store.ingest(&batch, read).await.unwrap();
+            let id = |a: &'static str| {
+                let store = &store;
+                async move { store.case_of_alert(a).await.unwrap().unwrap().case_id }
+            };
+            let (y1, y2, r1) = (id("y1").await, id("y2").await, id("r1").await);
+            assert_eq!(store.case(y1).await.unwrap().clock_from, published);
+            store.change(y2, read + 1000, "d", "DEPARTMENT", "REPLY", |s| workflow::reply(y2, s, "d", "已说明")).await.unwrap();
 
-            assert!(store.escalate_due(at("2025-10-09T09:00:00+08:00")).await.unwrap().is_empty(), "the holiday is not counted");
-            assert!(store.escalate_due(at("2025-10-14T23:59:59+08:00")).await.unwrap().is_empty());
-            let y1 = store.case_of_alert("y1").await.unwrap().unwrap().case_id;
-            assert_eq!(store.escalate_due(at("2025-10-15T00:00:00+08:00")).await.unwrap(), [y1]);
+            assert!(advance(&store, at("2025-10-09T09:00:00+08:00")).await.is_empty(), "the holiday is not counted");
+            assert!(advance(&store, at("2025-10-11T23:59:59+08:00")).await.is_empty());
+            assert_eq!(advance(&store, at("2025-10-12T00:00:00+08:00")).await, [(y1, "REMIND"), (r1, "REMIND")]);
+            assert!(advance(&store, at("2025-10-14T23:59:59+08:00")).await.is_empty());
+            assert_eq!(advance(&store, at("2025-10-15T00:00:00+08:00")).await, [(y1, "ESCALATE"), (r1, "ESCALATE")]);
             let case = store.case(y1).await.unwrap();
             assert_eq!((case.state.level.as_str(), case.state.escalated, case.alert_level.as_str()), ("RED", true, "YELLOW"));
-            assert!(store.escalate_due(at("2025-10-20T00:00:00+08:00")).await.unwrap().is_empty(), "once only");
+            let red = store.case(r1).await.unwrap();
+            assert_eq!((red.state.level.as_str(), red.state.escalated), ("RED", true), "a RED case is flagged too");
+            assert!(advance(&store, at("2025-10-21T23:00:00+08:00")).await.is_empty(), "each step once");
+            assert_eq!(advance(&store, at("2025-10-22T00:00:00+08:00")).await, [(y1, "PUBLICIZE"), (r1, "PUBLICIZE")]);
+            assert!(store.case(y1).await.unwrap().state.publicized);
+            assert_eq!(
+                store.case(y2).await.unwrap().state,
+                workflow::reply(y2, &workflow::CaseState::opened("YELLOW"), "d", "已说明").unwrap()
+            );
             let escalated = store.cases(&CaseFilter { escalated: Some(true), limit: 10, ..CaseFilter::default() }).await.unwrap();
-            assert_eq!(escalated.iter().map(|c| c.case_id).collect::<Vec<_>>(), [y1]);
+            assert_eq!(escalated.iter().map(|c| c.case_id).collect::<Vec<_>>(), [y1, r1]);
+            let actions: Vec<String> = store.audit_entries(0, Some(y1), 100).await.unwrap().into_iter().map(|e| e.action).collect();
+            assert_eq!(actions, ["OPEN", "REMIND", "ESCALATE", "PUBLICIZE"]);
+            // Every step is a fact for the notifications, written with its audit entry.
+            let outbox: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE case_id = $1").bind(y1).fetch_one(store.pool()).await.unwrap();
+            assert_eq!(outbox, 4);
+
+            // A send-back restarts the department's clock.
+            let back_at = at("2025-10-23T10:00:00+08:00");
+            store.change(y2, back_at, "insp", "INSPECTOR", "SEND_BACK", |s| workflow::send_back(y2, s, "请补充超期原因")).await.unwrap();
+            let sent_back = store.case(y2).await.unwrap();
+            assert_eq!((sent_back.state.status, sent_back.clock_from), (Status::Open, back_at));
+            assert!(advance(&store, at("2025-10-28T23:00:00+08:00")).await.is_empty(), "the send-back's day is not counted");
+            assert_eq!(advance(&store, at("2025-10-29T00:00:00+08:00")).await, [(y2, "REMIND")], "end of 10-24, 10-27, 10-28");
             assert!(store.verify_audit().await.unwrap().is_ok());
+        })
+    });
+}
+
+#[test]
+fn a_moved_alert_updates_its_case_and_a_reopened_case_starts_clean() {
+    on_both("moved", |store| {
+        Box::pin(async move {
+            let t = at("2025-03-03T10:00:00+08:00");
+            store.ingest(&[incoming(alert("m1", "SCJG", v1::Level::Yellow, v1::AlertStatus::Fired), t)], t).await.unwrap();
+            let id = store.case_of_alert("m1").await.unwrap().unwrap().case_id;
+            let mut moved = alert("m1", "SCJG", v1::Level::Yellow, v1::AlertStatus::Fired);
+            moved.triggered_at = "2025-10-09T00:00:00+08:00".into();
+            moved.message =
+                Some(v1::Bilingual { zh: "办件超过承诺时限（延期后）".into(), en: "over the extended limit".into() });
+            let r = store.ingest(&[incoming(moved.clone(), t + 1000)], t + 1000).await.unwrap();
+            assert_eq!(r.moved, 1);
+            let case = store.case(id).await.unwrap();
+            assert_eq!((case.triggered_at.as_str(), case.message_zh.as_str()), ("2025-10-09T00:00:00+08:00", "办件超过承诺时限（延期后）"));
+            assert_eq!(store.ingest(&[incoming(moved.clone(), t + 2000)], t + 2000).await.unwrap().unchanged, 1, "redelivery");
+
+            // Replied, then the alert is retracted (case closed) and fires again: the case
+            // opens as new, the old reply and resolution gone from it (kept in the log).
+            store.change(id, t + 3000, "d", "DEPARTMENT", "REPLY", |s| workflow::reply(id, s, "d", "已说明")).await.unwrap();
+            let mut retracted = moved.clone();
+            retracted.status = v1::AlertStatus::Retracted as i32;
+            assert_eq!(store.ingest(&[incoming(retracted, t + 4000)], t + 4000).await.unwrap().retracted, 1);
+            let closed = store.case(id).await.unwrap();
+            assert!(closed.state.retracted && closed.resolved_at.is_some());
+            let again = t + 86_400_000;
+            assert_eq!(store.ingest(&[incoming(moved, again)], again).await.unwrap().reopened, 1);
+            let reopened = store.case(id).await.unwrap();
+            assert_eq!(reopened.state, workflow::CaseState::opened("YELLOW"));
+            assert_eq!((reopened.replied_at, reopened.resolved_at, reopened.clock_from), (None, None, again));
+            let actions: Vec<String> = store.audit_entries(0, Some(id), 100).await.unwrap().into_iter().map(|e| e.action).collect();
+            assert_eq!(actions, ["OPEN", "MOVE", "REPLY", "RETRACT", "REOPEN"]);
+
+            // Resolved with a fault, then retracted: the decision stands, flagged 复核.
+            let done = store
+                .change(id, again + 1, "i", "INSPECTOR", "RESOLVE", |s| {
+                    workflow::resolve(id, s, "i", Disposition::Criticism, "", "张三", None, again)
+                })
+                .await
+                .unwrap();
+            let mut retracted = alert("m1", "SCJG", v1::Level::Yellow, v1::AlertStatus::Retracted);
+            retracted.triggered_at = "2025-10-09T00:00:00+08:00".into();
+            assert_eq!(store.ingest(&[incoming(retracted, again + 2)], again + 2).await.unwrap().flagged, 1);
+            let flagged = store.case(id).await.unwrap();
+            assert_eq!((flagged.state.status, flagged.state.disposition), (Status::Resolved, Some(Disposition::Criticism)));
+            assert!(flagged.state.review.as_deref().unwrap().contains("复核"), "{:?}", flagged.state.review);
+            assert_eq!(flagged.resolved_at, done.resolved_at);
+            let review = store.cases(&CaseFilter { review: Some(true), limit: 10, ..CaseFilter::default() }).await.unwrap();
+            assert_eq!(review.len(), 1);
+            store
+                .change(id, again + 3, "i", "INSPECTOR", "REVIEW", |s| workflow::review(id, s, "i", false, "数据迟报，撤销"))
+                .await
+                .unwrap();
+            assert_eq!(store.case(id).await.unwrap().state.disposition, Some(Disposition::NoFault));
+            assert!(store.verify_audit().await.unwrap().is_ok());
+        })
+    });
+}
+
+#[test]
+fn a_complaint_is_filed_accepted_and_its_contact_is_in_the_chain_as_a_hash() {
+    on_both("complaint", |store| {
+        Box::pin(async move {
+            use jiancha_accountability::store::{NewCase, Origin};
+            let t = at("2025-03-03T10:00:00+08:00");
+            let new = NewCase {
+                origin: Origin::Complaint,
+                department_code: "SCJG".into(),
+                item_id: None,
+                service_code: None,
+                level: "YELLOW".into(),
+                summary: "窗口要求提供法规未规定的材料".into(),
+                derivation: "投诉，渠道 HOTLINE".into(),
+                at_text: "2025-03-03T10:00:00+08:00".into(),
+                complaint_channel: Some("HOTLINE".into()),
+                complainant: Some("赵女士 13800000000".into()),
+            };
+            let case = store.open_case(&new, t, "insp", "INSPECTOR").await.unwrap();
+            assert_eq!((case.state.status, case.origin.as_str(), case.alert_id.as_str()), (Status::Filed, "COMPLAINT", "C1"));
+            let snapshot: String =
+                sqlx::query_scalar("SELECT snapshot FROM audit_log WHERE seq = 1").fetch_one(store.pool()).await.unwrap();
+            assert!(!snapshot.contains("13800000000"), "the contact is not in the log auditors read");
+            // 5 working days without an answer: escalated (the office's own 督办).
+            assert_eq!(advance(&store, at("2025-03-08T00:00:00+08:00")).await, [(case.case_id, "REMIND")]);
+            assert_eq!(advance(&store, at("2025-03-11T00:00:00+08:00")).await, [(case.case_id, "ESCALATE")]);
+            let accepted_at = at("2025-03-11T09:00:00+08:00");
+            let accepted = store
+                .change(case.case_id, accepted_at, "insp", "INSPECTOR", "ACCEPT", |s| workflow::accept_complaint(case.case_id, s))
+                .await
+                .unwrap();
+            assert_eq!((accepted.state.status, accepted.state.escalated, accepted.clock_from), (Status::Open, false, accepted_at));
+            // Editing the contact is found.
+            sqlx::query("UPDATE cases SET complainant = 'x' WHERE case_id = $1").bind(case.case_id).execute(store.pool()).await.unwrap();
+            assert!(store.verify_audit().await.unwrap().is_err());
         })
     });
 }
@@ -160,7 +298,10 @@ fn three_fault_dispositions_within_a_year_mark_a_repeat_offender() {
                 let store = &store;
                 async move {
                     store
-                        .change(case_id, when, "insp", "INSPECTOR", "RESOLVE", |s| workflow::resolve(case_id, s, "insp", d, "理由", actor))
+                        .change(case_id, when, "insp", "INSPECTOR", "RESOLVE", |s| {
+                            let deadline = (d == Disposition::Rectify).then_some(when + 30 * day);
+                            workflow::resolve(case_id, s, "insp", d, "理由", actor, deadline, when)
+                        })
                         .await
                         .unwrap()
                 }
@@ -178,6 +319,40 @@ fn three_fault_dispositions_within_a_year_mark_a_repeat_offender() {
             assert!(!c4.state.repeat_actor, "李四 has two within 365 days (the third is 700 days apart)");
             let marked = store.cases(&CaseFilter { repeat_offender: Some(true), limit: 10, ..CaseFilter::default() }).await.unwrap();
             assert_eq!(marked.len(), 1);
+            assert_eq!(store.offences(Some("ZJJ"), None, t + 300 * day).await.unwrap(), 3);
+            assert_eq!(store.offences(None, Some("李四"), t + 300 * day).await.unwrap(), 2);
+        })
+    });
+}
+
+#[test]
+fn the_yellow_and_red_cases_of_one_item_are_one_offence() {
+    on_both("offence", |store| {
+        Box::pin(async move {
+            let t = at("2025-01-10T10:00:00+08:00");
+            let on_item = |id: &str, item: &str, level| {
+                let mut a = alert(id, "WJW", level, v1::AlertStatus::Fired);
+                a.item_id = Some(item.into());
+                incoming(a, t)
+            };
+            // Item A: a YELLOW and a RED case; item B: one RED case.
+            store
+                .ingest(
+                    &[on_item("a-y", "A", v1::Level::Yellow), on_item("a-r", "A", v1::Level::Red), on_item("b-r", "B", v1::Level::Red)],
+                    t,
+                )
+                .await
+                .unwrap();
+            for (n, id) in [1, 2, 3].into_iter().enumerate() {
+                let c = store
+                    .change(id, t + n as i64, "i", "INSPECTOR", "RESOLVE", |s| {
+                        workflow::resolve(id, s, "i", Disposition::Criticism, "", "", None, t)
+                    })
+                    .await
+                    .unwrap();
+                assert!(!c.state.repeat_department, "case {id}: two offences (items A and B), not three");
+            }
+            assert_eq!(store.offences(Some("WJW"), None, t + 10).await.unwrap(), 2);
         })
     });
 }

@@ -4,17 +4,18 @@
 //! operator sees no case contents.
 
 use crate::stats::{self, GroupBy};
-use crate::store::{AttachmentRow, CaseFilter, CaseRow, CommentRow, Store, StoreError};
+use crate::store::{AttachmentRow, CaseFilter, CaseRow, CommentRow, NewCase, Origin, Store, StoreError};
 use crate::workflow::{self, Disposition, Status, WorkflowError};
-use jiancha_core::{Catalog, Timestamp};
+use jiancha_core::{Calendars, Catalog, Timestamp};
 use jiancha_platform::auth::{self, Caller, Role};
-use jiancha_platform::config::ScoreWeights;
+use jiancha_platform::config::{EscalationChain, ScoreWeights};
 use jiancha_platform::errors::bad_request;
 use jiancha_platform::limits::StreamCounter;
 use jiancha_platform::wall_clock;
 use jiancha_proto::v1;
 use jiancha_proto::v1::accountability_service_server::AccountabilityService;
 use jiancha_proto::v1::stats_service_server::StatsService;
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -26,6 +27,8 @@ use tonic::{Request, Response, Status as GrpcStatus};
 pub struct Api {
     store: Arc<Store>,
     catalog: Arc<Catalog>,
+    calendars: Calendars,
+    chain: EscalationChain,
     zone: chrono_tz::Tz,
     weights: ScoreWeights,
     streams: Arc<StreamCounter>,
@@ -35,17 +38,28 @@ pub struct Api {
 impl Api {
     /// Over `store`; `catalog` names services in reports; instants are written in `zone`.
     /// A caller holds at most `max_streams` WatchCases streams.
-    pub fn new(store: Arc<Store>, catalog: Arc<Catalog>, zone: chrono_tz::Tz, weights: ScoreWeights, max_streams: usize) -> Api {
-        Api { store, catalog, zone, weights, streams: Arc::new(StreamCounter::default()), max_streams }
+    pub fn new(
+        store: Arc<Store>,
+        catalog: Arc<Catalog>,
+        calendars: Calendars,
+        chain: EscalationChain,
+        weights: ScoreWeights,
+        max_streams: usize,
+    ) -> Api {
+        let zone = calendars.default_calendar().tz();
+        Api { store, catalog, calendars, chain, zone, weights, streams: Arc::new(StreamCounter::default()), max_streams }
     }
 
     fn t(&self, ms: i64) -> String {
         Timestamp(ms).to_rfc3339_in(self.zone)
     }
 
-    fn case_message(&self, c: &CaseRow) -> v1::Case {
+    fn case_message(&self, caller: &Caller, c: &CaseRow, offences: (u32, u32, Option<String>)) -> v1::Case {
         let s = &c.state;
         let level = |l: &str| v1::Level::from_str_name(l).map_or(0, |l| l as i32);
+        let steps = s.awaiting_answer().then(|| crate::schedule(&self.catalog, &self.calendars, &self.chain, c));
+        let step_at = |i: usize| steps.map(|x| self.t(x[i].1));
+        let (offences_department, offences_official, official) = offences;
         v1::Case {
             case_id: c.case_id,
             alert_id: c.alert_id.clone(),
@@ -60,7 +74,7 @@ impl Api {
             derivation: Some(v1::Bilingual { zh: c.derivation_zh.clone(), en: c.derivation_en.clone() }),
             status: status_value(s.status) as i32,
             opened_at: self.t(c.opened_at),
-            escalate_at: c.escalate_at.map(|t| self.t(t)),
+            escalate_at: step_at(1),
             escalated: s.escalated,
             assigned_to: s.assigned_to.clone(),
             reply: s.reply.clone(),
@@ -74,7 +88,64 @@ impl Api {
             repeat_offender_department: s.repeat_department,
             repeat_offender_actor: s.repeat_actor,
             updated_at: self.t(c.updated_at),
+            origin: c.origin.clone(),
+            reminded: s.reminded,
+            publicized: s.publicized,
+            sent_back: s.sent_back.clone(),
+            review: s.review.clone(),
+            rectify_deadline: s.rectify_deadline.map(|t| self.t(t)),
+            rectification: s.rectification.map(|r| r.as_str().to_owned()),
+            rectification_report: s.rectification_report.clone(),
+            rectification_overdue: s.rectification_overdue,
+            rejected: s.rejected,
+            complaint_channel: c.complaint_channel.clone(),
+            // DOMAIN §6: the complainant's contact is for inspectors only.
+            complainant: if caller.role == Role::Inspector { c.complainant.clone() } else { None },
+            remind_at: step_at(0),
+            supervise_at: step_at(1),
+            publicize_at: step_at(2),
+            offences_department,
+            offences_official,
+            official,
+            clock_from: self.t(c.clock_from),
         }
+    }
+
+    /// The messages of cases, with the offences so far of each case's department and
+    /// official (DOMAIN §6: shown before the inspector decides).
+    async fn cases_out(&self, caller: &Caller, rows: &[CaseRow]) -> Result<Vec<v1::Case>, GrpcStatus> {
+        let now = wall_clock().0;
+        let mut by_department: HashMap<String, u32> = HashMap::new();
+        let mut by_official: HashMap<String, u32> = HashMap::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for c in rows {
+            if !by_department.contains_key(&c.department_code) {
+                let n = self.store.offences(Some(&c.department_code), None, now).await.map_err(status_of)?;
+                by_department.insert(c.department_code.clone(), n as u32);
+            }
+            let official = match (&c.state.responsible_actor, &c.item_id) {
+                (Some(a), _) => Some(a.clone()),
+                (None, Some(item)) => self.store.item_official(&c.department_code, item).await.map_err(status_of)?,
+                (None, None) => None,
+            };
+            let official_count = match &official {
+                Some(o) => match by_official.get(o) {
+                    Some(n) => *n,
+                    None => {
+                        let n = self.store.offences(None, Some(o), now).await.map_err(status_of)? as u32;
+                        by_official.insert(o.clone(), n);
+                        n
+                    }
+                },
+                None => 0,
+            };
+            out.push(self.case_message(caller, c, (by_department[&c.department_code], official_count, official)));
+        }
+        Ok(out)
+    }
+
+    async fn case_out(&self, caller: &Caller, c: &CaseRow) -> Result<v1::Case, GrpcStatus> {
+        Ok(self.cases_out(caller, std::slice::from_ref(c)).await?.remove(0))
     }
 
     fn entry_message(&self, e: &crate::audit::Entry) -> v1::AuditEntry {
@@ -146,16 +217,105 @@ impl Api {
         } else {
             Vec::new()
         };
+        let notifications = if matches!(caller.role, Role::Inspector | Role::Auditor) {
+            crate::notify::deliveries_of(&self.store, case.case_id)
+                .await
+                .map_err(status_of)?
+                .into_iter()
+                .map(|d| v1::NotificationDelivery {
+                    key: d.key,
+                    seq: d.seq,
+                    channel: d.channel,
+                    recipient: d.recipient,
+                    status: d.status,
+                    attempts: d.attempts,
+                    last_error: d.last_error,
+                    sent_at: d.sent_at.map(|t| self.t(t)),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(v1::CaseDetail {
-            case: Some(self.case_message(case)),
+            notifications,
+            case: Some(self.case_out(caller, case).await?),
             comments: comments.iter().map(|c| self.comment_message(c)).collect(),
             audit,
         })
     }
 }
 
+/// How a complaint came in.
+pub const COMPLAINT_CHANNELS: [&str; 4] = ["HOTLINE", "LETTER", "VISIT", "ONLINE"];
+
+impl Api {
+    /// Applies one workflow action with its audit entry and answers the case.
+    async fn act(
+        &self,
+        caller: &Caller,
+        case_id: i64,
+        action: &str,
+        f: impl FnOnce(&workflow::CaseState) -> Result<workflow::CaseState, WorkflowError>,
+    ) -> Result<Response<v1::Case>, GrpcStatus> {
+        let case = self.store.change(case_id, wall_clock().0, &caller.subject, caller.role.as_str(), action, f).await.map_err(status_of)?;
+        Ok(Response::new(self.case_out(caller, &case).await?))
+    }
+
+    /// Checks a case opened by hand or a complaint: the department and the item must be
+    /// known (an item of another department is refused as unknown).
+    #[allow(clippy::too_many_arguments)]
+    async fn new_case(
+        &self,
+        origin: Origin,
+        department: &str,
+        item_id: Option<String>,
+        level: String,
+        summary: &str,
+        channel: Option<String>,
+        complainant: Option<String>,
+    ) -> Result<NewCase, GrpcStatus> {
+        check_text("department_code", department, 64, true)?;
+        check_text("summary", summary, MAX_TEXT_CHARS, false)?;
+        if summary.trim().is_empty() {
+            return Err(bad_request("summary", "say what happened (summary is required)".into()));
+        }
+        if !self.catalog.services().iter().any(|s| &*s.department == department) {
+            return Err(bad_request("department_code", format!("department `{}` is not in the catalog", department.escape_debug())));
+        }
+        let item_id = item_id.filter(|i| !i.trim().is_empty());
+        let mut service_code = None;
+        if let Some(item) = &item_id {
+            check_text("item_id", item, 128, true)?;
+            match self.store.item_service(department, item).await.map_err(status_of)? {
+                Some(service) => service_code = service,
+                None => {
+                    return Err(bad_request("item_id", format!("item `{}` of department {department} is not known", item.escape_debug())));
+                }
+            }
+        }
+        let now = wall_clock().0;
+        let derivation = match (&channel, origin) {
+            (Some(ch), _) => format!("投诉，渠道 {ch}，{} 登记", self.t(now)),
+            (None, _) => format!("监察员立案，{}", self.t(now)),
+        };
+        Ok(NewCase {
+            origin,
+            department_code: department.to_owned(),
+            item_id,
+            service_code,
+            level,
+            summary: summary.trim().to_owned(),
+            derivation,
+            at_text: self.t(now),
+            complaint_channel: channel,
+            complainant,
+        })
+    }
+}
+
 fn status_value(s: Status) -> v1::CaseStatus {
     match s {
+        Status::Filed => v1::CaseStatus::CaseFiled,
         Status::Open => v1::CaseStatus::CaseOpen,
         Status::Replied => v1::CaseStatus::CaseReplied,
         Status::Resolved => v1::CaseStatus::CaseResolved,
@@ -174,6 +334,13 @@ pub fn status_of(e: StoreError) -> GrpcStatus {
         StoreError::Workflow(WorkflowError::Field { field, message }) => bad_request(field, format!("{field}: {message}")),
         other => GrpcStatus::unavailable(format!("the case store failed: {other}")),
     }
+}
+
+/// An RFC 3339 instant of a request, in milliseconds.
+fn instant(field: &str, text: &str) -> Result<i64, GrpcStatus> {
+    Timestamp::parse_rfc3339(text).map(|t| t.0).map_err(|_| {
+        bad_request(field, format!("{field} `{}` is not an RFC 3339 instant such as 2026-12-31T17:00:00+08:00", text.escape_debug()))
+    })
 }
 
 const READERS: [Role; 3] = [Role::Inspector, Role::Department, Role::Auditor];
@@ -214,7 +381,8 @@ impl AccountabilityService for Api {
             Some(Ok(v1::CaseStatus::CaseOpen)) => Some(Status::Open),
             Some(Ok(v1::CaseStatus::CaseReplied)) => Some(Status::Replied),
             Some(Ok(v1::CaseStatus::CaseResolved)) => Some(Status::Resolved),
-            Some(_) => return Err(bad_request("status", "status must be CASE_OPEN, CASE_REPLIED or CASE_RESOLVED".into())),
+            Some(Ok(v1::CaseStatus::CaseFiled)) => Some(Status::Filed),
+            Some(_) => return Err(bad_request("status", "status must be CASE_FILED, CASE_OPEN, CASE_REPLIED or CASE_RESOLVED".into())),
         };
         let level = match req.level.map(v1::Level::try_from) {
             None => None,
@@ -238,6 +406,13 @@ impl AccountabilityService for Api {
             escalated: req.escalated,
             repeat_offender: req.repeat_offender,
             assigned_to: req.assigned_to,
+            origin: match req.origin.as_deref() {
+                None => None,
+                Some(o @ ("ALERT" | "MANUAL" | "COMPLAINT")) => Some(o.to_owned()),
+                Some(other) => return Err(bad_request("origin", format!("origin `{}`: ALERT, MANUAL or COMPLAINT", other.escape_debug()))),
+            },
+            review: req.review,
+            publicized: req.publicized,
             after_case_id: after,
             limit: limit + 1,
         };
@@ -245,7 +420,7 @@ impl AccountabilityService for Api {
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next_page_token = if more { rows.last().map(|c| c.case_id.to_string()).unwrap_or_default() } else { String::new() };
-        Ok(Response::new(v1::ListCasesResponse { cases: rows.iter().map(|c| self.case_message(c)).collect(), next_page_token }))
+        Ok(Response::new(v1::ListCasesResponse { cases: self.cases_out(&caller, &rows).await?, next_page_token }))
     }
 
     async fn get_case(&self, request: Request<v1::GetCaseRequest>) -> Result<Response<v1::CaseDetail>, GrpcStatus> {
@@ -269,7 +444,7 @@ impl AccountabilityService for Api {
             })
             .await
             .map_err(status_of)?;
-        Ok(Response::new(self.case_message(&case)))
+        Ok(Response::new(self.case_out(&caller, &case).await?))
     }
 
     async fn assign(&self, request: Request<v1::AssignRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
@@ -284,7 +459,7 @@ impl AccountabilityService for Api {
             })
             .await
             .map_err(status_of)?;
-        Ok(Response::new(self.case_message(&case)))
+        Ok(Response::new(self.case_out(&caller, &case).await?))
     }
 
     async fn comment(&self, request: Request<v1::CommentRequest>) -> Result<Response<v1::CaseDetail>, GrpcStatus> {
@@ -336,14 +511,16 @@ impl AccountabilityService for Api {
                 bad_request("disposition", "one of NO_FAULT, RECTIFY, EFFICIENCY_WARNING, CRITICISM, ADMONITION, REFERRED".into())
             })?;
         let who = caller.subject.clone();
+        let deadline = req.rectify_deadline.as_deref().map(|t| instant("rectify_deadline", t)).transpose()?;
+        let now = wall_clock().0;
         let case = self
             .store
-            .change(req.case_id, wall_clock().0, &caller.subject, caller.role.as_str(), "RESOLVE", |s| {
-                workflow::resolve(req.case_id, s, &who, disposition, &req.reason, &req.responsible_actor)
+            .change(req.case_id, now, &caller.subject, caller.role.as_str(), "RESOLVE", |s| {
+                workflow::resolve(req.case_id, s, &who, disposition, &req.reason, &req.responsible_actor, deadline, now)
             })
             .await
             .map_err(status_of)?;
-        Ok(Response::new(self.case_message(&case)))
+        Ok(Response::new(self.case_out(&caller, &case).await?))
     }
 
     type WatchCasesStream = CaseStream;
@@ -385,7 +562,8 @@ impl AccountabilityService for Api {
                     if caller.department_scope().is_some_and(|own| own != case.department_code) {
                         continue;
                     }
-                    let update = v1::CaseUpdate { entry: Some(api.stream_entry(&caller, &e)), case: Some(api.case_message(&case)) };
+                    let Ok(case) = api.case_out(&caller, &case).await else { continue };
+                    let update = v1::CaseUpdate { entry: Some(api.stream_entry(&caller, &e)), case: Some(case) };
                     if tx.send(Ok(update)).await.is_err() {
                         return;
                     }
@@ -422,6 +600,109 @@ impl AccountabilityService for Api {
             Err(b) => v1::VerifyAuditResponse { ok: false, bad_seq: Some(b.seq), problem: b.to_string(), ..Default::default() },
         }))
     }
+
+    async fn send_back(&self, request: Request<v1::SendBackRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("SendBack", &[Role::Inspector])?;
+        let req = request.into_inner();
+        check_text("reason", &req.reason, MAX_TEXT_CHARS, false)?;
+        self.act(&caller, req.case_id, "SEND_BACK", |s| workflow::send_back(req.case_id, s, &req.reason)).await
+    }
+
+    async fn open_case(&self, request: Request<v1::OpenCaseRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("OpenCase", &[Role::Inspector])?;
+        let req = request.into_inner();
+        let level = match v1::Level::try_from(req.level) {
+            Ok(l @ (v1::Level::Yellow | v1::Level::Red)) => l.as_str_name().to_owned(),
+            _ => return Err(bad_request("level", "a case is YELLOW or RED".into())),
+        };
+        let new = self.new_case(Origin::Manual, &req.department_code, req.item_id, level, &req.summary, None, None).await?;
+        let case = self.store.open_case(&new, wall_clock().0, &caller.subject, caller.role.as_str()).await.map_err(status_of)?;
+        Ok(Response::new(self.case_out(&caller, &case).await?))
+    }
+
+    async fn file_complaint(&self, request: Request<v1::FileComplaintRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("FileComplaint", &[Role::Inspector, Role::Intake])?;
+        let req = request.into_inner();
+        if !COMPLAINT_CHANNELS.contains(&req.channel.as_str()) {
+            return Err(bad_request(
+                "channel",
+                format!("channel `{}`: one of {}", req.channel.escape_debug(), COMPLAINT_CHANNELS.join(", ")),
+            ));
+        }
+        check_text("complainant", &req.complainant, MAX_NAME_CHARS, false)?;
+        if req.complainant.trim().is_empty() {
+            return Err(bad_request("complainant", "the complainant's name and contact are required (inspectors only see them)".into()));
+        }
+        let new = self
+            .new_case(
+                Origin::Complaint,
+                &req.department_code,
+                req.item_id,
+                "YELLOW".into(),
+                &req.summary,
+                Some(req.channel),
+                Some(req.complainant.trim().to_owned()),
+            )
+            .await?;
+        let case = self.store.open_case(&new, wall_clock().0, &caller.subject, caller.role.as_str()).await.map_err(status_of)?;
+        if caller.role == Role::Intake {
+            // An intake system learns the case number and nothing else.
+            return Ok(Response::new(v1::Case {
+                case_id: case.case_id,
+                origin: case.origin,
+                status: v1::CaseStatus::CaseFiled as i32,
+                ..Default::default()
+            }));
+        }
+        Ok(Response::new(self.case_out(&caller, &case).await?))
+    }
+
+    async fn answer_complaint(&self, request: Request<v1::AnswerComplaintRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("AnswerComplaint", &[Role::Inspector])?;
+        let req = request.into_inner();
+        check_text("reason", &req.reason, MAX_TEXT_CHARS, false)?;
+        let who = caller.subject.clone();
+        if req.accept {
+            self.act(&caller, req.case_id, "ACCEPT", |s| workflow::accept_complaint(req.case_id, s)).await
+        } else {
+            self.act(&caller, req.case_id, "REJECT", |s| workflow::reject_complaint(req.case_id, s, &who, &req.reason)).await
+        }
+    }
+
+    async fn report_rectification(&self, request: Request<v1::ReportRectificationRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("ReportRectification", &[Role::Department])?;
+        let req = request.into_inner();
+        check_text("report", &req.report, MAX_TEXT_CHARS, false)?;
+        self.visible_case(&caller, req.case_id).await?;
+        self.act(&caller, req.case_id, "RECTIFICATION_REPORT", |s| workflow::report_rectification(req.case_id, s, &req.report)).await
+    }
+
+    async fn verify_rectification(&self, request: Request<v1::VerifyRectificationRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("VerifyRectification", &[Role::Inspector])?;
+        let req = request.into_inner();
+        check_text("reason", &req.reason, MAX_TEXT_CHARS, false)?;
+        let deadline = req.new_deadline.as_deref().map(|t| instant("new_deadline", t)).transpose()?;
+        let now = wall_clock().0;
+        self.act(&caller, req.case_id, "RECTIFICATION_VERIFY", |s| {
+            workflow::verify_rectification(req.case_id, s, req.accepted, &req.reason, deadline, now)
+        })
+        .await
+    }
+
+    async fn review(&self, request: Request<v1::ReviewRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("Review", &[Role::Inspector])?;
+        let req = request.into_inner();
+        check_text("reason", &req.reason, MAX_TEXT_CHARS, false)?;
+        let who = caller.subject.clone();
+        self.act(&caller, req.case_id, "REVIEW", |s| workflow::review(req.case_id, s, &who, req.uphold, &req.reason)).await
+    }
 }
 
 /// The wire form of a report.
@@ -446,22 +727,24 @@ pub fn report_message(r: &stats::Report, generated_at: String) -> v1::StatsRepor
                 decided: x.decided,
                 decided_on_time: x.decided_on_time,
                 decided_early: x.decided_early,
-                on_time_rate: x.on_time_rate,
-                early_rate: x.early_rate,
+                on_time_rate: x.on_time_rate.unwrap_or(0.0),
+                early_rate: x.early_rate.unwrap_or(0.0),
                 overdue_promised: x.overdue_promised,
                 overdue_statutory: x.overdue_statutory,
-                mean_working_days: x.mean_working_days,
-                p90_working_days: x.p90_working_days,
-                promised_share_used: x.promised_share_used,
+                mean_working_days: x.mean_working_days.unwrap_or(0.0),
+                p90_working_days: x.p90_working_days.unwrap_or(0.0),
+                promised_share_used: x.promised_share_used.unwrap_or(0.0),
                 warnings: x.warnings,
                 yellow: x.yellow,
                 red: x.red,
                 step_overdue: x.step_overdue,
-                late_report_share: x.late_report_share,
+                late_report_share: x.late_report_share.unwrap_or(0.0),
                 dispositions: x.dispositions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
                 repeat_offender_marks: x.repeat_offender_marks,
-                score: x.score,
+                score: x.score.unwrap_or(0.0),
                 rank: x.rank,
+                rated: x.score.is_some(),
+                previous_rank: x.previous_rank,
             })
             .collect(),
         generated_at,
@@ -473,11 +756,57 @@ impl StatsService for Api {
     async fn get_stats(&self, request: Request<v1::GetStatsRequest>) -> Result<Response<v1::StatsReport>, GrpcStatus> {
         let caller = auth::caller(&request)?;
         // The 绩效评估通报 is published to every department; aggregate figures only.
-        caller.require("GetStats", &Role::ALL)?;
+        caller.require("GetStats", &STATS_READERS)?;
         let req = request.into_inner();
         let period = stats::parse_period(&req.period, self.zone).map_err(|e| bad_request("period", e))?;
         let group_by = GroupBy::parse(&req.group_by).map_err(|e| bad_request("group_by", e))?;
         let report = stats::report(&self.store, &self.catalog, &period, group_by, &self.weights).await.map_err(status_of)?;
         Ok(Response::new(report_message(&report, self.t(wall_clock().0))))
+    }
+
+    async fn list_reports(&self, request: Request<v1::ListReportsRequest>) -> Result<Response<v1::ListReportsResponse>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("ListReports", &STATS_READERS)?;
+        let reports = crate::publish::list(&self.store).await.map_err(publish_status)?;
+        Ok(Response::new(v1::ListReportsResponse {
+            reports: reports
+                .into_iter()
+                .map(|r| v1::PublishedReport {
+                    number: r.number,
+                    period: r.period,
+                    issued_at: self.t(r.issued_at),
+                    issued_by: r.issued_by,
+                    audit_head: r.audit_head,
+                    sha256: r.sha256,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_report(&self, request: Request<v1::GetReportRequest>) -> Result<Response<v1::ReportFile>, GrpcStatus> {
+        let caller = auth::caller(&request)?;
+        caller.require("GetReport", &STATS_READERS)?;
+        let req = request.into_inner();
+        if !crate::publish::FORMATS.contains(&req.format.as_str()) {
+            return Err(bad_request("format", format!("format `{}`: one of html, csv, json, xlsx", req.format.escape_debug())));
+        }
+        match crate::publish::file(&self.store, &req.number, &req.format).await.map_err(publish_status)? {
+            Some((media_type, file_name, content)) => {
+                Ok(Response::new(v1::ReportFile { number: req.number, media_type: media_type.to_owned(), file_name, content }))
+            }
+            None => Err(GrpcStatus::not_found(format!("no published report is numbered `{}`", req.number.escape_debug()))),
+        }
+    }
+}
+
+/// The 绩效评估通报 is published to every department: aggregate figures only. An intake
+/// system reads nothing.
+const STATS_READERS: [Role; 4] = [Role::Inspector, Role::Department, Role::Operator, Role::Auditor];
+
+fn publish_status(e: crate::publish::PublishError) -> GrpcStatus {
+    match e {
+        crate::publish::PublishError::Store(e) => status_of(e),
+        crate::publish::PublishError::Request(m) => bad_request("format", m),
+        other => GrpcStatus::internal(other.to_string()),
     }
 }

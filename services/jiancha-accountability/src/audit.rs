@@ -59,6 +59,11 @@ pub fn hash_with_snapshot(
     digest(b"jiancha-audit/v2\0", &parts)
 }
 
+/// SHA-256 of bytes, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// SHA-256 of a version tag and each part prefixed by its length, in hex.
 fn digest(tag: &[u8], parts: &[&str]) -> String {
     let mut h = Sha256::new();

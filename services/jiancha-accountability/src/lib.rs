@@ -14,15 +14,33 @@ pub mod stats;
 pub mod store;
 pub mod workflow;
 
+pub mod notify;
+pub mod publish;
+
 use jiancha_core::clock::Counter;
 use jiancha_core::{Calendars, Catalog};
+use jiancha_platform::config::EscalationChain;
+use store::CaseRow;
+use workflow::{Status, Step};
 
-/// When a YELLOW case opened at `opened_at` escalates if not replied: 5 working days of
-/// the service's calendar (the start day not counted, holidays and 调休 as the monitor
-/// counts them); the default calendar when the service is unknown.
-pub fn escalation_deadline(catalog: &Catalog, calendars: &Calendars, service_code: Option<&str>, opened_at: i64) -> i64 {
+/// The instant `days` working days of the service's calendar after `from` (the start day
+/// not counted, holidays and 调休 as the monitor counts them); the default calendar when
+/// the service is unknown.
+pub fn working_days_after(catalog: &Catalog, calendars: &Calendars, service_code: Option<&str>, from: i64, days: u32) -> i64 {
     let calendar =
         service_code.and_then(|c| catalog.get(c)).and_then(|s| calendars.get(&s.calendar)).unwrap_or_else(|| calendars.default_calendar());
     let counter = Counter::working(calendar);
-    counter.deadline(opened_at, workflow::ESCALATION_WORKING_DAYS * counter.unit(), &[])
+    counter.deadline(from, i64::from(days) * counter.unit(), &[])
+}
+
+/// The escalation chain of a case awaiting an answer: when 催办, 督办 and 通报 fall, from
+/// its clock, with the calendars in force now.
+pub fn schedule(catalog: &Catalog, calendars: &Calendars, chain: &EscalationChain, case: &CaseRow) -> [(Step, i64); 3] {
+    let supervise = if case.state.status == Status::Filed { chain.complaint_acceptance_days } else { chain.supervise_days };
+    let at = |days: u32| working_days_after(catalog, calendars, case.service_code.as_deref(), case.clock_from, days);
+    [
+        (Step::Remind, at(chain.remind_days.min(supervise))),
+        (Step::Supervise, at(supervise)),
+        (Step::Publicize, at(chain.publicize_days.max(supervise))),
+    ]
 }

@@ -30,7 +30,8 @@ use tracing::{info, warn};
 pub const CASES_OPENED: &str = "jiancha_cases_opened_total";
 /// Metric: cases closed by retraction.
 pub const CASES_RETRACTED: &str = "jiancha_cases_retracted_total";
-/// Metric: cases escalated (督办).
+/// Metric: escalation steps taken, by `step` (REMIND 催办, ESCALATE 督办, PUBLICIZE 通报,
+/// RECTIFY_OVERDUE).
 pub const CASES_ESCALATED: &str = "jiancha_cases_escalated_total";
 /// Metric: seconds to store one consumed batch.
 pub const BATCH_SECONDS: &str = "jiancha_accountability_batch_seconds";
@@ -49,14 +50,21 @@ pub const HISTOGRAMS: &[jiancha_platform::telemetry::Histogram] = &[(BATCH_SECON
 pub fn describe() {
     metrics::describe_counter!(CASES_OPENED, "Cases opened from alerts");
     metrics::describe_counter!(CASES_RETRACTED, "Cases closed because their alert was retracted");
-    metrics::describe_counter!(CASES_ESCALATED, "Unreplied YELLOW cases escalated to RED (督办)");
+    metrics::describe_counter!(
+        CASES_ESCALATED,
+        "Escalation steps taken on unanswered cases, by step (REMIND 催办, ESCALATE 督办, PUBLICIZE 通报, RECTIFY_OVERDUE)"
+    );
     metrics::describe_histogram!(BATCH_SECONDS, metrics::Unit::Seconds, "Time to store one consumed batch of alert updates");
     metrics::describe_counter!(ALERTS_REFUSED, "Alert records refused and sent to the alerts' dead-letter topic, by reason");
     metrics::describe_gauge!(CASES_OPEN, "Cases not resolved yet, by level and escalated (reply overdue)");
     // Every series a rule or a dashboard may ask for exists from the start, at 0.
-    for counter in [CASES_OPENED, CASES_RETRACTED, CASES_ESCALATED] {
+    for counter in [CASES_OPENED, CASES_RETRACTED] {
         metrics::counter!(counter).increment(0);
     }
+    for step in ["REMIND", "ESCALATE", "PUBLICIZE", "RECTIFY_OVERDUE"] {
+        metrics::counter!(CASES_ESCALATED, "step" => step).increment(0);
+    }
+    crate::notify::describe();
     for reason in REFUSAL_REASONS {
         metrics::counter!(ALERTS_REFUSED, "reason" => reason).increment(0);
     }
@@ -125,7 +133,7 @@ pub async fn serve_api(
         jiancha_platform::server::auth_interceptor(Arc::new(authenticator), config.grpc.bind_client_certificate),
         limiter,
     );
-    let api = Api::new(store, catalog, calendars.default_calendar().tz(), a.weights.clone(), config.grpc.watchers_per_caller);
+    let api = Api::new(store, catalog, calendars.clone(), a.chain.clone(), a.weights.clone(), config.grpc.watchers_per_caller);
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
     {
@@ -182,7 +190,13 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
     tasks.push(tokio::spawn(watch_database(store.clone(), shutdown.clone())));
     {
         let (store, interval, shutdown) = (store.clone(), config.accountability.escalation(), shutdown.clone());
-        tasks.push(tokio::spawn(escalation_clock(store, interval, shutdown)));
+        let (catalog, calendars, chain) = (catalog.clone(), calendars.clone(), config.accountability.chain.clone());
+        tasks.push(tokio::spawn(escalation_clock(store, catalog, calendars, chain, interval, shutdown)));
+    }
+    {
+        let notifier = crate::notify::Notifier::new(&config.accountability.notifications, calendars.default_calendar().tz())
+            .map_err(|e| ServiceError::Config(e.to_string()))?;
+        tasks.push(tokio::spawn(crate::notify::run(store.clone(), Arc::new(notifier), shutdown.clone())));
     }
     {
         let (store, shutdown) = (store.clone(), shutdown.clone());
@@ -241,8 +255,16 @@ async fn watch_database(store: Arc<Store>, shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// 督办: checks for due escalations every `interval`.
-pub async fn escalation_clock(store: Arc<Store>, interval: Duration, shutdown: watch::Receiver<bool>) {
+/// The escalation chain (催办, 督办, 通报) and rectification deadlines, checked every
+/// `interval` with the calendars in force.
+pub async fn escalation_clock(
+    store: Arc<Store>,
+    catalog: Arc<Catalog>,
+    calendars: Calendars,
+    chain: jiancha_platform::config::EscalationChain,
+    interval: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
     let stop = until_true(shutdown);
     tokio::pin!(stop);
@@ -251,12 +273,13 @@ pub async fn escalation_clock(store: Arc<Store>, interval: Duration, shutdown: w
             _ = &mut stop => return,
             _ = tick.tick() => {}
         }
-        match store.escalate_due(wall_clock().0).await {
-            Ok(ids) if !ids.is_empty() => {
-                metrics::counter!(CASES_ESCALATED).increment(ids.len() as u64);
-                info!(cases = ?ids, "督办: unreplied YELLOW cases escalated to RED");
+        match store.advance(wall_clock().0, |case| crate::schedule(&catalog, &calendars, &chain, case)).await {
+            Ok(steps) => {
+                for (case_id, action) in steps {
+                    metrics::counter!(CASES_ESCALATED, "step" => action).increment(1);
+                    info!(case_id, action, "Escalation step taken");
+                }
             }
-            Ok(_) => {}
             Err(e) => warn!(error = %e, "Escalation check failed; retrying at the next tick"),
         }
     }
@@ -335,8 +358,7 @@ fn prepare<'a>(
             match read_alert(payload) {
                 Ok(alert) => {
                     let published_at = m.timestamp().to_millis().unwrap_or(now.0);
-                    let escalate_at = Some(crate::escalation_deadline(catalog, calendars, alert.service_code.as_deref(), published_at));
-                    incoming.push(Incoming { alert, published_at, escalate_at });
+                    incoming.push(Incoming { alert, published_at });
                 }
                 Err(why) => refused.push((m, why)),
             }

@@ -6,7 +6,7 @@
 //! accountability instance writes to a database (docs/accountability.md).
 
 use crate::audit::{self, Entry, GENESIS};
-use crate::workflow::{self, CaseState, Disposition, Status, WorkflowError};
+use crate::workflow::{self, CaseState, Disposition, Rectification, Status, Step, WorkflowError};
 use jiancha_proto::v1;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -14,10 +14,11 @@ use std::sync::Once;
 use tokio::sync::{Mutex, watch};
 
 /// Versioned migrations; the SQL runs on both PostgreSQL and SQLite.
-const MIGRATIONS: [(i64, &str, &str); 3] = [
+const MIGRATIONS: [(i64, &str, &str); 4] = [
     (1, "initial schema", include_str!("../migrations/0001_initial.sql")),
     (2, "items by department", include_str!("../migrations/0002_items_by_department.sql")),
     (3, "audit snapshots", include_str!("../migrations/0003_audit_snapshots.sql")),
+    (4, "escalation, complaints, outbox, reports", include_str!("../migrations/0004_escalation_complaints_outbox_reports.sql")),
 ];
 
 /// Which database.
@@ -75,6 +76,14 @@ pub struct CaseRow {
     pub replied_at: Option<i64>,
     pub resolved_at: Option<i64>,
     pub updated_at: i64,
+    /// ALERT, MANUAL or COMPLAINT.
+    pub origin: String,
+    /// What the escalation chain counts from (publication, send-back, filing, acceptance).
+    pub clock_from: i64,
+    /// A complaint's channel: HOTLINE, LETTER, VISIT, ONLINE.
+    pub complaint_channel: Option<String>,
+    /// The complainant's contact (inspectors only).
+    pub complainant: Option<String>,
     pub state: CaseState,
 }
 
@@ -113,25 +122,77 @@ pub struct CaseFilter {
     pub escalated: Option<bool>,
     pub repeat_offender: Option<bool>,
     pub assigned_to: Option<String>,
+    pub origin: Option<String>,
+    pub review: Option<bool>,
+    pub publicized: Option<bool>,
     pub after_case_id: i64,
     pub limit: i64,
 }
 
-/// An alert update to take, with when it was published and (for YELLOW) when its case
-/// escalates if not replied.
+/// An alert update to take, with when it was published.
 #[derive(Clone, Debug)]
 pub struct Incoming {
     /// The update.
     pub alert: v1::Alert,
-    /// When the monitor published it (record timestamp), milliseconds.
+    /// When the monitor published it (the record's timestamp), milliseconds: a case's
+    /// clock counts from it, not from when the store read it.
     pub published_at: i64,
-    /// 5 working days of the service's calendar after `published_at`.
-    pub escalate_at: Option<i64>,
+}
+
+/// Where a case came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A YELLOW or RED alert.
+    Alert,
+    /// Opened by an inspector.
+    Manual,
+    /// A complaint (投诉).
+    Complaint,
+}
+
+impl Origin {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Alert => "ALERT",
+            Origin::Manual => "MANUAL",
+            Origin::Complaint => "COMPLAINT",
+        }
+    }
+}
+
+/// A case opened by hand or a complaint filed.
+#[derive(Clone, Debug)]
+pub struct NewCase {
+    /// MANUAL or COMPLAINT.
+    pub origin: Origin,
+    /// Against which department.
+    pub department_code: String,
+    /// The item concerned, if any.
+    pub item_id: Option<String>,
+    /// Its service.
+    pub service_code: Option<String>,
+    /// YELLOW or RED (a complaint starts YELLOW).
+    pub level: String,
+    /// What happened, as filed.
+    pub summary: String,
+    /// How it came in (shown as the case's derivation).
+    pub derivation: String,
+    /// The filing instant as RFC 3339 (the case's `triggered_at`).
+    pub at_text: String,
+    /// HOTLINE, LETTER, VISIT or ONLINE.
+    pub complaint_channel: Option<String>,
+    /// The complainant's contact (inspectors only).
+    pub complainant: Option<String>,
 }
 
 /// What a batch of alert updates did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IngestReport {
+    /// Cases whose alert moved (facts updated).
+    pub moved: u64,
+    /// Cases resolved with a fault whose alert was retracted: flagged for review (复核).
+    pub flagged: u64,
     /// Cases opened.
     pub opened: u64,
     /// Cases closed by retraction.
@@ -154,13 +215,18 @@ pub struct ItemFacts {
     pub decided_at: Option<i64>,
     pub closed: bool,
     pub promised_days: Option<f64>,
-    /// Working days used from acceptance to decision (or to now), pauses excluded.
+    /// Days used from acceptance to decision (or to now), pauses excluded, in the
+    /// decision clock's days (natural days for a natural-day service).
     pub used_days: Option<f64>,
+    /// The service counts natural days (自然日): its days are not working days.
+    pub natural_days: bool,
     pub promised_deadline: Option<i64>,
     pub promised_met: Option<bool>,
     pub statutory_deadline: Option<i64>,
     pub statutory_met: Option<bool>,
     pub late_reports: i64,
+    /// The official (经办人) of the item's last event that names one.
+    pub actor: Option<String>,
 }
 
 #[derive(Clone)]
@@ -226,6 +292,16 @@ impl Write<'_> {
         .bind(&snapshot)
         .execute(&mut *self.tx)
         .await?;
+        if NOTIFIED.contains(&action) {
+            sqlx::query("INSERT INTO outbox (seq, case_id, action, department_code, at, expanded) VALUES ($1, $2, $3, $4, $5, 0)")
+                .bind(seq)
+                .bind(case_id)
+                .bind(action)
+                .bind(&case.department_code)
+                .bind(at)
+                .execute(&mut *self.tx)
+                .await?;
+        }
         c.next_seq += 1;
         c.last_hash = h;
         Ok(())
@@ -254,6 +330,9 @@ fn bool_i(b: bool) -> i64 {
 fn case_from_row(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
     let status: String = r.try_get("status")?;
     let disposition: Option<String> = r.try_get("disposition")?;
+    let rectification: Option<String> = r.try_get("rectification")?;
+    let opened_at: i64 = r.try_get("opened_at")?;
+    let flag = |name: &str| r.try_get::<i64, _>(name).map(|v| v != 0);
     Ok(CaseRow {
         case_id: r.try_get("case_id")?,
         alert_id: r.try_get("alert_id")?,
@@ -267,11 +346,15 @@ fn case_from_row(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
         message_en: r.try_get("message_en")?,
         derivation_zh: r.try_get("derivation_zh")?,
         derivation_en: r.try_get("derivation_en")?,
-        opened_at: r.try_get("opened_at")?,
+        opened_at,
         escalate_at: r.try_get("escalate_at")?,
         replied_at: r.try_get("replied_at")?,
         resolved_at: r.try_get("resolved_at")?,
         updated_at: r.try_get("updated_at")?,
+        origin: r.try_get("origin")?,
+        clock_from: r.try_get::<Option<i64>, _>("clock_from")?.unwrap_or(opened_at),
+        complaint_channel: r.try_get("complaint_channel")?,
+        complainant: r.try_get("complainant")?,
         state: CaseState {
             status: Status::parse(&status).unwrap_or(Status::Open),
             level: r.try_get("level")?,
@@ -285,6 +368,17 @@ fn case_from_row(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
             responsible_actor: r.try_get("responsible_actor")?,
             repeat_department: r.try_get::<i64, _>("repeat_department")? != 0,
             repeat_actor: r.try_get::<i64, _>("repeat_actor")? != 0,
+            reminded: flag("reminded")?,
+            publicized: flag("publicized")?,
+            sent_back: r.try_get("sent_back")?,
+            retracted: flag("retracted")?,
+            review: r.try_get("review")?,
+            rectify_deadline: r.try_get("rectify_deadline")?,
+            rectification: rectification.as_deref().and_then(Rectification::parse),
+            rectification_report: r.try_get("rectification_report")?,
+            rectification_overdue: flag("rectification_overdue")?,
+            rejected: flag("rejected")?,
+            reported_in: r.try_get("reported_in")?,
         },
     })
 }
@@ -307,7 +401,9 @@ fn entry_from_row(r: &AnyRow) -> Result<Entry, sqlx::Error> {
 
 const CASE_COLUMNS: &str = "case_id, alert_id, item_id, service_code, department_code, kind, alert_level, level, triggered_at, \
     message_zh, message_en, derivation_zh, derivation_en, status, opened_at, escalate_at, escalated, assigned_to, reply, replied_by, \
-    replied_at, disposition, resolution_reason, resolved_by, resolved_at, responsible_actor, repeat_department, repeat_actor, updated_at";
+    replied_at, disposition, resolution_reason, resolved_by, resolved_at, responsible_actor, repeat_department, repeat_actor, updated_at, \
+    origin, clock_from, reminded, publicized, sent_back, retracted, review, rectify_deadline, rectification, rectification_report, \
+    rectification_overdue, rejected, complaint_channel, complainant, reported_in";
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
@@ -420,8 +516,8 @@ impl Store {
                     sqlx::query(
                         "INSERT INTO cases (case_id, alert_id, item_id, service_code, department_code, kind, alert_level, level, \
                          triggered_at, message_zh, message_en, derivation_zh, derivation_en, status, opened_at, escalate_at, escalated, \
-                         repeat_department, repeat_actor, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, 0, 0, $17)",
+                         repeat_department, repeat_actor, updated_at, origin, clock_from) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, 0, 0, 0, $16, 'ALERT', $15)",
                     )
                     .bind(id)
                     .bind(&a.alert_id)
@@ -438,29 +534,60 @@ impl Store {
                     .bind(&derivation.en)
                     .bind(Status::Open.as_str())
                     .bind(inc.published_at)
-                    .bind(if level == "YELLOW" { inc.escalate_at } else { None })
                     .bind(now)
                     .execute(&mut *w.tx)
                     .await?;
                     w.append(id, inc.published_at, "system", "SYSTEM", "OPEN", "{}", &state.to_json()).await?;
                     report.opened += 1;
                 }
-                ("FIRED", Some(case)) => match workflow::reopen(&case.state) {
-                    Some(next) => {
-                        save(&mut w.tx, case.case_id, &next, now, None).await?;
+                ("FIRED", Some(case)) => {
+                    let legacy_retraction = case.state.status == Status::Resolved
+                        && case.state.resolved_by.as_deref() == Some("system")
+                        && case.state.resolution_reason.as_deref() == Some(workflow::RETRACTED_REASON);
+                    let retracted = CaseState { retracted: case.state.retracted || legacy_retraction, ..case.state.clone() };
+                    if let Some(next) = workflow::reopen(&retracted, level) {
+                        // A new publication: the case is as new, its clock from now on.
+                        update_facts(&mut w.tx, case.case_id, a).await?;
+                        let stamps = Stamps { replied_at: Some(None), resolved_at: Some(None), clock_from: Some(inc.published_at) };
+                        save(&mut w.tx, case.case_id, &next, now, stamps).await?;
                         w.append(case.case_id, now, "system", "SYSTEM", "REOPEN", &case.state.to_json(), &next.to_json()).await?;
                         report.reopened += 1;
+                    } else if facts_of(&case) != facts_of_alert(a) {
+                        // A moved alert (FIRED again with a new instant): the case's facts follow.
+                        update_facts(&mut w.tx, case.case_id, a).await?;
+                        sqlx::query("UPDATE cases SET updated_at = $1 WHERE case_id = $2")
+                            .bind(now)
+                            .bind(case.case_id)
+                            .execute(&mut *w.tx)
+                            .await?;
+                        let (before, after) = (facts_of(&case).to_string(), facts_of_alert(a).to_string());
+                        w.append(case.case_id, now, "system", "SYSTEM", "MOVE", &before, &after).await?;
+                        report.moved += 1;
+                    } else {
+                        report.unchanged += 1;
                     }
-                    None => report.unchanged += 1,
-                },
-                ("RETRACTED", Some(case)) => match workflow::retract(&case.state) {
-                    Some(next) => {
-                        save(&mut w.tx, case.case_id, &next, now, Some(("resolved_at", now))).await?;
-                        w.append(case.case_id, now, "system", "SYSTEM", "RETRACT", &case.state.to_json(), &next.to_json()).await?;
-                        report.retracted += 1;
+                }
+                ("RETRACTED", Some(case)) => {
+                    let note = format!(
+                        "告警 {} 因迟报数据撤回；本案已作“{}”处理，请复核。The alert was retracted (late data) after this case was resolved: review the decision.",
+                        case.alert_id,
+                        case.state.disposition.map_or("", Disposition::zh)
+                    );
+                    match workflow::retract(&case.state, &note) {
+                        Some(next) if next.status == case.state.status => {
+                            save(&mut w.tx, case.case_id, &next, now, Stamps::default()).await?;
+                            w.append(case.case_id, now, "system", "SYSTEM", "REVIEW_FLAG", &case.state.to_json(), &next.to_json()).await?;
+                            report.flagged += 1;
+                        }
+                        Some(next) => {
+                            let stamps = Stamps { resolved_at: Some(Some(now)), ..Stamps::default() };
+                            save(&mut w.tx, case.case_id, &next, now, stamps).await?;
+                            w.append(case.case_id, now, "system", "SYSTEM", "RETRACT", &case.state.to_json(), &next.to_json()).await?;
+                            report.retracted += 1;
+                        }
+                        None => report.unchanged += 1,
                     }
-                    None => report.unchanged += 1,
-                },
+                }
                 _ => report.unchanged += 1,
             }
         }
@@ -468,11 +595,54 @@ impl Store {
         Ok(report)
     }
 
-    /// 督办: every YELLOW case still OPEN at its escalation instant becomes RED.
-    pub async fn escalate_due(&self, now: i64) -> Result<Vec<i64>, StoreError> {
-        let due: Vec<CaseRow> = sqlx::query(&format!(
-            "SELECT {CASE_COLUMNS} FROM cases WHERE status = 'OPEN' AND level = 'YELLOW' AND escalated = 0 \
-             AND escalate_at IS NOT NULL AND escalate_at <= $1 ORDER BY case_id"
+    /// Opens a case by hand (origin MANUAL) or files a complaint (origin COMPLAINT,
+    /// FILED until accepted or rejected).
+    pub async fn open_case(&self, new: &NewCase, now: i64, who: &str, role: &str) -> Result<CaseRow, StoreError> {
+        let mut w = self.begin_write().await?;
+        let id = w.c.next_case;
+        w.c.next_case += 1;
+        let complaint = new.origin == Origin::Complaint;
+        let state = if complaint { CaseState::filed() } else { CaseState::opened(&new.level) };
+        let prefix = if complaint { "C" } else { "M" };
+        sqlx::query(
+            "INSERT INTO cases (case_id, alert_id, item_id, service_code, department_code, kind, alert_level, level, \
+             triggered_at, message_zh, message_en, derivation_zh, derivation_en, status, opened_at, escalate_at, escalated, \
+             repeat_department, repeat_actor, updated_at, origin, clock_from, complaint_channel, complainant) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, '', $12, $13, NULL, 0, 0, 0, $13, $14, $13, $15, $16)",
+        )
+        .bind(id)
+        .bind(format!("{prefix}{id}"))
+        .bind(&new.item_id)
+        .bind(&new.service_code)
+        .bind(&new.department_code)
+        .bind(new.origin.as_str())
+        .bind(&state.level)
+        .bind(&new.at_text)
+        .bind(&new.summary)
+        .bind(&new.summary)
+        .bind(&new.derivation)
+        .bind(state.status.as_str())
+        .bind(now)
+        .bind(new.origin.as_str())
+        .bind(&new.complaint_channel)
+        .bind(&new.complainant)
+        .execute(&mut *w.tx)
+        .await?;
+        let action = if complaint { "FILE" } else { "OPEN" };
+        w.append(id, now, who, role, action, "{}", &state.to_json()).await?;
+        let case = load(&mut w.tx, id).await?;
+        w.commit(&self.appended).await?;
+        Ok(case)
+    }
+
+    /// The escalation chain (督查督办) and rectification deadlines: takes every step due
+    /// at `now`. `schedule` gives a case's three instants (催办, 督办, 通报) from its
+    /// clock with the calendars in force, so a calendar year loaded later moves them.
+    /// Returns the steps taken as (case, audit action).
+    pub async fn advance(&self, now: i64, schedule: impl Fn(&CaseRow) -> [(Step, i64); 3]) -> Result<Vec<(i64, &'static str)>, StoreError> {
+        let candidates: Vec<CaseRow> = sqlx::query(&format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE (status IN ('OPEN', 'FILED') AND publicized = 0) \
+             OR (rectification = 'PENDING' AND rectification_overdue = 0 AND rectify_deadline <= $1) ORDER BY case_id"
         ))
         .bind(now)
         .fetch_all(&self.pool)
@@ -480,20 +650,39 @@ impl Store {
         .iter()
         .map(case_from_row)
         .collect::<Result<_, _>>()?;
-        let mut done = Vec::new();
-        for case in due {
-            let escalated = self
-                .change(case.case_id, now, "system", "SYSTEM", "ESCALATE", |s| {
-                    workflow::escalate(s).ok_or_else(|| WorkflowError::State("no longer due".into()))
-                })
-                .await;
-            match escalated {
-                Ok(_) => done.push(case.case_id),
-                Err(StoreError::Workflow(_)) => {} // Replied meanwhile.
-                Err(e) => return Err(e),
+        let mut taken = Vec::new();
+        for case in candidates {
+            // A step of the chain, or (None) the rectification deadline.
+            let mut steps: Vec<Option<Step>> = Vec::new();
+            if case.state.awaiting_answer() {
+                for (step, at) in schedule(&case) {
+                    if at <= now && workflow::escalate(&case.state, step).is_some() {
+                        steps.push(Some(step));
+                    }
+                }
+            }
+            if case.state.rectify_deadline.is_some_and(|t| t <= now) && workflow::rectification_overdue(&case.state).is_some() {
+                steps.push(None);
+            }
+            for step in steps {
+                let action = step.map_or("RECTIFY_OVERDUE", Step::action);
+                let result = self
+                    .change(case.case_id, now, "system", "SYSTEM", action, |s| {
+                        match step {
+                            Some(step) => workflow::escalate(s, step),
+                            None => workflow::rectification_overdue(s),
+                        }
+                        .ok_or_else(|| WorkflowError::State("no longer due".into()))
+                    })
+                    .await;
+                match result {
+                    Ok(_) => taken.push((case.case_id, action)),
+                    Err(StoreError::Workflow(_)) => break, // Answered meanwhile.
+                    Err(e) => return Err(e),
+                }
             }
         }
-        Ok(done)
+        Ok(taken)
     }
 
     /// Cases not resolved, counted by (level, escalated).
@@ -523,40 +712,13 @@ impl Store {
         let mut w = self.begin_write().await?;
         let case = load(&mut w.tx, case_id).await?;
         let mut next = f(&case.state)?;
-        let stamp = match action {
-            "REPLY" => Some(("replied_at", now)),
-            "RESOLVE" => Some(("resolved_at", now)),
-            _ => None,
-        };
         if action == "RESOLVE" && next.disposition.is_some_and(Disposition::is_fault) {
-            // 一年内犯一般过错达三次: this resolution included.
-            let since = now - workflow::REPEAT_WINDOW_MS;
-            let by_department: i64 = sqlx::query(
-                "SELECT COUNT(*) FROM cases WHERE department_code = $1 AND status = 'RESOLVED' AND disposition <> 'NO_FAULT' \
-                 AND resolved_at >= $2 AND case_id <> $3",
-            )
-            .bind(&case.department_code)
-            .bind(since)
-            .bind(case_id)
-            .fetch_one(&mut *w.tx)
-            .await?
-            .try_get(0)?;
-            next.repeat_department = by_department + 1 >= workflow::REPEAT_THRESHOLD;
-            if let Some(actor) = &next.responsible_actor {
-                let by_actor: i64 = sqlx::query(
-                    "SELECT COUNT(*) FROM cases WHERE responsible_actor = $1 AND status = 'RESOLVED' AND disposition <> 'NO_FAULT' \
-                     AND resolved_at >= $2 AND case_id <> $3",
-                )
-                .bind(actor)
-                .bind(since)
-                .bind(case_id)
-                .fetch_one(&mut *w.tx)
-                .await?
-                .try_get(0)?;
-                next.repeat_actor = by_actor + 1 >= workflow::REPEAT_THRESHOLD;
-            }
+            // 一年内犯一般过错达三次, this resolution included; the cases of one item count once.
+            let (by_department, by_actor) = offences(&mut w.tx, &case, next.responsible_actor.as_deref(), now).await?;
+            next.repeat_department = by_department >= workflow::REPEAT_THRESHOLD;
+            next.repeat_actor = by_actor >= workflow::REPEAT_THRESHOLD;
         }
-        save(&mut w.tx, case_id, &next, now, stamp).await?;
+        save(&mut w.tx, case_id, &next, now, Stamps::of(action, now)).await?;
         w.append(case_id, now, who, role, action, &case.state.to_json(), &next.to_json()).await?;
         let updated = load(&mut w.tx, case_id).await?;
         w.commit(&self.appended).await?;
@@ -659,6 +821,15 @@ impl Store {
         if f.assigned_to.is_some() {
             sql += &next("assigned_to =");
         }
+        if f.origin.is_some() {
+            sql += &next("origin =");
+        }
+        if f.review.is_some() {
+            sql += &next("(CASE WHEN review IS NULL THEN 0 ELSE 1 END) =");
+        }
+        if f.publicized.is_some() {
+            sql += &next("publicized =");
+        }
         sql += &format!(" ORDER BY case_id LIMIT {}", f.limit.clamp(1, 1000));
         let mut q = sqlx::query(&sql).bind(f.after_case_id);
         if let Some(s) = f.status {
@@ -678,6 +849,15 @@ impl Store {
         }
         if let Some(a) = &f.assigned_to {
             q = q.bind(a.clone());
+        }
+        if let Some(o) = &f.origin {
+            q = q.bind(o.clone());
+        }
+        if let Some(r) = f.review {
+            q = q.bind(bool_i(r));
+        }
+        if let Some(p) = f.publicized {
+            q = q.bind(bool_i(p));
         }
         Ok(q.fetch_all(&self.pool).await?.iter().map(case_from_row).collect::<Result<_, _>>()?)
     }
@@ -757,7 +937,7 @@ impl Store {
                 match newest.remove(&case.case_id) {
                     Some((seq, Some(recorded))) => {
                         let comments = comments_of(&mut conn, case.case_id).await?;
-                        if snapshot(case, &comments) != recorded {
+                        if snapshot_like(case, &comments, &recorded) != recorded {
                             return Ok(Err(differs(seq)));
                         }
                     }
@@ -778,6 +958,46 @@ impl Store {
         Ok(Ok(head))
     }
 
+    /// Offences (cases resolved with a fault within 365 days before `now`, one per item)
+    /// of a department, or of an official when `official` is given.
+    pub async fn offences(&self, department: Option<&str>, official: Option<&str>, now: i64) -> Result<i64, StoreError> {
+        let (column, value) = match (department, official) {
+            (_, Some(o)) => ("responsible_actor", o),
+            (Some(d), None) => ("department_code", d),
+            (None, None) => return Ok(0),
+        };
+        let n: i64 = sqlx::query(&format!(
+            "SELECT COUNT(DISTINCT {OFFENCE}) FROM cases WHERE {column} = $1 AND status = 'RESOLVED' AND disposition IS NOT NULL \
+             AND disposition <> 'NO_FAULT' AND resolved_at >= $2"
+        ))
+        .bind(value)
+        .bind(now - workflow::REPEAT_WINDOW_MS)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        Ok(n)
+    }
+
+    /// Whether the store knows an item of a department: Some(its service) when it does.
+    pub async fn item_service(&self, department: &str, item_id: &str) -> Result<Option<Option<String>>, StoreError> {
+        let row = sqlx::query("SELECT service_code FROM items WHERE department_code = $1 AND item_id = $2")
+            .bind(department)
+            .bind(item_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<Option<String>, _>(0)).transpose()?)
+    }
+
+    /// The official (经办人) of an item's last event, as the statistics recorded it.
+    pub async fn item_official(&self, department: &str, item_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT actor FROM items WHERE department_code = $1 AND item_id = $2")
+            .bind(department)
+            .bind(item_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<Option<String>, _>(0)).transpose()?.flatten())
+    }
+
     /// Records what the statistics need of items (one transaction).
     pub async fn upsert_items(&self, items: &[ItemFacts], now: i64) -> Result<(), StoreError> {
         if items.is_empty() {
@@ -787,14 +1007,15 @@ impl Store {
         for i in items {
             sqlx::query(
                 "INSERT INTO items (item_id, department_code, service_code, submitted_at, accepted_at, decided_at, closed, promised_days, \
-                 used_days, promised_deadline, promised_met, statutory_deadline, statutory_met, late_reports, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 used_days, promised_deadline, promised_met, statutory_deadline, statutory_met, late_reports, updated_at, actor, natural_days) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
                  ON CONFLICT (department_code, item_id) DO UPDATE SET service_code = excluded.service_code, \
                  submitted_at = excluded.submitted_at, accepted_at = excluded.accepted_at, decided_at = excluded.decided_at, \
                  closed = excluded.closed, promised_days = excluded.promised_days, used_days = excluded.used_days, \
                  promised_deadline = excluded.promised_deadline, promised_met = excluded.promised_met, \
                  statutory_deadline = excluded.statutory_deadline, statutory_met = excluded.statutory_met, \
-                 late_reports = excluded.late_reports, updated_at = excluded.updated_at",
+                 late_reports = excluded.late_reports, updated_at = excluded.updated_at, actor = excluded.actor, \
+                 natural_days = excluded.natural_days",
             )
             .bind(&i.item_id)
             .bind(&i.department_code)
@@ -811,6 +1032,8 @@ impl Store {
             .bind(i.statutory_met.map(bool_i))
             .bind(i.late_reports)
             .bind(now)
+            .bind(&i.actor)
+            .bind(bool_i(i.natural_days))
             .execute(&mut *tx)
             .await?;
         }
@@ -894,8 +1117,16 @@ async fn comments_of(conn: &mut sqlx::AnyConnection, case_id: i64) -> Result<Vec
 }
 
 /// Every column of a case and of its comments and attachments, as one JSON text
-/// (fields in a fixed order, so the same case always gives the same text).
+/// (fields in a fixed order, so the same case always gives the same text). Version 2
+/// (every entry written since complaints and the escalation chain) adds the origin, the
+/// clock, the complaint's channel and the SHA-256 of the complainant's contact (the
+/// contact itself is for inspectors only, and auditors read the log); version 1 entries
+/// are checked against the fields they covered.
 pub fn snapshot(case: &CaseRow, comments: &[CommentRow]) -> String {
+    snapshot_version(case, comments, 2)
+}
+
+fn snapshot_version(case: &CaseRow, comments: &[CommentRow], version: u8) -> String {
     let s = &case.state;
     let comments: Vec<serde_json::Value> = comments
         .iter()
@@ -908,16 +1139,38 @@ pub fn snapshot(case: &CaseRow, comments: &[CommentRow]) -> String {
             serde_json::json!([c.comment_id, c.author, c.role, c.text, c.at, files])
         })
         .collect();
-    serde_json::json!({
-        "case": [
-            case.case_id, case.alert_id, case.item_id, case.service_code, case.department_code, case.kind,
-            case.alert_level, case.triggered_at, case.message_zh, case.message_en, case.derivation_zh,
-            case.derivation_en, case.opened_at, case.escalate_at, case.replied_at, case.resolved_at, case.updated_at,
-        ],
-        "state": s.to_json(),
-        "comments": comments,
-    })
-    .to_string()
+    let columns = serde_json::json!([
+        case.case_id,
+        case.alert_id,
+        case.item_id,
+        case.service_code,
+        case.department_code,
+        case.kind,
+        case.alert_level,
+        case.triggered_at,
+        case.message_zh,
+        case.message_en,
+        case.derivation_zh,
+        case.derivation_en,
+        case.opened_at,
+        case.escalate_at,
+        case.replied_at,
+        case.resolved_at,
+        case.updated_at,
+    ]);
+    if version == 1 {
+        return serde_json::json!({"case": columns, "state": s.to_json(), "comments": comments}).to_string();
+    }
+    let contact = case.complainant.as_deref().map(|c| audit::sha256_hex(c.as_bytes()));
+    let more = serde_json::json!([case.origin, case.clock_from, case.complaint_channel, contact]);
+    let state = serde_json::Value::String(s.to_json());
+    // Written in this order (the version first) whatever serde_json's key order.
+    format!("{{\"v\":2,\"case\":{columns},\"more\":{more},\"state\":{state},\"comments\":{}}}", serde_json::Value::Array(comments))
+}
+
+/// The snapshot of `case` in the version `recorded` was written in.
+fn snapshot_like(case: &CaseRow, comments: &[CommentRow], recorded: &str) -> String {
+    snapshot_version(case, comments, if recorded.starts_with("{\"v\":2") { 2 } else { 1 })
 }
 
 async fn load(tx: &mut Tx<'_>, case_id: i64) -> Result<CaseRow, StoreError> {
@@ -929,13 +1182,32 @@ async fn load(tx: &mut Tx<'_>, case_id: i64) -> Result<CaseRow, StoreError> {
     Ok(case_from_row(&row)?)
 }
 
-async fn save(tx: &mut Tx<'_>, case_id: i64, s: &CaseState, now: i64, stamp: Option<(&str, i64)>) -> Result<(), StoreError> {
-    let replied_at = stamp.filter(|(k, _)| *k == "replied_at").map(|(_, t)| t);
-    let resolved_at = stamp.filter(|(k, _)| *k == "resolved_at").map(|(_, t)| t);
+/// Which instants of a case an action sets or clears.
+#[derive(Clone, Copy, Debug, Default)]
+struct Stamps {
+    replied_at: Option<Option<i64>>,
+    resolved_at: Option<Option<i64>>,
+    clock_from: Option<i64>,
+}
+
+impl Stamps {
+    fn of(action: &str, now: i64) -> Stamps {
+        match action {
+            "REPLY" => Stamps { replied_at: Some(Some(now)), ..Stamps::default() },
+            "RESOLVE" | "REJECT" => Stamps { resolved_at: Some(Some(now)), ..Stamps::default() },
+            // The department's (or, for a complaint, now the department's) clock starts again.
+            "SEND_BACK" | "ACCEPT" => Stamps { clock_from: Some(now), ..Stamps::default() },
+            _ => Stamps::default(),
+        }
+    }
+}
+
+async fn save(tx: &mut Tx<'_>, case_id: i64, s: &CaseState, now: i64, stamps: Stamps) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE cases SET status = $1, level = $2, escalated = $3, assigned_to = $4, reply = $5, replied_by = $6, disposition = $7, \
          resolution_reason = $8, resolved_by = $9, responsible_actor = $10, repeat_department = $11, repeat_actor = $12, updated_at = $13, \
-         replied_at = COALESCE($14, replied_at), resolved_at = COALESCE($15, resolved_at) WHERE case_id = $16",
+         reminded = $14, publicized = $15, sent_back = $16, retracted = $17, review = $18, rectify_deadline = $19, rectification = $20, \
+         rectification_report = $21, rectification_overdue = $22, rejected = $23, reported_in = $24 WHERE case_id = $25",
     )
     .bind(s.status.as_str())
     .bind(&s.level)
@@ -950,10 +1222,129 @@ async fn save(tx: &mut Tx<'_>, case_id: i64, s: &CaseState, now: i64, stamp: Opt
     .bind(bool_i(s.repeat_department))
     .bind(bool_i(s.repeat_actor))
     .bind(now)
-    .bind(replied_at)
-    .bind(resolved_at)
+    .bind(bool_i(s.reminded))
+    .bind(bool_i(s.publicized))
+    .bind(&s.sent_back)
+    .bind(bool_i(s.retracted))
+    .bind(&s.review)
+    .bind(s.rectify_deadline)
+    .bind(s.rectification.map(|r| r.as_str()))
+    .bind(&s.rectification_report)
+    .bind(bool_i(s.rectification_overdue))
+    .bind(bool_i(s.rejected))
+    .bind(&s.reported_in)
+    .bind(case_id)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(t) = stamps.replied_at {
+        sqlx::query("UPDATE cases SET replied_at = $1 WHERE case_id = $2").bind(t).bind(case_id).execute(&mut **tx).await?;
+    }
+    if let Some(t) = stamps.resolved_at {
+        sqlx::query("UPDATE cases SET resolved_at = $1 WHERE case_id = $2").bind(t).bind(case_id).execute(&mut **tx).await?;
+    }
+    if let Some(t) = stamps.clock_from {
+        sqlx::query("UPDATE cases SET clock_from = $1 WHERE case_id = $2").bind(t).bind(case_id).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The facts of a case that follow its alert.
+fn facts_of(case: &CaseRow) -> serde_json::Value {
+    serde_json::json!({
+        "triggered_at": case.triggered_at, "message_zh": case.message_zh, "message_en": case.message_en,
+        "derivation_zh": case.derivation_zh, "derivation_en": case.derivation_en,
+    })
+}
+
+fn facts_of_alert(a: &v1::Alert) -> serde_json::Value {
+    let message = a.message.clone().unwrap_or_default();
+    let derivation = a.derivation.clone().unwrap_or_default();
+    serde_json::json!({
+        "triggered_at": a.triggered_at, "message_zh": message.zh, "message_en": message.en,
+        "derivation_zh": derivation.zh, "derivation_en": derivation.en,
+    })
+}
+
+async fn update_facts(tx: &mut Tx<'_>, case_id: i64, a: &v1::Alert) -> Result<(), StoreError> {
+    let message = a.message.clone().unwrap_or_default();
+    let derivation = a.derivation.clone().unwrap_or_default();
+    sqlx::query(
+        "UPDATE cases SET triggered_at = $1, message_zh = $2, message_en = $3, derivation_zh = $4, derivation_en = $5 WHERE case_id = $6",
+    )
+    .bind(&a.triggered_at)
+    .bind(&message.zh)
+    .bind(&message.en)
+    .bind(&derivation.zh)
+    .bind(&derivation.en)
     .bind(case_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
+
+/// What one offence is: its item (the YELLOW and RED cases of one item are one offence),
+/// or the case itself when it names no item.
+const OFFENCE: &str = "COALESCE(department_code || '/' || item_id, 'case:' || CAST(case_id AS TEXT))";
+
+fn offence_key(case: &CaseRow) -> String {
+    match &case.item_id {
+        Some(item) => format!("{}/{item}", case.department_code),
+        None => format!("case:{}", case.case_id),
+    }
+}
+
+/// Offences (cases resolved with a fault, one per item) within 365 days before `now`
+/// against the department of `case` and against `actor`, counting `case` itself once.
+async fn offences(tx: &mut Tx<'_>, case: &CaseRow, actor: Option<&str>, now: i64) -> Result<(i64, i64), StoreError> {
+    let since = now - workflow::REPEAT_WINDOW_MS;
+    let key = offence_key(case);
+    let by_department: i64 = sqlx::query(&format!(
+        "SELECT COUNT(DISTINCT {OFFENCE}) FROM cases WHERE department_code = $1 AND status = 'RESOLVED' AND disposition IS NOT NULL \
+         AND disposition <> 'NO_FAULT' AND resolved_at >= $2 AND case_id <> $3 AND {OFFENCE} <> $4"
+    ))
+    .bind(&case.department_code)
+    .bind(since)
+    .bind(case.case_id)
+    .bind(&key)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get(0)?;
+    let by_actor: i64 = match actor {
+        Some(actor) => sqlx::query(&format!(
+            "SELECT COUNT(DISTINCT {OFFENCE}) FROM cases WHERE responsible_actor = $1 AND status = 'RESOLVED' AND disposition IS NOT NULL \
+             AND disposition <> 'NO_FAULT' AND resolved_at >= $2 AND case_id <> $3 AND {OFFENCE} <> $4"
+        ))
+        .bind(actor)
+        .bind(since)
+        .bind(case.case_id)
+        .bind(&key)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get::<i64, _>(0)?
+            + 1,
+        None => 0,
+    };
+    Ok((by_department + 1, by_actor))
+}
+
+/// The audit actions that notify the department and the inspectors (DOMAIN §6: open,
+/// escalation, reply, send-back, resolution; and a complaint's, a rectification's and a
+/// review's steps).
+pub const NOTIFIED: [&str; 16] = [
+    "OPEN",
+    "FILE",
+    "ACCEPT",
+    "REJECT",
+    "REMIND",
+    "ESCALATE",
+    "PUBLICIZE",
+    "REPLY",
+    "SEND_BACK",
+    "RESOLVE",
+    "RETRACT",
+    "REOPEN",
+    "REVIEW_FLAG",
+    "RECTIFY_OVERDUE",
+    "RECTIFICATION_REPORT",
+    "RECTIFICATION_VERIFY",
+];

@@ -186,6 +186,7 @@ pub fn item_status_label(status: i32, lang: Lang) -> &'static str {
 pub fn case_status_label(status: i32, lang: Lang) -> &'static str {
     use CaseStatus as S;
     let (zh, en) = match S::try_from(status).unwrap_or(S::Unspecified) {
+        S::CaseFiled => ("投诉待受理", "Complaint filed"),
         S::CaseOpen => ("待说明", "Open"),
         S::CaseReplied => ("已说明", "Replied"),
         S::CaseResolved => ("已处理", "Resolved"),
@@ -225,6 +226,7 @@ pub fn role_label(role: Role, lang: Lang) -> &'static str {
         Role::Department => lang.t("部门", "Department"),
         Role::Operator => lang.t("运维", "Operator"),
         Role::Auditor => lang.t("审计", "Auditor"),
+        Role::Intake => lang.t("投诉受理系统", "Complaint intake"),
     }
 }
 

@@ -84,6 +84,8 @@ impl Service {
 pub struct Catalog {
     services: Vec<Arc<Service>>,
     by_code: FxHashMap<Arc<str>, usize>,
+    /// `[[department]]` tables: code and name (市场监督管理局), in file order.
+    departments: Vec<(Arc<str>, Arc<str>)>,
     /// LATE_REPORT fires when an event arrives more than this after it occurred.
     pub late_report_limit_ms: i64,
 }
@@ -128,7 +130,16 @@ struct CatalogFile {
     #[serde(default)]
     defaults: DefaultsFile,
     #[serde(default)]
+    department: Vec<DepartmentFile>,
+    #[serde(default)]
     service: Vec<ServiceFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DepartmentFile {
+    code: String,
+    name: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -302,12 +313,27 @@ impl Catalog {
             by_code.insert(service.code.clone(), services.len());
             services.push(Arc::new(service));
         }
-        if problems.is_empty() { Ok(Catalog { services, by_code, late_report_limit_ms }) } else { Err(CatalogError { problems }) }
+        let mut departments: Vec<(Arc<str>, Arc<str>)> = Vec::new();
+        for (i, d) in file.department.iter().enumerate() {
+            let at = format!("department[{i}]");
+            if d.code.trim().is_empty() || d.name.trim().is_empty() {
+                problem(&at, "code", "a department needs a code and a name".to_owned());
+            } else if departments.iter().any(|(c, _)| **c == *d.code) {
+                problem(&at, "code", format!("department \"{}\" is listed twice", d.code));
+            } else {
+                departments.push((Arc::from(d.code.as_str()), Arc::from(d.name.as_str())));
+            }
+        }
+        if problems.is_empty() {
+            Ok(Catalog { services, by_code, departments, late_report_limit_ms })
+        } else {
+            Err(CatalogError { problems })
+        }
     }
 
     /// A catalog with no services (every SUBMITTED then raises SERVICE_NOT_IN_CATALOG).
     pub fn empty() -> Catalog {
-        Catalog { services: Vec::new(), by_code: FxHashMap::default(), late_report_limit_ms: HOUR_MS }
+        Catalog { services: Vec::new(), by_code: FxHashMap::default(), departments: Vec::new(), late_report_limit_ms: HOUR_MS }
     }
 
     /// The service of that code.
@@ -318,6 +344,16 @@ impl Catalog {
     /// Every service, in file order.
     pub fn services(&self) -> &[Arc<Service>] {
         &self.services
+    }
+
+    /// The name of a department from the `[[department]]` tables, if listed.
+    pub fn department_name(&self, code: &str) -> Option<&str> {
+        self.departments.iter().find(|(c, _)| &**c == code).map(|(_, n)| &**n)
+    }
+
+    /// The `[[department]]` tables: code and name, in file order.
+    pub fn departments(&self) -> &[(Arc<str>, Arc<str>)] {
+        &self.departments
     }
 }
 

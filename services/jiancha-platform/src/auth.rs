@@ -29,11 +29,14 @@ pub enum Role {
     Operator,
     /// Reads everything, changes nothing.
     Auditor,
+    /// A complaint intake system (a public portal, a 12345 hotline system): may file
+    /// complaints through the intake API and nothing else; reads nothing.
+    Intake,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 4] = [Role::Inspector, Role::Department, Role::Operator, Role::Auditor];
+    pub const ALL: [Role; 5] = [Role::Inspector, Role::Department, Role::Operator, Role::Auditor, Role::Intake];
 
     /// The wire name.
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Role {
             Role::Department => "DEPARTMENT",
             Role::Operator => "OPERATOR",
             Role::Auditor => "AUDITOR",
+            Role::Intake => "INTAKE",
         }
     }
 }
@@ -53,7 +57,7 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown role `{s}`: one of INSPECTOR, DEPARTMENT, OPERATOR, AUDITOR"))
+            .ok_or_else(|| format!("unknown role `{s}`: one of INSPECTOR, DEPARTMENT, OPERATOR, AUDITOR, INTAKE"))
     }
 }
 

@@ -92,7 +92,8 @@ pub fn prepare(dir: &Path, issuer: &str, departments: &[&str], ttl_secs: u64) ->
     };
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut tokens = Vec::new();
-    let mut wanted: Vec<(Role, Option<String>)> = vec![(Role::Inspector, None), (Role::Operator, None), (Role::Auditor, None)];
+    let mut wanted: Vec<(Role, Option<String>)> =
+        vec![(Role::Inspector, None), (Role::Operator, None), (Role::Auditor, None), (Role::Intake, None)];
     wanted.extend(departments.iter().map(|d| (Role::Department, Some((*d).to_owned()))));
     for (role, department) in wanted {
         let name = match &department {

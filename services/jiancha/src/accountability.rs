@@ -162,19 +162,29 @@ pub enum Format {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "\
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "\
 Examples:
   jiancha report --period 2025-03 --format csv --database postgres://jiancha@db/jiancha
   jiancha report --period 2025-Q1 --format html --output 2025-Q1.html
   jiancha report --period 2025-03-01..2025-03-15 --group-by service --format json
+  jiancha report publish --period 2026-11
+  jiancha report list
+  jiancha report show '监察绩效通报〔2026〕3号' --format xlsx --output 2026-11.xlsx
 
 The 绩效评估通报 of DOMAIN §7: per department (or service) received, accepted, decided,
 on time, early, overdue, working days used (mean and p90), share of the promised limit
-used, alerts by level, LATE_REPORT share, dispositions, repeat-offender marks, score and rank.")]
+used, alerts by level, LATE_REPORT share, dispositions, repeat-offender marks, score and rank.
+Without a subcommand: the figures as they are now. `publish` stores a numbered, immutable
+report (通报) of a month or a quarter; `show` gives it back byte for byte."
+)]
 pub struct ReportArgs {
+    #[command(subcommand)]
+    action: Option<ReportAction>,
     /// `2025-03` (month), `2025-Q1` (quarter), `2025` (year) or `2025-03-01..2025-03-15`.
     #[arg(long)]
-    period: String,
+    period: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "csv")]
     format: Format,
@@ -188,10 +198,96 @@ pub struct ReportArgs {
     db: DbFlags,
 }
 
+/// Published reports (通报).
+#[derive(Subcommand, Debug)]
+pub enum ReportAction {
+    /// Publish the report of a month (2026-11) or a quarter (2026-Q4): prints its number on the last line.
+    Publish(PublishArgs),
+    /// List the published reports, newest first.
+    List(ListReportsArgs),
+    /// Print a published report, byte for byte as published.
+    Show(ShowReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// `2026-11` (month) or `2026-Q4` (quarter).
+    #[arg(long)]
+    period: String,
+    #[command(flatten)]
+    db: DbFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct ListReportsArgs {
+    #[command(flatten)]
+    db: DbFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowReportArgs {
+    /// The report's number, as `list` prints it.
+    number: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "html")]
+    format: PublishedFormat,
+    /// Write here instead of standard output (an XLSX goes to a file or a pipe).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    db: DbFlags,
+}
+
+/// Formats of a published report.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PublishedFormat {
+    /// The page (A4 landscape when printed).
+    Html,
+    /// UTF-8 with a byte-order mark, for Excel and WPS.
+    Csv,
+    /// The snapshot.
+    Json,
+    /// A workbook.
+    Xlsx,
+}
+
+impl PublishedFormat {
+    fn as_str(self) -> &'static str {
+        match self {
+            PublishedFormat::Html => "html",
+            PublishedFormat::Csv => "csv",
+            PublishedFormat::Json => "json",
+            PublishedFormat::Xlsx => "xlsx",
+        }
+    }
+}
+
+fn write_out(output: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    match output {
+        Some(path) => std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes)?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
 pub fn report(args: ReportArgs) -> Result<()> {
+    match args.action {
+        Some(ReportAction::Publish(a)) => return publish(a),
+        Some(ReportAction::List(a)) => return list_reports(a),
+        Some(ReportAction::Show(a)) => return show_report(a),
+        None => {}
+    }
+    let Some(period_text) = &args.period else {
+        anyhow::bail!(crate::exit::UsageError("jiancha report: give --period (or a subcommand: publish, list, show)".into()));
+    };
     let c = args.db.config()?;
     let (catalog, calendars) = jiancha_platform::rules::load_rules(c.catalog.as_ref(), &c.calendar_files())?;
-    let period = stats::parse_period(&args.period, calendars.default_calendar().tz()).map_err(anyhow::Error::msg)?;
+    let period = stats::parse_period(period_text, calendars.default_calendar().tz()).map_err(anyhow::Error::msg)?;
     let group_by = GroupBy::parse(&args.group_by).map_err(anyhow::Error::msg)?;
     let started = std::time::Instant::now();
     let report = crate::live::runtime()?.block_on(async {
@@ -203,12 +299,68 @@ pub fn report(args: ReportArgs) -> Result<()> {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         Format::Html => report.to_html(),
     };
-    match &args.output {
-        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
-        None => print!("{text}"),
-    }
+    write_out(args.output.as_deref(), text.as_bytes())?;
     eprintln!("report {} ({} rows) in {:.2} s", report.period, report.rows.len(), started.elapsed().as_secs_f64());
     Ok(())
+}
+
+fn publish(args: PublishArgs) -> Result<()> {
+    let c = args.db.config()?;
+    let (catalog, calendars) = jiancha_platform::rules::load_rules(c.catalog.as_ref(), &c.calendar_files())?;
+    let zone = calendars.default_calendar().tz();
+    let (published, new) = crate::live::runtime()?.block_on(async {
+        let store = Store::open(&c.accountability.database).await?;
+        let now = jiancha_platform::wall_clock().0;
+        anyhow::Ok(
+            jiancha_accountability::publish::publish(
+                &store,
+                &catalog,
+                zone,
+                &args.period,
+                &c.accountability.weights,
+                &c.accountability.reports,
+                now,
+            )
+            .await?,
+        )
+    })?;
+    let issued = jiancha_core::Timestamp(published.issued_at).to_rfc3339_in(zone);
+    if new {
+        println!("published {} ({}, {issued}, audit head {})", published.period, published.issued_by, published.audit_head);
+    } else {
+        println!("{} was published before ({issued}); nothing changed", published.period);
+    }
+    println!("{}", published.number);
+    Ok(())
+}
+
+fn list_reports(args: ListReportsArgs) -> Result<()> {
+    let c = args.db.config()?;
+    let (_, calendars) = jiancha_platform::rules::load_rules(c.catalog.as_ref(), &c.calendar_files())?;
+    let zone = calendars.default_calendar().tz();
+    let reports = crate::live::runtime()?.block_on(async {
+        let store = Store::open(&c.accountability.database).await?;
+        anyhow::Ok(jiancha_accountability::publish::list(&store).await?)
+    })?;
+    for r in &reports {
+        println!("{}\t{}\t{}\t{}", r.number, r.period, jiancha_core::Timestamp(r.issued_at).to_rfc3339_in(zone), r.sha256);
+    }
+    if reports.is_empty() {
+        eprintln!("no report published yet (jiancha report publish --period 2026-11)");
+    }
+    Ok(())
+}
+
+fn show_report(args: ShowReportArgs) -> Result<()> {
+    let c = args.db.config()?;
+    let file = crate::live::runtime()?.block_on(async {
+        let store = Store::open(&c.accountability.database).await?;
+        anyhow::Ok(jiancha_accountability::publish::file(&store, &args.number, args.format.as_str()).await?)
+    })?;
+    let Some((_, _, bytes)) = file else {
+        anyhow::bail!(crate::exit::UsageError(format!("no published report is numbered `{}` (jiancha report list)", args.number)));
+    };
+    write_out(args.output.as_deref(), &bytes)
 }
 
 /// The accountability service inside `jiancha up`, on SQLite under `state_dir` (fresh

@@ -129,6 +129,11 @@ pub mod exit {
     /// A verification failed (`audit verify`): the data is not what it should be.
     pub const VERIFICATION: u8 = 5;
 
+    /// A request that cannot be met as asked (no such report, a missing flag): exit 2.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    pub struct UsageError(pub String);
+
     /// A failed verification, told apart from a failure to verify.
     #[derive(Debug, thiserror::Error)]
     #[error("{0}")]
@@ -142,6 +147,16 @@ pub mod exit {
         for cause in err.chain() {
             if cause.is::<VerificationFailed>() {
                 return VERIFICATION;
+            }
+            if cause.is::<UsageError>() {
+                return USAGE;
+            }
+            if let Some(e) = cause.downcast_ref::<jiancha_accountability::publish::PublishError>() {
+                return match e {
+                    jiancha_accountability::publish::PublishError::Request(_) => USAGE,
+                    jiancha_accountability::publish::PublishError::Audit(_) => VERIFICATION,
+                    _ => UNAVAILABLE,
+                };
             }
             if cause.is::<ConfigError>() || cause.is::<RulesError>() || cause.is::<jiancha_platform::auth::AuthConfigError>() {
                 return CONFIG;

@@ -64,6 +64,7 @@ pub async fn list(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<
         assigned_to: (q.mine == "yes").then(|| user.subject.clone()),
         page_size: 50,
         page_token: q.page.clone(),
+        ..ListCasesRequest::default()
     };
     let response = match app.backends.cases(&user).list_cases(request).await {
         Ok(r) => r.into_inner(),
@@ -301,6 +302,7 @@ pub async fn act(
                 disposition: Disposition::from_str_name(&f.disposition).map_or(0, |d| d as i32),
                 reason: f.reason,
                 responsible_actor: f.responsible,
+                rectify_deadline: None,
             })
             .await
             .map(|_| ()),

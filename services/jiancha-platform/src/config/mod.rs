@@ -277,6 +277,159 @@ impl Default for ScoreWeights {
     }
 }
 
+/// The escalation chain of DOMAIN §6, counted in working days of the service's calendar
+/// (the start day not counted) from when the answer became due: the alert's publication,
+/// a send-back, a complaint's filing or acceptance.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EscalationChain {
+    /// 催办: a reminder after this many working days without a reply.
+    pub remind_days: u32,
+    /// 督办: a YELLOW case becomes RED (every case is flagged ESCALATED).
+    pub supervise_days: u32,
+    /// 通报: the case is marked for the next published report.
+    pub publicize_days: u32,
+    /// A complaint not accepted or rejected within this many working days is escalated
+    /// (督办 of the inspection office); 催办 and 通报 as for cases.
+    pub complaint_acceptance_days: u32,
+}
+
+impl Default for EscalationChain {
+    fn default() -> Self {
+        EscalationChain { remind_days: 3, supervise_days: 5, publicize_days: 10, complaint_acceptance_days: 5 }
+    }
+}
+
+/// Where one party is notified.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Contacts {
+    /// E-mail addresses.
+    pub email: Vec<String>,
+    /// Mobile numbers (through the SMS gateway).
+    pub sms: Vec<String>,
+    /// Webhook URLs (signed; see `webhook_secret`).
+    pub webhook: Vec<String>,
+}
+
+/// A department's contacts (`[[accountability.notifications.department]]`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DepartmentContacts {
+    /// Department code.
+    pub code: String,
+    /// E-mail addresses.
+    pub email: Vec<String>,
+    /// Mobile numbers.
+    pub sms: Vec<String>,
+    /// Webhook URLs.
+    pub webhook: Vec<String>,
+}
+
+/// The SMTP server notifications are sent through.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// Host name.
+    pub host: String,
+    /// Port (25, 465 for `tls`, 587 for `starttls`).
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub tls: String,
+    /// The sender (`监察平台 <jiancha@example.gov.cn>`).
+    pub from: String,
+    /// User name, when the server asks for one.
+    pub username: Option<String>,
+    /// File holding the password.
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: "localhost".into(),
+            port: 25,
+            tls: "none".into(),
+            from: "jiancha <jiancha@localhost>".into(),
+            username: None,
+            password_file: None,
+        }
+    }
+}
+
+/// An SMS gateway spoken to over HTTP: a JSON POST of `{"to", "text", "idempotency_key"}`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// The gateway's URL.
+    pub url: String,
+    /// File holding the bearer token, when the gateway asks for one.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Notifications (DOMAIN §6): each notifiable change of a case is written to an outbox
+/// in its own transaction, then delivered to every contact of the department and of the
+/// inspectors, each delivery with an idempotency key and retried with backoff.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// The inspection office's contacts.
+    pub inspectors: Contacts,
+    /// Each department's contacts.
+    pub department: Vec<DepartmentContacts>,
+    /// File holding the secret of the webhooks' HMAC-SHA256 signature; webhooks are not
+    /// sent without one.
+    pub webhook_secret_file: Option<PathBuf>,
+    /// E-mail; none sent without it.
+    pub smtp: Option<SmtpConfig>,
+    /// SMS gateway; none sent without it.
+    pub sms: Option<SmsConfig>,
+    /// How long one delivery attempt may take.
+    pub timeout: TimeSpan,
+    /// The first retry's delay; each next one doubles, up to `retry_max`.
+    pub retry_initial: TimeSpan,
+    /// The longest delay between retries.
+    pub retry_max: TimeSpan,
+    /// After this many failed attempts a delivery is given up (FAILED, visible on the case
+    /// and in the metrics).
+    pub max_attempts: u32,
+    /// How often the outbox is read.
+    pub poll_interval: TimeSpan,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            inspectors: Contacts::default(),
+            department: Vec::new(),
+            webhook_secret_file: None,
+            smtp: None,
+            sms: None,
+            timeout: TimeSpan::secs(10),
+            retry_initial: TimeSpan::secs(5),
+            retry_max: TimeSpan::secs(3600),
+            max_attempts: 24,
+            poll_interval: TimeSpan::secs(1),
+        }
+    }
+}
+
+/// Published reports (通报, DOMAIN §7).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsConfig {
+    /// The issuing body printed on every report.
+    pub issuing_body: String,
+    /// The number's prefix: `监察绩效通报〔2026〕3号`.
+    pub number_prefix: String,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig { issuing_body: "纪检监察机关".into(), number_prefix: "监察绩效通报".into() }
+    }
+}
+
 /// The accountability queue and statistics.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -291,6 +444,12 @@ pub struct AccountabilityConfig {
     pub escalation_interval: TimeSpan,
     /// Score weights.
     pub weights: ScoreWeights,
+    /// The escalation chain (督查督办): working days without an answer before each step.
+    pub chain: EscalationChain,
+    /// Notifications to departments and inspectors (signed webhook, e-mail, SMS gateway).
+    pub notifications: NotificationsConfig,
+    /// Published reports (通报).
+    pub reports: ReportsConfig,
     /// Requests per second one caller may make (token bucket); over it, RESOURCE_EXHAUSTED.
     pub requests_per_caller: f64,
     /// Requests one caller may make at once above the rate.
@@ -305,6 +464,9 @@ impl Default for AccountabilityConfig {
             group_id: "jiancha-accountability".into(),
             escalation_interval: TimeSpan::secs(30),
             weights: ScoreWeights::default(),
+            chain: EscalationChain::default(),
+            notifications: NotificationsConfig::default(),
+            reports: ReportsConfig::default(),
             requests_per_caller: 50.0,
             burst_per_caller: 200.0,
         }
@@ -648,6 +810,9 @@ impl Config {
         }
         for (key, value) in [
             ("accountability.escalation_interval", self.accountability.escalation_interval),
+            ("accountability.notifications.timeout", self.accountability.notifications.timeout),
+            ("accountability.notifications.retry_initial", self.accountability.notifications.retry_initial),
+            ("accountability.notifications.poll_interval", self.accountability.notifications.poll_interval),
             ("shutdown_timeout", self.shutdown_timeout),
             ("commit_interval", self.commit_interval),
             ("reload_interval", self.reload_interval),
@@ -681,6 +846,28 @@ impl Config {
                 key: "grpc.bind_client_certificate",
                 value: "true".into(),
                 rule: "needs grpc.client_ca, the CA that client certificates are checked against",
+            });
+        }
+        let chain = &self.accountability.chain;
+        if !(1 <= chain.remind_days && chain.remind_days < chain.supervise_days && chain.supervise_days < chain.publicize_days)
+            || chain.complaint_acceptance_days < 1
+        {
+            return Err(ConfigError::Invalid {
+                key: "accountability.chain",
+                value: format!(
+                    "remind {} / supervise {} / publicize {} (complaint acceptance {})",
+                    chain.remind_days, chain.supervise_days, chain.publicize_days, chain.complaint_acceptance_days
+                ),
+                rule: "working days with 1 <= remind_days < supervise_days < publicize_days, and complaint_acceptance_days at least 1",
+            });
+        }
+        if let Some(smtp) = &self.accountability.notifications.smtp
+            && !["none", "starttls", "tls"].contains(&smtp.tls.as_str())
+        {
+            return Err(ConfigError::Invalid {
+                key: "accountability.notifications.smtp.tls",
+                value: smtp.tls.clone(),
+                rule: "none, starttls or tls",
             });
         }
         if !(self.accountability.requests_per_caller > 0.0 && self.accountability.burst_per_caller >= 1.0) {
@@ -756,6 +943,14 @@ impl Config {
             add("console.oidc.ca_file", &oidc.ca_file);
         }
         add("query_code_secret_file", &self.query_code_secret_file);
+        let n = &self.accountability.notifications;
+        add("accountability.notifications.webhook_secret_file", &n.webhook_secret_file);
+        if let Some(smtp) = &n.smtp {
+            add("accountability.notifications.smtp.password_file", &smtp.password_file);
+        }
+        if let Some(sms) = &n.sms {
+            add("accountability.notifications.sms.token_file", &sms.token_file);
+        }
         files.extend(self.calendars.iter().map(|c| ("calendars".to_owned(), c.clone())));
         files
     }
