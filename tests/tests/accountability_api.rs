@@ -574,3 +574,217 @@ fn hostile_input_is_refused_by_field_and_a_flood_is_slowed_down() {
     let mut inspector = api.cases(Some(api.token(Role::Inspector, None)));
     api.rt.block_on(inspector.list_cases(v1::ListCasesRequest::default())).expect("another caller is served");
 }
+
+/// The actions of a case's audit entries, oldest first (as an auditor reads them), after
+/// checking that the whole chain verifies.
+fn audit_of(api: &Api, case_id: i64) -> Vec<String> {
+    let mut auditor = api.cases(Some(api.token(Role::Auditor, None)));
+    let verdict = api.rt.block_on(auditor.verify_audit(v1::VerifyAuditRequest {})).unwrap().into_inner();
+    assert!(verdict.ok, "{verdict:?}");
+    let entries = api
+        .rt
+        .block_on(auditor.list_audit_entries(v1::ListAuditEntriesRequest { after_seq: 0, case_id: Some(case_id), limit: 100 }))
+        .unwrap()
+        .into_inner()
+        .entries;
+    entries.into_iter().map(|e| format!("{}:{}", e.action, e.role)).collect()
+}
+
+#[test]
+fn every_workflow_path_through_grpc_leaves_its_audit_entry() {
+    let api = Api::start("acc-paths");
+    let t = jiancha_platform::wall_clock().0;
+    let item = |id: &str| ItemFacts {
+        actor: Some("王五".into()),
+        service_code: Some("SCJG-001".into()),
+        ..facts(id, OWN, "2025-03-03T09:00:00+08:00", None, 10.0, 1.0, None, 0)
+    };
+    api.rt.block_on(api.store.upsert_items(&[item("P-1"), item("P-2"), item("P-3"), item("P-4")], t)).unwrap();
+    let fired =
+        |id: &str, item: &str, level| alert(id, item, OWN, "SCJG-001", v1::AlertKind::PromisedOverdue, level, "2025-03-01T00:00:00+08:00");
+    let batch: Vec<Incoming> =
+        [fired("p1", "P-1", v1::Level::Yellow), fired("p2", "P-2", v1::Level::Red), fired("p3", "P-3", v1::Level::Yellow)]
+            .into_iter()
+            .map(|a| Incoming { alert: a, published_at: t })
+            .collect();
+    api.rt.block_on(api.store.ingest(&batch, t)).unwrap();
+    let mut i = api.cases(Some(api.token(Role::Inspector, None)));
+    let mut d = api.cases(Some(api.token(Role::Department, Some(OWN))));
+    let mut intake = api.cases(Some(api.token(Role::Intake, None)));
+    let field = |e: tonic::Status| {
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        e.get_details_bad_request().unwrap().field_violations[0].field.clone()
+    };
+    let in_days = |n: i64| Timestamp(jiancha_platform::wall_clock().0 + n * 86_400_000).to_rfc3339_in(chrono_tz::Asia::Shanghai);
+
+    // Case 1: reply, sent back (退回补充说明), replied again, RECTIFY with a deadline, the
+    // rectification reported, reopened, reported again and verified (整改销号).
+    api.rt.block_on(d.reply(v1::ReplyRequest { case_id: 1, explanation: "已办结".into() })).unwrap();
+    assert_eq!(field(api.rt.block_on(i.send_back(v1::SendBackRequest { case_id: 1, reason: " ".into() })).unwrap_err()), "reason");
+    let back = api.rt.block_on(i.send_back(v1::SendBackRequest { case_id: 1, reason: "请说明超期原因".into() })).unwrap().into_inner();
+    assert_eq!((back.status, back.sent_back.as_deref()), (v1::CaseStatus::CaseOpen as i32, Some("请说明超期原因")));
+    assert!(back.remind_at.is_some() && back.supervise_at.is_some() && back.publicize_at.is_some(), "the chain restarts: {back:?}");
+    api.rt.block_on(d.reply(v1::ReplyRequest { case_id: 1, explanation: "系统故障导致超期，已修复".into() })).unwrap();
+    let resolve = |deadline: Option<String>| v1::ResolveRequest {
+        case_id: 1,
+        disposition: v1::Disposition::Rectify as i32,
+        reason: "限期整改".into(),
+        responsible_actor: "王五".into(),
+        rectify_deadline: deadline,
+    };
+    assert_eq!(field(api.rt.block_on(i.resolve(resolve(None))).unwrap_err()), "rectify_deadline");
+    assert_eq!(field(api.rt.block_on(i.resolve(resolve(Some(in_days(-1))))).unwrap_err()), "rectify_deadline");
+    assert_eq!(field(api.rt.block_on(i.resolve(resolve(Some("next week".into())))).unwrap_err()), "rectify_deadline");
+    let ordered = api.rt.block_on(i.resolve(resolve(Some(in_days(30))))).unwrap().into_inner();
+    assert_eq!(ordered.rectification.as_deref(), Some("PENDING"));
+    let report = |text: &str| v1::ReportRectificationRequest { case_id: 1, report: text.into() };
+    api.rt.block_on(d.report_rectification(report("已整改：增加超期提醒"))).unwrap();
+    let verify = |accepted, deadline: Option<String>| v1::VerifyRectificationRequest {
+        case_id: 1,
+        accepted,
+        reason: if accepted { String::new() } else { "未见制度文件".into() },
+        new_deadline: deadline,
+    };
+    assert_eq!(field(api.rt.block_on(i.verify_rectification(verify(false, None))).unwrap_err()), "rectify_deadline");
+    let reopened = api.rt.block_on(i.verify_rectification(verify(false, Some(in_days(40))))).unwrap().into_inner();
+    assert_eq!(reopened.rectification.as_deref(), Some("PENDING"));
+    api.rt.block_on(d.report_rectification(report("补充制度文件"))).unwrap();
+    let verified = api.rt.block_on(i.verify_rectification(verify(true, None))).unwrap().into_inner();
+    assert_eq!((verified.rectification.as_deref(), verified.rectification_report.as_deref()), (Some("VERIFIED"), Some("补充制度文件")));
+    assert_eq!(
+        audit_of(&api, 1),
+        [
+            "OPEN:SYSTEM",
+            "REPLY:DEPARTMENT",
+            "SEND_BACK:INSPECTOR",
+            "REPLY:DEPARTMENT",
+            "RESOLVE:INSPECTOR",
+            "RECTIFICATION_REPORT:DEPARTMENT",
+            "RECTIFICATION_VERIFY:INSPECTOR",
+            "RECTIFICATION_REPORT:DEPARTMENT",
+            "RECTIFICATION_VERIFY:INSPECTOR"
+        ]
+    );
+
+    // Case 2: resolved while OPEN (never replied), then its alert is retracted: the
+    // decision stands, flagged 复核, and the inspector annuls it.
+    let open = api.rt.block_on(i.get_case(v1::GetCaseRequest { case_id: 2 })).unwrap().into_inner().case.unwrap();
+    assert_eq!(open.offences_department, 1, "case 1 (RECTIFY on item P-1) is one offence of the department so far");
+    assert_eq!((open.official.as_deref(), open.offences_official), (Some("王五"), 1), "the item's official and his offences");
+    let judged = api
+        .rt
+        .block_on(i.resolve(v1::ResolveRequest {
+            case_id: 2,
+            disposition: v1::Disposition::Criticism as i32,
+            reason: "逾期未说明".into(),
+            responsible_actor: "王五".into(),
+            rectify_deadline: None,
+        }))
+        .unwrap()
+        .into_inner();
+    assert_eq!(judged.status, v1::CaseStatus::CaseResolved as i32);
+    let mut retracted = fired("p2", "P-2", v1::Level::Red);
+    retracted.status = v1::AlertStatus::Retracted as i32;
+    api.rt.block_on(api.store.ingest(&[Incoming { alert: retracted, published_at: t + 1 }], t + 1)).unwrap();
+    let flagged =
+        api.rt.block_on(i.list_cases(v1::ListCasesRequest { review: Some(true), ..Default::default() })).unwrap().into_inner().cases;
+    assert_eq!(flagged.iter().map(|c| c.case_id).collect::<Vec<_>>(), [2]);
+    assert!(flagged[0].review.as_deref().unwrap().contains("复核"));
+    assert_eq!(
+        api.rt.block_on(d.review(v1::ReviewRequest { case_id: 2, uphold: false, reason: "x".into() })).unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let annulled =
+        api.rt.block_on(i.review(v1::ReviewRequest { case_id: 2, uphold: false, reason: "数据迟报".into() })).unwrap().into_inner();
+    assert_eq!((annulled.disposition, annulled.review), (v1::Disposition::NoFault as i32, None));
+    assert_eq!(audit_of(&api, 2), ["OPEN:SYSTEM", "RESOLVE:INSPECTOR", "REVIEW_FLAG:SYSTEM", "REVIEW:INSPECTOR"]);
+
+    // A complaint through the intake API: the intake system learns the case number only;
+    // the complainant's contact is for inspectors alone.
+    let complaint = v1::FileComplaintRequest {
+        department_code: OWN.into(),
+        item_id: Some("P-3".into()),
+        summary: "窗口要求提供法规未规定的材料".into(),
+        channel: "ONLINE".into(),
+        complainant: "赵女士 13800000000".into(),
+    };
+    assert_eq!(
+        field(
+            api.rt.block_on(intake.file_complaint(v1::FileComplaintRequest { channel: "EMAIL".into(), ..complaint.clone() })).unwrap_err()
+        ),
+        "channel"
+    );
+    assert_eq!(
+        field(
+            api.rt
+                .block_on(intake.file_complaint(v1::FileComplaintRequest { item_id: Some("NOPE".into()), ..complaint.clone() }))
+                .unwrap_err()
+        ),
+        "item_id"
+    );
+    let filed = api.rt.block_on(intake.file_complaint(complaint.clone())).unwrap().into_inner();
+    assert_eq!((filed.status, filed.department_code.as_str(), filed.complainant.as_deref()), (v1::CaseStatus::CaseFiled as i32, "", None));
+    let c = filed.case_id;
+    assert_eq!(api.rt.block_on(intake.get_case(v1::GetCaseRequest { case_id: c })).unwrap_err().code(), Code::PermissionDenied);
+    let seen = |client: &mut AccountabilityServiceClient<InterceptedService<Channel, Bearer>>| {
+        api.rt.block_on(client.get_case(v1::GetCaseRequest { case_id: c })).unwrap().into_inner().case.unwrap().complainant
+    };
+    assert_eq!(seen(&mut i).as_deref(), Some("赵女士 13800000000"));
+    assert_eq!(seen(&mut d), None, "a department never sees the complainant");
+    assert_eq!(seen(&mut api.cases(Some(api.token(Role::Auditor, None)))), None);
+    assert_eq!(
+        api.rt.block_on(d.reply(v1::ReplyRequest { case_id: c, explanation: "x".into() })).unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    let accepted = api
+        .rt
+        .block_on(i.answer_complaint(v1::AnswerComplaintRequest { case_id: c, accept: true, reason: String::new() }))
+        .unwrap()
+        .into_inner();
+    assert_eq!(accepted.status, v1::CaseStatus::CaseOpen as i32);
+    api.rt.block_on(d.reply(v1::ReplyRequest { case_id: c, explanation: "已向申请人致歉并一次性告知".into() })).unwrap();
+    assert_eq!(audit_of(&api, c), ["FILE:INTAKE", "ACCEPT:INSPECTOR", "REPLY:DEPARTMENT"]);
+    let second = api
+        .rt
+        .block_on(i.file_complaint(v1::FileComplaintRequest { channel: "HOTLINE".into(), item_id: None, ..complaint }))
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        field(
+            api.rt
+                .block_on(i.answer_complaint(v1::AnswerComplaintRequest { case_id: second.case_id, accept: false, reason: String::new() }))
+                .unwrap_err()
+        ),
+        "reason"
+    );
+    let rejected = api
+        .rt
+        .block_on(i.answer_complaint(v1::AnswerComplaintRequest { case_id: second.case_id, accept: false, reason: "重复投诉".into() }))
+        .unwrap()
+        .into_inner();
+    assert!(rejected.rejected && rejected.status == v1::CaseStatus::CaseResolved as i32);
+    assert_eq!(audit_of(&api, second.case_id), ["FILE:INSPECTOR", "REJECT:INSPECTOR"]);
+
+    // A case opened by hand.
+    let manual = |department: &str, item: Option<&str>| v1::OpenCaseRequest {
+        department_code: department.into(),
+        item_id: item.map(str::to_owned),
+        level: v1::Level::Red as i32,
+        summary: "暗访发现窗口推诿".into(),
+    };
+    assert_eq!(field(api.rt.block_on(i.open_case(manual("NOWHERE", None))).unwrap_err()), "department_code");
+    assert_eq!(field(api.rt.block_on(i.open_case(manual(OTHER, Some("P-4")))).unwrap_err()), "item_id", "P-4 is SCJG's, not ZRZY's");
+    let opened = api.rt.block_on(i.open_case(manual(OWN, Some("P-4")))).unwrap().into_inner();
+    assert_eq!((opened.origin.as_str(), opened.level, opened.status), ("MANUAL", v1::Level::Red as i32, v1::CaseStatus::CaseOpen as i32));
+    assert_eq!(opened.service_code.as_deref(), Some("SCJG-001"));
+    assert_eq!(audit_of(&api, opened.case_id), ["OPEN:INSPECTOR"]);
+    let manual_cases = api
+        .rt
+        .block_on(i.list_cases(v1::ListCasesRequest { origin: Some("MANUAL".into()), ..Default::default() }))
+        .unwrap()
+        .into_inner()
+        .cases;
+    assert_eq!(manual_cases.len(), 1);
+    // Offences so far: items P-1 (RECTIFY) only; P-2's CRITICISM was annulled.
+    assert_eq!(opened.offences_department, 1);
+}
