@@ -788,3 +788,102 @@ fn every_workflow_path_through_grpc_leaves_its_audit_entry() {
     // Offences so far: items P-1 (RECTIFY) only; P-2's CRITICISM was annulled.
     assert_eq!(opened.offences_department, 1);
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_jiancha-it");
+
+fn cli(args: &[&str]) -> (Vec<u8>, String) {
+    let out = std::process::Command::new(BIN).args(args).output().unwrap();
+    assert!(out.status.success(), "jiancha {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    (out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_published_report_is_numbered_immutable_and_the_same_over_grpc() {
+    let api = Api::start("acc-publish");
+    let db = format!("sqlite://{}", api._dir.0.join("cases.db").display());
+    let t = at("2025-03-20T10:00:00+08:00");
+    let item = |id: &str, dept: &str, service: &str, used: f64, met: bool| ItemFacts {
+        service_code: Some(service.into()),
+        ..facts(id, dept, "2025-03-03T09:00:00+08:00", Some("2025-03-14T10:00:00+08:00"), 10.0, used, Some(met), 0)
+    };
+    let items =
+        [item("S1", "SCJG", "SCJG-001", 3.0, true), item("S2", "SCJG", "SCJG-001", 4.0, true), item("Z1", "ZJJ", "ZJJ-001", 12.0, false)];
+    api.rt.block_on(api.store.upsert_items(&items, t)).unwrap();
+    let red = alert("z-red", "Z1", "ZJJ", "ZJJ-001", v1::AlertKind::StatutoryOverdue, v1::Level::Red, "2025-03-10T00:00:00+08:00");
+    api.rt.block_on(api.store.ingest(&[Incoming { alert: red, published_at: t }], t)).unwrap();
+    // The case went unanswered past 通报: it is listed in the next report.
+    for step in [workflow::Step::Remind, workflow::Step::Supervise, workflow::Step::Publicize] {
+        api.rt
+            .block_on(api.store.change(1, t, "system", "SYSTEM", step.action(), |s| {
+                workflow::escalate(s, step).ok_or_else(|| workflow::WorkflowError::State("x".into()))
+            }))
+            .unwrap();
+    }
+
+    let (out, _) = cli(&["report", "publish", "--period", "2025-03", "--database", &db]);
+    let out = String::from_utf8(out).unwrap();
+    let number = out.lines().last().unwrap().to_owned();
+    assert!(number.starts_with("监察绩效通报〔") && number.ends_with("1号"), "the number alone on the last line: {out}");
+    let (again, _) = cli(&["report", "publish", "--period", "2025-03", "--database", &db]);
+    let again = String::from_utf8(again).unwrap();
+    assert_eq!(again.lines().last().unwrap(), number, "republishing names the same report: {again}");
+    assert!(again.contains("published before"));
+    let (list, _) = cli(&["report", "list", "--database", &db]);
+    assert!(String::from_utf8(list).unwrap().starts_with(&format!("{number}\t2025-03\t")));
+
+    let show = |format: &str| cli(&["report", "show", &number, "--format", format, "--database", &db]).0;
+    let html = String::from_utf8(show("html")).unwrap();
+    assert!(html.contains(&number) && html.contains("纪检监察机关") && html.contains("size:A4 landscape"));
+    assert!(html.contains("市场监督管理局") && html.contains("住房和城乡建设局"), "department names, not codes");
+    assert!(html.contains("通报案件") && html.contains("<td>1</td>"), "the case marked 通报 is listed");
+    assert!(html.contains("基础分100"), "the weights in force");
+    let csv = String::from_utf8(show("csv")).unwrap();
+    assert!(csv.starts_with("\u{feff}rank,"), "UTF-8 with a BOM");
+    let json: serde_json::Value = serde_json::from_slice(&show("json")).unwrap();
+    assert_eq!(json["publication"]["number"], number.as_str());
+    let scjg = json["report"]["rows"].as_array().unwrap().iter().find(|r| r["key"] == "SCJG").unwrap().clone();
+    assert_eq!((scjg["rank"].as_u64(), scjg["score"].as_f64()), (Some(1), Some(100.0)));
+    let jtj = json["report"]["rows"].as_array().unwrap().iter().find(|r| r["key"] == "JTJ").unwrap().clone();
+    assert!(jtj["score"].is_null() && jtj["on_time_rate"].is_null(), "nothing decided: no score, no rate");
+    let xlsx = show("xlsx");
+    assert_eq!(&xlsx[..2], b"PK", "an XLSX (zip) workbook");
+    let strings = std::process::Command::new("python3")
+        .args(["-c", "import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).read('xl/sharedStrings.xml').decode())"])
+        .arg({
+            let p = api._dir.0.join("report.xlsx");
+            std::fs::write(&p, &xlsx).unwrap();
+            p
+        })
+        .output()
+        .unwrap();
+    let strings = String::from_utf8(strings.stdout).unwrap();
+    assert!(strings.contains("市场监督管理局") && strings.contains(&number), "{strings}");
+    let audit = api.rt.block_on(api.store.audit_entries(0, Some(1), 100)).unwrap();
+    assert_eq!(audit.last().unwrap().action, "REPORTED");
+
+    // Later data changes the live figures, never the published report.
+    let late = alert("s-red", "S1", "SCJG", "SCJG-001", v1::AlertKind::FeeIrregular, v1::Level::Red, "2025-03-12T10:00:00+08:00");
+    api.rt.block_on(api.store.ingest(&[Incoming { alert: late, published_at: t }], t)).unwrap();
+    let mut stats = api.stats(Some(api.token(Role::Department, Some("SCJG"))));
+    let live =
+        api.rt.block_on(stats.get_stats(v1::GetStatsRequest { period: "2025-03".into(), group_by: String::new() })).unwrap().into_inner();
+    assert!(live.rows.iter().find(|r| r.key == "SCJG").unwrap().score < 100.0);
+    for format in ["html", "csv", "json", "xlsx"] {
+        let before = match format {
+            "html" => html.clone().into_bytes(),
+            "csv" => csv.clone().into_bytes(),
+            "xlsx" => xlsx.clone(),
+            _ => serde_json::to_vec_pretty(&json).unwrap(),
+        };
+        let now = show(format);
+        if format != "json" {
+            assert_eq!(now, before, "{format} byte for byte");
+        }
+        let file =
+            api.rt.block_on(stats.get_report(v1::GetReportRequest { number: number.clone(), format: format.into() })).unwrap().into_inner();
+        assert_eq!(file.content, now, "{format} over gRPC is the stored file");
+    }
+    let listed = api.rt.block_on(stats.list_reports(v1::ListReportsRequest {})).unwrap().into_inner().reports;
+    assert_eq!(listed.iter().map(|r| r.number.as_str()).collect::<Vec<_>>(), [number.as_str()]);
+    assert_eq!(listed[0].sha256, jiancha_accountability::audit::sha256_hex(&show("json")));
+}

@@ -430,32 +430,28 @@ impl Store {
             sqlx::query("PRAGMA busy_timeout=10000").execute(&pool).await?;
         }
         migrate(&pool).await?;
-        let one = |sql: &'static str| {
-            let pool = pool.clone();
-            async move { sqlx::query(sql).fetch_one(&pool).await.and_then(|r| r.try_get::<i64, _>(0)) }
-        };
-        let next_case = one("SELECT COALESCE(MAX(case_id), 0) + 1 FROM cases").await?;
-        let next_comment = one("SELECT COALESCE(MAX(comment_id), 0) + 1 FROM case_comments").await?;
-        let next_attachment = one("SELECT COALESCE(MAX(attachment_id), 0) + 1 FROM case_attachments").await?;
-        let next_seq = one("SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log").await?;
-        let last_hash = sqlx::query("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&pool)
-            .await?
-            .map(|r| r.try_get::<String, _>(0))
-            .transpose()?
-            .unwrap_or_else(|| GENESIS.to_owned());
-        Ok(Store {
-            pool,
-            backend,
-            write: Mutex::new(Counters { next_case, next_comment, next_attachment, next_seq, last_hash }),
-            appended: watch::channel(next_seq - 1).0,
-        })
+        let mut conn = pool.acquire().await?;
+        let c = counters(&mut conn).await?;
+        drop(conn);
+        Ok(Store { pool, backend, appended: watch::channel(c.next_seq - 1).0, write: Mutex::new(c) })
     }
 
+    /// Starts a write: this process's lock, then the database's write lock (another
+    /// process, such as `jiancha report publish`, may write to the same store), then the
+    /// counters as the database has them.
     async fn begin_write(&self) -> Result<Write<'_>, StoreError> {
         let guard = self.write.lock().await;
-        let c = guard.clone();
-        Ok(Write { guard, c, tx: self.pool.begin().await? })
+        let mut tx = self.pool.begin().await?;
+        match self.backend {
+            // Held to the end of the transaction.
+            Backend::Postgres => sqlx::query("SELECT pg_advisory_xact_lock(7356296)").execute(&mut *tx).await.map(drop)?,
+            // A write statement takes SQLite's RESERVED lock now rather than at the first insert.
+            Backend::Sqlite => {
+                sqlx::query("UPDATE schema_migrations SET applied_at = applied_at WHERE version = 0").execute(&mut *tx).await.map(drop)?
+            }
+        }
+        let c = counters(&mut tx).await?;
+        Ok(Write { guard, c, tx })
     }
 
     /// Which database this is.
@@ -1040,6 +1036,30 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The next ids and the chain's last hash, as the database has them.
+async fn counters(conn: &mut sqlx::AnyConnection) -> Result<Counters, StoreError> {
+    let mut n = [0i64; 4];
+    for (i, sql) in [
+        "SELECT COALESCE(MAX(case_id), 0) + 1 FROM cases",
+        "SELECT COALESCE(MAX(comment_id), 0) + 1 FROM case_comments",
+        "SELECT COALESCE(MAX(attachment_id), 0) + 1 FROM case_attachments",
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        n[i] = sqlx::query(sql).fetch_one(&mut *conn).await?.try_get(0)?;
+    }
+    let [next_case, next_comment, next_attachment, next_seq] = n;
+    let last_hash = sqlx::query("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| r.try_get::<String, _>(0))
+        .transpose()?
+        .unwrap_or_else(|| GENESIS.to_owned());
+    Ok(Counters { next_case, next_comment, next_attachment, next_seq, last_hash })
 }
 
 async fn migrate(pool: &AnyPool) -> Result<(), StoreError> {

@@ -92,13 +92,16 @@ fn token_report_and_audit_verify_work_from_the_command_line() {
     assert!(!out.status.success(), "a DEPARTMENT token needs its department");
     assert!(String::from_utf8_lossy(&out.stderr).contains("department"));
 
-    // An empty store: the report has its header and no rows; the audit log is intact.
+    // An empty store: the report has its header and a row for every department of the
+    // catalog, none with a rate or a score; the audit log is intact.
     let db = format!("sqlite://{}", dir.join("cases.db").display());
     let out = jiancha(&["report", "--period", "2025-03", "--format", "csv", "--database", &db]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let csv = String::from_utf8(out.stdout).unwrap();
-    assert!(csv.starts_with("rank,key,name,department_code,received,"), "{csv}");
-    assert_eq!(csv.lines().count(), 1);
+    assert!(csv.starts_with("\u{feff}rank,key,name,department_code,received,"), "UTF-8 with a BOM: {csv}");
+    assert_eq!(csv.lines().count(), 9, "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.starts_with("1,") && l.ends_with(",0,0,0,0,0,0,0,")), "{csv}");
+    assert!(csv.contains(",SCJG,市场监督管理局,SCJG,"), "{csv}");
     let out = jiancha(&["report", "--period", "March", "--database", &db]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("2025-Q1"), "the error shows the accepted forms");
