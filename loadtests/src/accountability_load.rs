@@ -68,8 +68,7 @@ async fn main() -> Result<()> {
     let started = Instant::now();
     let mut opened = 0;
     for chunk in (0..args.cases).collect::<Vec<_>>().chunks(args.batch) {
-        let batch: Vec<Incoming> =
-            chunk.iter().map(|&i| Incoming { alert: alert(i), published_at: t0, escalate_at: Some(t0 + 5 * 86_400_000) }).collect();
+        let batch: Vec<Incoming> = chunk.iter().map(|&i| Incoming { alert: alert(i), published_at: t0 }).collect();
         opened += store.ingest(&batch, t0).await?.opened;
     }
     let took = started.elapsed();
@@ -82,7 +81,7 @@ async fn main() -> Result<()> {
     let started = Instant::now();
     let mut unchanged = 0;
     for chunk in (0..args.cases).collect::<Vec<_>>().chunks(args.batch) {
-        let batch: Vec<Incoming> = chunk.iter().map(|&i| Incoming { alert: alert(i), published_at: t0, escalate_at: None }).collect();
+        let batch: Vec<Incoming> = chunk.iter().map(|&i| Incoming { alert: alert(i), published_at: t0 }).collect();
         unchanged += store.ingest(&batch, t0).await?.unchanged;
     }
     let took = started.elapsed();
@@ -118,6 +117,8 @@ async fn main() -> Result<()> {
             statutory_deadline: Some(submitted + 28 * day),
             statutory_met: Some(true),
             late_reports: i64::from(i.is_multiple_of(50)),
+            actor: Some(format!("官员{}", i % 97)),
+            natural_days: false,
         });
         if batch.len() == 5000 {
             store.upsert_items(&batch, t0).await?;
