@@ -62,7 +62,7 @@ fn alerts_become_cases_once_and_a_retraction_closes_them() {
     });
     let case = opened.iter().find(|c| c.kind == "ACCEPTANCE_OVERDUE").unwrap().clone();
     assert_eq!(case.state.status, Status::Open);
-    assert!(case.escalate_at.is_some(), "a YELLOW case has its 督办 deadline");
+    assert_eq!(case.clock_from, case.opened_at, "the reply clock counts from the alert's publication");
     assert!(opened.iter().all(|c| c.alert_level != "WARNING"), "WARNING alerts open no case");
     let entries_before = s.rt.block_on(store.audit_entries(0, None, 10_000)).unwrap().len();
 

@@ -39,9 +39,10 @@ pub fn item_facts(engine: &Engine, item: ItemRef, now: Timestamp) -> Option<Item
         accepted_at,
         decided_at,
         closed: t.status == ItemStatus::Closed,
-        // The limit as extended (used + remaining, in the clock's own days), so an
+        // The limit as lawfully extended, in the clock's own days: used + remaining (the
+        // remaining of an overdue clock is negative by the days past the deadline), so an
         // extended item decided on time uses at most all of it.
-        promised_days: promised.map(|c| c.used_days + c.remaining_days.max(0.0)),
+        promised_days: promised.map(|c| c.used_days + c.remaining_days),
         used_days: decision_clock.map(|c| c.used_days),
         natural_days: decision_clock.is_some_and(|c| c.day_kind == DayKind::Natural),
         promised_deadline: promised.map(|c| c.deadline.0),

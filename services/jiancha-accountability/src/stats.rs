@@ -117,6 +117,10 @@ pub struct Row {
     pub yellow: u64,
     pub red: u64,
     pub step_overdue: u64,
+    /// YELLOW and RED alerts whose case was resolved NO_FAULT (核减): counted above, taken
+    /// off nothing in the score. (STEP_OVERDUE is a WARNING: it opens no case.)
+    pub waived_yellow: u64,
+    pub waived_red: u64,
     /// Items received with at least one LATE_REPORT, over items received.
     pub late_report_share: Option<f64>,
     pub dispositions: BTreeMap<String, u64>,
@@ -185,9 +189,10 @@ pub fn score(x: &Row, weights: &Weights) -> Option<f64> {
     if x.decided == 0 {
         return None;
     }
+    let scored = |all: u64, waived: u64| all.saturating_sub(waived) as f64;
     let penalty = weights.step_overdue * x.step_overdue as f64
-        + weights.yellow * x.yellow as f64
-        + weights.red * x.red as f64
+        + weights.yellow * scored(x.yellow, x.waived_yellow)
+        + weights.red * scored(x.red, x.waived_red)
         + weights.repeat_offender * x.repeat_offender_marks as f64;
     Some((weights.base - penalty * 100.0 / x.decided as f64).clamp(0.0, weights.base.max(0.0)))
 }
@@ -269,9 +274,12 @@ pub async fn report(store: &Store, catalog: &Catalog, period: &Period, group_by:
     }
 
     // Alerts at a deadline count in the period of the deadline's day: (from, to]; others [from, to).
+    // An alert whose case was resolved NO_FAULT is waived (核减).
     let alerts = sqlx::query(
-        "SELECT department_code, service_code, kind, level, triggered_at FROM alerts WHERE status = 'FIRED' \
-         AND triggered_at >= $1 AND triggered_at <= $2 AND department_code IS NOT NULL",
+        "SELECT a.department_code, a.service_code, a.kind, a.level, a.triggered_at, \
+         CASE WHEN c.status = 'RESOLVED' AND c.disposition = 'NO_FAULT' THEN 1 ELSE 0 END AS waived \
+         FROM alerts a LEFT JOIN cases c ON c.alert_id = a.alert_id WHERE a.status = 'FIRED' \
+         AND a.triggered_at >= $1 AND a.triggered_at <= $2 AND a.department_code IS NOT NULL",
     )
     .bind(period.from)
     .bind(period.to)
@@ -287,11 +295,18 @@ pub async fn report(store: &Store, catalog: &Catalog, period: &Period, group_by:
         let department: String = r.try_get("department_code")?;
         let service: Option<String> = r.try_get("service_code")?;
         let level: String = r.try_get("level")?;
+        let waived = r.try_get::<i64, _>("waived")? != 0;
         let x = row(&mut rows, key_of(&department, service.as_deref()), &department);
         match level.as_str() {
             "WARNING" => x.warnings += 1,
-            "YELLOW" => x.yellow += 1,
-            "RED" => x.red += 1,
+            "YELLOW" => {
+                x.yellow += 1;
+                x.waived_yellow += u64::from(waived);
+            }
+            "RED" => {
+                x.red += 1;
+                x.waived_red += u64::from(waived);
+            }
             _ => {}
         }
         match kind.as_str() {
@@ -509,7 +524,7 @@ impl Report {
         page += &format!(
             "<h1>行政审批绩效评估通报（{p}，{from} 至 {to}，按{by}）</h1>\
              <table><tr><th>排名</th>{change}<th>{by}</th><th>收件</th><th>受理</th><th>办结</th><th>按时办结率</th><th>提前办结率</th><th>超承诺时限</th><th>超法定时限</th>\
-             <th>平均用时(工作日)</th><th>P90用时</th><th>承诺时限使用率</th><th>预警</th><th>黄牌</th><th>红牌</th><th>迟报率</th><th>屡犯标记</th><th>得分</th></tr>",
+             <th>平均用时(工作日)</th><th>P90用时</th><th>承诺时限使用率</th><th>预警</th><th>黄牌</th><th>红牌</th><th>核减</th><th>迟报率</th><th>屡犯标记</th><th>得分</th></tr>",
             p = esc(&self.period),
             from = self.from,
             to = self.to,
@@ -534,7 +549,7 @@ impl Report {
                 }
             };
             page += &format!(
-                "<tr><td>{}</td>{change}<td class=\"name\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td>{change}<td class=\"name\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 x.rank,
                 esc(&x.name),
                 x.received,
@@ -550,6 +565,7 @@ impl Report {
                 x.warnings,
                 x.yellow,
                 x.red,
+                x.waived_yellow + x.waived_red,
                 percent(x.late_report_share),
                 x.repeat_offender_marks,
                 number(x.score, 2)
