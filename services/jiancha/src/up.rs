@@ -35,7 +35,7 @@ pub async fn simulator(
     let mut queue: Vec<SimEvent> = simulate(
         &catalog,
         &calendars,
-        &SimConfig { seed: u64::from(today.ordinal()), items: 400, first_day: backfill_from, spread_days: 19, irregular_share: 0.3 },
+        &SimConfig { seed: u64::from(today.ordinal()), items: 400, first_day: backfill_from, spread_days: 19, irregular_share: 0.03 },
     );
     let mut batch = 0u64;
     let mut next_batch = tokio::time::Instant::now() + period;
@@ -57,7 +57,7 @@ pub async fn simulator(
                     items: 3,
                     first_day: today,
                     spread_days: 1,
-                    irregular_share: 0.67,
+                    irregular_share: 0.1,
                 },
             );
             // Items "submitted today" whose first event lies ahead are shifted to now.
