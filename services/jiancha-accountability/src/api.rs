@@ -294,9 +294,10 @@ impl Api {
             }
         }
         let now = wall_clock().0;
-        let derivation = match (&channel, origin) {
-            (Some(ch), _) => format!("投诉，渠道 {ch}，{} 登记", self.t(now)),
-            (None, _) => format!("监察员立案，{}", self.t(now)),
+        let when = Timestamp(now).short_in(self.zone);
+        let derivation = match &channel {
+            Some(ch) => format!("投诉：渠道 {ch}，{when} 登记；5 个工作日内受理或不予受理。"),
+            None => format!("监察员立案：{when}。"),
         };
         Ok(NewCase {
             origin,

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{Datelike, Months, NaiveDate};
-use jiancha_proto::v1::{GetStatsRequest, StatsReport, StatsRow};
+use jiancha_proto::v1::{GetReportRequest, GetStatsRequest, ListReportsRequest, StatsReport, StatsRow};
 use maud::html;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -80,8 +80,13 @@ fn this_month(app: &App) -> NaiveDate {
     today.with_day(1).unwrap_or(today)
 }
 
-fn pct(x: f64) -> String {
-    format!("{:.1}%", x * 100.0)
+fn pct(r: &StatsRow, x: f64) -> String {
+    if r.rated { format!("{:.1}%", x * 100.0) } else { "—".to_owned() }
+}
+
+/// A figure of a row that decided nothing in the period is not defined: "—", not 0.
+fn num(r: &StatsRow, x: f64) -> String {
+    if r.rated { format!("{x:.1}") } else { "—".to_owned() }
 }
 
 /// The page.
@@ -110,7 +115,12 @@ pub async fn page(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<
         .collect();
     let max_score = report.rows.iter().map(|r| r.score).fold(0.0, f64::max).max(100.0);
     let bars: Vec<(String, f64, String)> =
-        report.rows.iter().map(|r| (format!("{} {}", r.rank, label(r)), r.score, format!("{:.1}", r.score))).collect();
+        report.rows.iter().map(|r| (format!("{} {}", r.rank, label(r)), if r.rated { r.score } else { 0.0 }, num(r, r.score))).collect();
+    // Published reports (通报): numbered, immutable; each downloads as it was published.
+    let published = match app.backends.stats(ctx.user()).list_reports(ListReportsRequest {}).await {
+        Ok(r) => r.into_inner().reports,
+        Err(status) => return grpc_error(&ctx, &status),
+    };
     let subject = if q.department.is_empty() { ctx.t("全部部门", "all departments").to_owned() } else { q.department.clone() };
     let body = html! {
         form class="filters noprint" method="get" action="/stats" {
@@ -131,9 +141,9 @@ pub async fn page(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<
                 th scope="col" { (ctx.t("平均用时（工作日）", "Mean working days")) } th scope="col" class="noprint" { (ctx.t("明细", "Details")) }
             } }
             tbody { @for r in &report.rows { tr {
-                td { (r.rank) } td { (label(r)) } td { (format!("{:.1}", r.score)) } td { (r.accepted) } td { (r.decided) }
-                td { (pct(r.on_time_rate)) } td { (pct(r.early_rate)) } td { (r.warnings) } td { (r.yellow) } td { (r.red) }
-                td { (format!("{:.1}", r.mean_working_days)) }
+                td { (r.rank) } td { (label(r)) } td { (num(r, r.score)) } td { (r.accepted) } td { (r.decided) }
+                td { (pct(r, r.on_time_rate)) } td { (pct(r, r.early_rate)) } td { (r.warnings) } td { (r.yellow) } td { (r.red) }
+                td { (num(r, r.mean_working_days)) }
                 td class="noprint" {
                     a href={"/items?department=" (view::urlencode(&r.department_code))} { (ctx.t("办件", "items")) } " · "
                     a href={"/cases?department=" (view::urlencode(&r.department_code))} { (ctx.t("案件", "cases")) } " · "
@@ -141,8 +151,26 @@ pub async fn page(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<
                 }
             } } }
         }
+        p class="meta" { (ctx.t("本期无办结的不评分（“—”），排在最后；得分相同者名次相同。", "Rows with nothing decided have no score (“—”) and come last; equal scores share a rank.")) }
         h2 { (ctx.t("近12个月按时办结率", "On-time rate, last 12 months")) " · " (subject) }
         figure { (view::raw(crate::svg::line(ctx.t("按时办结率（%）", "On-time rate (%)"), &trend, 100.0))) }
+        section class="published noprint" {
+            h2 { (ctx.t("已发布通报", "Published reports")) }
+            @if published.is_empty() {
+                p { (ctx.t("尚未发布（jiancha report publish --period 2026-11）", "None yet (jiancha report publish --period 2026-11)")) }
+            } @else {
+                table class="list" {
+                    thead { tr { th scope="col" { (ctx.t("文号", "Number")) } th scope="col" { (ctx.t("期间", "Period")) } th scope="col" { (ctx.t("发布时间", "Issued")) } th scope="col" { (ctx.t("下载", "Download")) } } }
+                    tbody { @for r in &published { tr {
+                        td { (r.number) } td { (r.period) } td { (ctx.time(&r.issued_at)) }
+                        td { @for (i, f) in ["html", "csv", "xlsx", "json"].iter().enumerate() {
+                            @if i > 0 { " · " }
+                            a href={"/reports/" (view::urlencode(&r.number)) "/" (f)} { (f.to_uppercase()) }
+                        } }
+                    } } }
+                }
+            }
+        }
     };
     html(frame(&ctx, &format!("{} {}", ctx.t("绩效评估通报", "Performance report"), report.period), body))
 }
@@ -182,16 +210,16 @@ pub async fn csv(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<S
             csv_field(&r.key),
             csv_field(&r.name),
             csv_field(&r.department_code),
-            format!("{:.2}", r.score),
+            if r.rated { format!("{:.2}", r.score) } else { String::new() },
             r.received.to_string(),
             r.accepted.to_string(),
             r.decided.to_string(),
             r.decided_on_time.to_string(),
-            format!("{:.4}", r.on_time_rate),
-            format!("{:.4}", r.early_rate),
+            if r.rated { format!("{:.4}", r.on_time_rate) } else { String::new() },
+            if r.rated { format!("{:.4}", r.early_rate) } else { String::new() },
             r.overdue_promised.to_string(),
             r.overdue_statutory.to_string(),
-            format!("{:.2}", r.mean_working_days),
+            if r.rated { format!("{:.2}", r.mean_working_days) } else { String::new() },
             r.warnings.to_string(),
             r.yellow.to_string(),
             r.red.to_string(),
@@ -204,4 +232,21 @@ pub async fn csv(State(app): State<Arc<App>>, Auth(ctx): Auth, Query(q): Query<S
         period.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
     );
     ([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, file)], out).into_response()
+}
+
+/// A published report (通报), as the file it was published as.
+pub async fn published(
+    State(app): State<Arc<App>>,
+    Auth(ctx): Auth,
+    axum::extract::Path((number, format)): axum::extract::Path<(String, String)>,
+) -> Response {
+    match app.backends.stats(ctx.user()).get_report(GetReportRequest { number, format }).await {
+        Ok(r) => {
+            let file = r.into_inner();
+            let disposition =
+                format!("attachment; filename=\"{}\"", file.file_name.replace(|c: char| !c.is_ascii_graphic() || c == '"', "_"));
+            ([(header::CONTENT_TYPE, file.media_type), (header::CONTENT_DISPOSITION, disposition)], file.content).into_response()
+        }
+        Err(status) => grpc_error(&ctx, &status),
+    }
 }
