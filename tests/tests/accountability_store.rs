@@ -508,3 +508,61 @@ fn every_column_comment_and_attachment_is_in_the_chain() {
         })
     });
 }
+
+#[test]
+fn a_calendar_year_loaded_later_moves_the_chain_without_a_restart() {
+    let dir = Scratch::new("chain-reload");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = std::sync::Arc::new(rt.block_on(Store::open(&format!("sqlite://{}", dir.0.join("cases.db").display()))).unwrap());
+    // Published Monday 2027-01-04, a year the built-in calendar does not cover yet: Mon–Fri.
+    let published = at("2027-01-04T10:00:00+08:00");
+    rt.block_on(store.ingest(&[incoming(alert("c27", "SCJG", v1::Level::Yellow, v1::AlertStatus::Fired), published)], published)).unwrap();
+    let case = rt.block_on(store.case(1)).unwrap();
+    let calendar_dir = dir.0.join("calendars");
+    std::fs::create_dir_all(&calendar_dir).unwrap();
+    let catalog = dir.0.join("catalog.toml");
+    std::fs::copy(repo_root().join("deploy/demo/catalog.toml"), &catalog).unwrap();
+    let mut config = jiancha_platform::Config {
+        catalog: Some(catalog.clone()),
+        calendar_dir: Some(calendar_dir.clone()),
+        reload_interval: jiancha_platform::config::TimeSpan::millis(100),
+        ..jiancha_platform::Config::default()
+    };
+    config.accountability.escalation_interval = jiancha_platform::config::TimeSpan::millis(100);
+    let (catalog_now, calendars_now) = jiancha_platform::rules::load_rules(config.catalog.as_ref(), &config.calendar_files()).unwrap();
+    let rules = jiancha_accountability::Rules::new(catalog_now, calendars_now);
+    let remind_at = || {
+        let (catalog, calendars) = rules.get();
+        jiancha_accountability::schedule(&catalog, &calendars, &config.accountability.chain, &case)[0].1
+    };
+    assert_eq!(remind_at(), at("2027-01-08T00:00:00+08:00"), "Tue, Wed, Thu counted");
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let clock = rt.spawn(jiancha_accountability::service::escalation_clock(
+        store.clone(),
+        rules.clone(),
+        config.clone(),
+        std::time::Duration::from_millis(100),
+        shutdown,
+    ));
+    // The 2027 notice arrives: New Year's holiday on Tuesday to Thursday.
+    std::fs::write(
+        calendar_dir.join("cn-mainland-2027.toml"),
+        r#"name = "cn-mainland"
+time_zone = "Asia/Shanghai"
+weekend = ["Sat", "Sun"]
+
+[[year]]
+year = 2027
+holidays = [ { name = "元旦", name_en = "New Year", from = "2027-01-05", to = "2027-01-07" } ]
+workdays = []
+"#,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    while remind_at() != at("2027-01-13T00:00:00+08:00") {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "the chain did not follow the new calendar: {}", remind_at());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    stop.send_replace(true);
+    rt.block_on(clock).unwrap();
+}

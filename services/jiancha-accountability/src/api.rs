@@ -6,7 +6,7 @@
 use crate::stats::{self, GroupBy};
 use crate::store::{AttachmentRow, CaseFilter, CaseRow, CommentRow, NewCase, Origin, Store, StoreError};
 use crate::workflow::{self, Disposition, Status, WorkflowError};
-use jiancha_core::{Calendars, Catalog, Timestamp};
+use jiancha_core::Timestamp;
 use jiancha_platform::auth::{self, Caller, Role};
 use jiancha_platform::config::{EscalationChain, ScoreWeights};
 use jiancha_platform::errors::bad_request;
@@ -26,8 +26,7 @@ use tonic::{Request, Response, Status as GrpcStatus};
 #[derive(Clone, Debug)]
 pub struct Api {
     store: Arc<Store>,
-    catalog: Arc<Catalog>,
-    calendars: Calendars,
+    rules: Arc<crate::Rules>,
     chain: EscalationChain,
     zone: chrono_tz::Tz,
     weights: ScoreWeights,
@@ -38,16 +37,9 @@ pub struct Api {
 impl Api {
     /// Over `store`; `catalog` names services in reports; instants are written in `zone`.
     /// A caller holds at most `max_streams` WatchCases streams.
-    pub fn new(
-        store: Arc<Store>,
-        catalog: Arc<Catalog>,
-        calendars: Calendars,
-        chain: EscalationChain,
-        weights: ScoreWeights,
-        max_streams: usize,
-    ) -> Api {
-        let zone = calendars.default_calendar().tz();
-        Api { store, catalog, calendars, chain, zone, weights, streams: Arc::new(StreamCounter::default()), max_streams }
+    pub fn new(store: Arc<Store>, rules: Arc<crate::Rules>, chain: EscalationChain, weights: ScoreWeights, max_streams: usize) -> Api {
+        let zone = rules.get().1.default_calendar().tz();
+        Api { store, rules, chain, zone, weights, streams: Arc::new(StreamCounter::default()), max_streams }
     }
 
     fn t(&self, ms: i64) -> String {
@@ -57,7 +49,10 @@ impl Api {
     fn case_message(&self, caller: &Caller, c: &CaseRow, offences: (u32, u32, Option<String>)) -> v1::Case {
         let s = &c.state;
         let level = |l: &str| v1::Level::from_str_name(l).map_or(0, |l| l as i32);
-        let steps = s.awaiting_answer().then(|| crate::schedule(&self.catalog, &self.calendars, &self.chain, c));
+        let steps = s.awaiting_answer().then(|| {
+            let (catalog, calendars) = self.rules.get();
+            crate::schedule(&catalog, &calendars, &self.chain, c)
+        });
         let step_at = |i: usize| steps.map(|x| self.t(x[i].1));
         let (offences_department, offences_official, official) = offences;
         v1::Case {
@@ -279,7 +274,8 @@ impl Api {
         if summary.trim().is_empty() {
             return Err(bad_request("summary", "say what happened (summary is required)".into()));
         }
-        if !self.catalog.services().iter().any(|s| &*s.department == department) {
+        let catalog = self.rules.get().0;
+        if !catalog.services().iter().any(|s| &*s.department == department) && catalog.department_name(department).is_none() {
             return Err(bad_request("department_code", format!("department `{}` is not in the catalog", department.escape_debug())));
         }
         let item_id = item_id.filter(|i| !i.trim().is_empty());
@@ -761,7 +757,8 @@ impl StatsService for Api {
         let req = request.into_inner();
         let period = stats::parse_period(&req.period, self.zone).map_err(|e| bad_request("period", e))?;
         let group_by = GroupBy::parse(&req.group_by).map_err(|e| bad_request("group_by", e))?;
-        let report = stats::report(&self.store, &self.catalog, &period, group_by, &self.weights).await.map_err(status_of)?;
+        let catalog = self.rules.get().0;
+        let report = stats::report(&self.store, &catalog, &period, group_by, &self.weights).await.map_err(status_of)?;
         Ok(Response::new(report_message(&report, self.t(wall_clock().0))))
     }
 

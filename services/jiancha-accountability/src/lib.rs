@@ -20,6 +20,7 @@ pub mod publish;
 use jiancha_core::clock::Counter;
 use jiancha_core::{Calendars, Catalog};
 use jiancha_platform::config::EscalationChain;
+use std::sync::{Arc, RwLock};
 use store::CaseRow;
 use workflow::{Status, Step};
 
@@ -43,4 +44,30 @@ pub fn schedule(catalog: &Catalog, calendars: &Calendars, chain: &EscalationChai
         (Step::Supervise, at(supervise)),
         (Step::Publicize, at(chain.publicize_days.max(supervise))),
     ]
+}
+
+/// The catalog and calendars in force. The service replaces them when their files change
+/// (`reload_interval`, as the monitor does), so the escalation chain, the case pages and
+/// the statistics follow a calendar year loaded without a restart (DOMAIN §3.1).
+#[derive(Debug)]
+pub struct Rules(RwLock<(Arc<Catalog>, Calendars)>);
+
+impl Rules {
+    /// Rules to share.
+    pub fn new(catalog: Arc<Catalog>, calendars: Calendars) -> Arc<Rules> {
+        Arc::new(Rules(RwLock::new((catalog, calendars))))
+    }
+
+    /// The catalog and calendars now.
+    pub fn get(&self) -> (Arc<Catalog>, Calendars) {
+        self.0.read().map_or_else(|e| e.into_inner().clone(), |r| r.clone())
+    }
+
+    /// Puts new ones in force.
+    pub fn set(&self, catalog: Arc<Catalog>, calendars: Calendars) {
+        match self.0.write() {
+            Ok(mut r) => *r = (catalog, calendars),
+            Err(e) => *e.into_inner() = (catalog, calendars),
+        }
+    }
 }

@@ -125,6 +125,16 @@ pub async fn serve_api(
     calendars: &Calendars,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<Result<(), tonic::transport::Error>>), ServiceError> {
+    serve_api_with(config, store, crate::Rules::new(catalog, calendars.clone()), shutdown).await
+}
+
+/// [`serve_api`] with rules the service replaces when their files change.
+pub async fn serve_api_with(
+    config: &Config,
+    store: Arc<Store>,
+    rules: Arc<crate::Rules>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<Result<(), tonic::transport::Error>>), ServiceError> {
     let authenticator = Authenticator::from_config(&config.grpc.auth).map_err(|e| ServiceError::Config(e.to_string()))?;
     let tls = jiancha_platform::server::tls_config(config).map_err(|e| ServiceError::Config(e.to_string()))?;
     let a = &config.accountability;
@@ -133,7 +143,7 @@ pub async fn serve_api(
         jiancha_platform::server::auth_interceptor(Arc::new(authenticator), config.grpc.bind_client_certificate),
         limiter,
     );
-    let api = Api::new(store, catalog, calendars.clone(), a.chain.clone(), a.weights.clone(), config.grpc.watchers_per_caller);
+    let api = Api::new(store, rules, a.chain.clone(), a.weights.clone(), config.grpc.watchers_per_caller);
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
     {
@@ -185,13 +195,14 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
     let (catalog, calendars) =
         load_rules(config.catalog.as_ref(), &config.calendar_files()).map_err(|e| ServiceError::Config(e.to_string()))?;
     jiancha_platform::kafka::ensure_topics(&config, &[]).await?;
-    let (addr, server) = serve_api(&config, store.clone(), catalog.clone(), &calendars, shutdown.clone()).await?;
+    let rules = crate::Rules::new(catalog, calendars.clone());
+    let (addr, server) = serve_api_with(&config, store.clone(), rules.clone(), shutdown.clone()).await?;
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(watch_database(store.clone(), shutdown.clone())));
     {
         let (store, interval, shutdown) = (store.clone(), config.accountability.escalation(), shutdown.clone());
-        let (catalog, calendars, chain) = (catalog.clone(), calendars.clone(), config.accountability.chain.clone());
-        tasks.push(tokio::spawn(escalation_clock(store, catalog, calendars, chain, interval, shutdown)));
+        let (rules, config) = (rules.clone(), config.clone());
+        tasks.push(tokio::spawn(escalation_clock(store, rules, config, interval, shutdown)));
     }
     {
         let notifier = crate::notify::Notifier::new(&config.accountability.notifications, calendars.default_calendar().tz())
@@ -201,7 +212,7 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
     {
         let (store, shutdown) = (store.clone(), shutdown.clone());
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = consume(config, store, catalog, calendars, shutdown).await {
+            if let Err(e) = consume(config, store, rules, shutdown).await {
                 tracing::error!(error = %e, "The accountability consumer stopped");
             }
         }));
@@ -256,23 +267,41 @@ async fn watch_database(store: Arc<Store>, shutdown: watch::Receiver<bool>) {
 }
 
 /// The escalation chain (催办, 督办, 通报) and rectification deadlines, checked every
-/// `interval` with the calendars in force.
+/// `interval` with the calendars in force; the catalog and calendars are read again when
+/// their files change (checked every `reload_interval`).
 pub async fn escalation_clock(
     store: Arc<Store>,
-    catalog: Arc<Catalog>,
-    calendars: Calendars,
-    chain: jiancha_platform::config::EscalationChain,
+    rules: Arc<crate::Rules>,
+    config: Config,
     interval: Duration,
     shutdown: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
     let stop = until_true(shutdown);
     tokio::pin!(stop);
+    let chain = config.accountability.chain.clone();
+    let mut watched = jiancha_platform::rules::file_stamps(config.catalog.as_ref(), &config.calendar_files());
+    let mut last_check = Instant::now();
     loop {
         tokio::select! {
             _ = &mut stop => return,
             _ = tick.tick() => {}
         }
+        if last_check.elapsed() >= config.reload() {
+            last_check = Instant::now();
+            let stamps = jiancha_platform::rules::file_stamps(config.catalog.as_ref(), &config.calendar_files());
+            if stamps != watched {
+                watched = stamps;
+                match load_rules(config.catalog.as_ref(), &config.calendar_files()) {
+                    Ok((catalog, calendars)) => {
+                        rules.set(catalog, calendars);
+                        info!("Catalog and calendars reloaded; the escalation chain follows them");
+                    }
+                    Err(e) => warn!(error = %e, "Catalog or calendar change rejected; the previous one stays in force"),
+                }
+            }
+        }
+        let (catalog, calendars) = rules.get();
         match store.advance(wall_clock().0, |case| crate::schedule(&catalog, &calendars, &chain, case)).await {
             Ok(steps) => {
                 for (case_id, action) in steps {
@@ -399,8 +428,7 @@ async fn dead_letter(producer: &FutureProducer, topic: &str, refused: &[(&OwnedM
 pub async fn consume(
     config: Config,
     store: Arc<Store>,
-    catalog: Arc<Catalog>,
-    calendars: Calendars,
+    rules: Arc<crate::Rules>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServiceError> {
     let consumer: StreamConsumer = jiancha_platform::kafka::client(&config)
@@ -437,6 +465,7 @@ pub async fn consume(
                 Err(_) => break,
             }
         }
+        let (catalog, calendars) = rules.get();
         let (incoming, facts, refused) = prepare(&batch, &config, &catalog, &calendars);
         loop {
             match dead_letter(&producer, &config.topics.alerts_dead_letter, &refused).await {

@@ -653,13 +653,7 @@ fn clock_of(shared: &Mutex<Shared>, p: i32, pe: &PartitionEngine, config: &Confi
 }
 
 fn file_stamps(config: &Config) -> Vec<(PathBuf, Option<SystemTime>)> {
-    config
-        .catalog
-        .iter()
-        .cloned()
-        .chain(config.calendar_files())
-        .map(|f| (f.clone(), std::fs::metadata(&f).and_then(|m| m.modified()).ok()))
-        .collect()
+    jiancha_platform::rules::file_stamps(config.catalog.as_ref(), &config.calendar_files())
 }
 
 /// What [`read_changelog`] restored.

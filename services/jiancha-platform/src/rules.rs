@@ -29,3 +29,20 @@ pub fn load_rules(catalog: Option<&PathBuf>, calendar_files: &[PathBuf]) -> Resu
     let catalog = Catalog::from_toml(&text, &calendars).map_err(|e| RulesError(format!("catalog {source}: {e}")))?;
     Ok((Arc::new(catalog), calendars))
 }
+
+/// The modification times of the catalog and calendar files: a reload is due when they
+/// change.
+pub fn file_stamps(
+    catalog: Option<&std::path::PathBuf>,
+    calendars: &[std::path::PathBuf],
+) -> Vec<(std::path::PathBuf, Option<std::time::SystemTime>)> {
+    catalog
+        .into_iter()
+        .cloned()
+        .chain(calendars.iter().cloned())
+        .map(|f| {
+            let stamp = std::fs::metadata(&f).and_then(|m| m.modified()).ok();
+            (f, stamp)
+        })
+        .collect()
+}
