@@ -563,20 +563,20 @@ impl RawEvent {
 
     /// Applies every field rule of DOMAIN §2.
     pub fn validate(self) -> Result<Event, InvalidEvent> {
-        let ctx = Ctx { event_id: self.event_id.clone(), item_id: self.item_id.clone() };
+        let ctx = Ctx { event_id: self.event_id.as_deref(), item_id: self.item_id.as_deref() };
         let event_id = ctx.id("event_id", self.event_id.as_deref())?;
         let item_id = ctx.id("item_id", self.item_id.as_deref())?;
         let department_code = ctx.id("department_code", self.department_code.as_deref())?;
-        let type_text = ctx.required_text("type", self.type_name.as_deref())?;
-        let event_type = EventType::parse(&type_text).ok_or_else(|| {
+        let type_text = ctx.required_str("type", self.type_name.as_deref())?;
+        let event_type = EventType::parse(type_text).ok_or_else(|| {
             ctx.err(
                 InvalidReason::UnknownEnum,
                 "type",
                 format!("field `type` has unknown value `{type_text}`; expected one of {}", names(EventType::ALL.map(EventType::as_str))),
             )
         })?;
-        let occurred_text = ctx.required_text("occurred_at", self.occurred_at.as_deref())?;
-        let occurred_at = ctx.timestamp("occurred_at", &occurred_text)?;
+        let occurred_text = ctx.required_str("occurred_at", self.occurred_at.as_deref())?;
+        let occurred_at = ctx.timestamp("occurred_at", occurred_text)?;
         let service_code = ctx.optional_text("service_code", self.service_code)?;
         if event_type == EventType::Submitted && service_code.is_none() {
             return Err(ctx.err(InvalidReason::MissingField, "service_code", "field `service_code` is required on SUBMITTED".into()));
@@ -641,8 +641,8 @@ impl RawEvent {
                 EventBody::FeeCharged { amount_fen }
             }
             EventType::Decided => {
-                let text = ctx.required_text("outcome", self.outcome.as_deref())?;
-                let outcome = match text.as_str() {
+                let text = ctx.required_str("outcome", self.outcome.as_deref())?;
+                let outcome = match text {
                     "APPROVED" => Outcome::Approved,
                     "DENIED" => Outcome::Denied,
                     other => {
@@ -664,10 +664,10 @@ impl RawEvent {
 
 /// Reads and validates one JSON line of an events file.
 pub fn parse_json_event(bytes: &[u8]) -> Result<JsonEvent, InvalidEvent> {
-    let raw = RawEvent::from_json(bytes)?;
-    let received = raw.received_at.clone();
-    let ctx = Ctx { event_id: raw.event_id.clone(), item_id: raw.item_id.clone() };
+    let mut raw = RawEvent::from_json(bytes)?;
+    let received = raw.received_at.take();
     let event = raw.validate()?;
+    let ctx = Ctx { event_id: Some(&event.event_id), item_id: Some(&event.item_id) };
     let received_at = match received {
         None => None,
         Some(text) => Some(ctx.timestamp("received_at", &text)?),
@@ -675,57 +675,73 @@ pub fn parse_json_event(bytes: &[u8]) -> Result<JsonEvent, InvalidEvent> {
     Ok(JsonEvent { event, received_at })
 }
 
-struct Ctx {
-    event_id: Option<String>,
-    item_id: Option<String>,
+/// Names the event in errors; borrows its ids, so that a valid event copies nothing for it.
+struct Ctx<'a> {
+    event_id: Option<&'a str>,
+    item_id: Option<&'a str>,
 }
 
-impl Ctx {
+impl Ctx<'_> {
     fn err(&self, reason: InvalidReason, field: &'static str, message: String) -> InvalidEvent {
-        InvalidEvent { event_id: self.event_id.clone(), item_id: self.item_id.clone(), reason, field: Some(field), message }
+        InvalidEvent {
+            event_id: self.event_id.map(str::to_owned),
+            item_id: self.item_id.map(str::to_owned),
+            reason,
+            field: Some(field),
+            message,
+        }
     }
 
-    fn required_text(&self, field: &'static str, value: Option<&str>) -> Result<String, InvalidEvent> {
+    /// A required, non-blank text within the length and character rules, borrowed.
+    fn required_str<'v>(&self, field: &'static str, value: Option<&'v str>) -> Result<&'v str, InvalidEvent> {
         match value {
             Some(v) if !v.trim().is_empty() => {
-                self.bounded(field, Some(v.to_owned()))?;
-                Ok(v.to_owned())
+                self.check_text(field, v)?;
+                Ok(v)
             }
             Some(_) => Err(self.err(InvalidReason::MissingField, field, format!("field `{field}` is required and must not be blank"))),
             None => Err(self.err(InvalidReason::MissingField, field, format!("field `{field}` is required"))),
         }
     }
 
+    fn required_text(&self, field: &'static str, value: Option<&str>) -> Result<String, InvalidEvent> {
+        self.required_str(field, value).map(str::to_owned)
+    }
+
     fn optional_text(&self, field: &'static str, value: Option<String>) -> Result<Option<String>, InvalidEvent> {
         Ok(self.bounded(field, value)?.filter(|v| !v.trim().is_empty()))
     }
 
+    fn check_text(&self, field: &'static str, v: &str) -> Result<(), InvalidEvent> {
+        // A text of at most MAX_TEXT_CHARS bytes has at most as many characters.
+        if v.len() > MAX_TEXT_CHARS && v.chars().count() > MAX_TEXT_CHARS {
+            return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` is longer than {MAX_TEXT_CHARS} characters")));
+        }
+        // Databases refuse NUL in text (PostgreSQL), and a NUL would let one text pose as two.
+        if v.contains('\0') {
+            return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` must not contain a NUL character")));
+        }
+        Ok(())
+    }
+
     fn bounded(&self, field: &'static str, value: Option<String>) -> Result<Option<String>, InvalidEvent> {
         if let Some(v) = &value {
-            if v.chars().count() > MAX_TEXT_CHARS {
-                return Err(self.err(
-                    InvalidReason::OutOfRange,
-                    field,
-                    format!("field `{field}` is longer than {MAX_TEXT_CHARS} characters"),
-                ));
-            }
-            // Databases refuse NUL in text (PostgreSQL), and a NUL would let one text pose as two.
-            if v.contains('\0') {
-                return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` must not contain a NUL character")));
-            }
+            self.check_text(field, v)?;
         }
         Ok(value)
     }
 
     fn id(&self, field: &'static str, value: Option<&str>) -> Result<String, InvalidEvent> {
-        let v = self.required_text(field, value)?;
-        let n = v.chars().count();
-        if n > MAX_ID_CHARS {
-            return Err(self.err(
-                InvalidReason::OutOfRange,
-                field,
-                format!("field `{field}` must be 1-{MAX_ID_CHARS} characters, got {n}"),
-            ));
+        let v = self.required_str(field, value)?;
+        if v.len() > MAX_ID_CHARS {
+            let n = v.chars().count();
+            if n > MAX_ID_CHARS {
+                return Err(self.err(
+                    InvalidReason::OutOfRange,
+                    field,
+                    format!("field `{field}` must be 1-{MAX_ID_CHARS} characters, got {n}"),
+                ));
+            }
         }
         if let Some(c) = v.chars().find(|c| c.is_control()) {
             return Err(self.err(
@@ -734,7 +750,7 @@ impl Ctx {
                 format!("field `{field}` must not contain control characters, found U+{:04X}", u32::from(c)),
             ));
         }
-        Ok(v)
+        Ok(v.to_owned())
     }
 
     fn timestamp(&self, field: &'static str, text: &str) -> Result<Timestamp, InvalidEvent> {
