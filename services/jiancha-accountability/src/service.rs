@@ -280,7 +280,9 @@ pub async fn escalation_clock(
     let stop = until_true(shutdown);
     tokio::pin!(stop);
     let chain = config.accountability.chain.clone();
-    let mut watched = jiancha_platform::rules::file_stamps(config.catalog.as_ref(), &config.calendar_files());
+    // Nothing watched yet: the first check reads the files once more, so a change made
+    // between the rules' loading and this task's start is not missed.
+    let mut watched = Vec::new();
     let mut last_check = Instant::now();
     loop {
         tokio::select! {
