@@ -529,7 +529,7 @@ fn a_calendar_year_loaded_later_moves_the_chain_without_a_restart() {
         ..jiancha_platform::Config::default()
     };
     config.accountability.escalation_interval = jiancha_platform::config::TimeSpan::millis(100);
-    let (catalog_now, calendars_now) = jiancha_platform::rules::load_rules(config.catalog.as_ref(), &config.calendar_files()).unwrap();
+    let (watch, catalog_now, calendars_now) = jiancha_platform::rules::RulesWatch::load(&config).unwrap();
     let rules = jiancha_accountability::Rules::new(catalog_now, calendars_now);
     let remind_at = || {
         let (catalog, calendars) = rules.get();
@@ -540,6 +540,7 @@ fn a_calendar_year_loaded_later_moves_the_chain_without_a_restart() {
     let clock = rt.spawn(jiancha_accountability::service::escalation_clock(
         store.clone(),
         rules.clone(),
+        watch,
         config.clone(),
         std::time::Duration::from_millis(100),
         shutdown,

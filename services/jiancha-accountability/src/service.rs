@@ -8,7 +8,7 @@ use jiancha_core::{Calendars, Catalog, Engine};
 use jiancha_platform::Config;
 use jiancha_platform::auth::Authenticator;
 use jiancha_platform::kafka::failure;
-use jiancha_platform::rules::load_rules;
+use jiancha_platform::rules::RulesWatch;
 use jiancha_platform::wall_clock;
 use jiancha_proto::v1;
 use jiancha_proto::v1::accountability_service_server::AccountabilityServiceServer;
@@ -192,8 +192,7 @@ pub async fn serve_api_with(
 pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Running, ServiceError> {
     let store = Arc::new(Store::open(&config.accountability.database).await?);
     info!(database = %redact(&config.accountability.database), backend = ?store.backend(), "Case store open");
-    let (catalog, calendars) =
-        load_rules(config.catalog.as_ref(), &config.calendar_files()).map_err(|e| ServiceError::Config(e.to_string()))?;
+    let (rules_watch, catalog, calendars) = RulesWatch::load(&config).map_err(|e| ServiceError::Config(e.to_string()))?;
     jiancha_platform::kafka::ensure_topics(&config, &[]).await?;
     let rules = crate::Rules::new(catalog, calendars.clone());
     let (addr, server) = serve_api_with(&config, store.clone(), rules.clone(), shutdown.clone()).await?;
@@ -202,7 +201,7 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> Result<Ru
     {
         let (store, interval, shutdown) = (store.clone(), config.accountability.escalation(), shutdown.clone());
         let (rules, config) = (rules.clone(), config.clone());
-        tasks.push(tokio::spawn(escalation_clock(store, rules, config, interval, shutdown)));
+        tasks.push(tokio::spawn(escalation_clock(store, rules, rules_watch, config, interval, shutdown)));
     }
     {
         let notifier = crate::notify::Notifier::new(&config.accountability.notifications, calendars.default_calendar().tz())
@@ -268,10 +267,11 @@ async fn watch_database(store: Arc<Store>, shutdown: watch::Receiver<bool>) {
 
 /// The escalation chain (催办, 督办, 通报) and rectification deadlines, checked every
 /// `interval` with the calendars in force; the catalog and calendars are read again when
-/// their files change (checked every `reload_interval`).
+/// their files change (checked every `reload_interval`; `watch` is from the load of `rules`).
 pub async fn escalation_clock(
     store: Arc<Store>,
     rules: Arc<crate::Rules>,
+    mut watch: RulesWatch,
     config: Config,
     interval: Duration,
     shutdown: watch::Receiver<bool>,
@@ -280,9 +280,6 @@ pub async fn escalation_clock(
     let stop = until_true(shutdown);
     tokio::pin!(stop);
     let chain = config.accountability.chain.clone();
-    // Nothing watched yet: the first check reads the files once more, so a change made
-    // between the rules' loading and this task's start is not missed.
-    let mut watched = Vec::new();
     let mut last_check = Instant::now();
     loop {
         tokio::select! {
@@ -291,16 +288,13 @@ pub async fn escalation_clock(
         }
         if last_check.elapsed() >= config.reload() {
             last_check = Instant::now();
-            let stamps = jiancha_platform::rules::file_stamps(config.catalog.as_ref(), &config.calendar_files());
-            if stamps != watched {
-                watched = stamps;
-                match load_rules(config.catalog.as_ref(), &config.calendar_files()) {
-                    Ok((catalog, calendars)) => {
-                        rules.set(catalog, calendars);
-                        info!("Catalog and calendars reloaded; the escalation chain follows them");
-                    }
-                    Err(e) => warn!(error = %e, "Catalog or calendar change rejected; the previous one stays in force"),
+            match watch.poll(&config) {
+                None => {}
+                Some(Ok((catalog, calendars))) => {
+                    rules.set(catalog, calendars);
+                    info!("Catalog and calendars reloaded; the escalation chain follows them");
                 }
+                Some(Err(e)) => warn!(error = %e, "Catalog or calendar change rejected; the previous one stays in force"),
             }
         }
         let (catalog, calendars) = rules.get();

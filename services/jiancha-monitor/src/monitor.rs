@@ -16,7 +16,7 @@ use jiancha_core::{Calendars, Catalog, Effect, Engine, ItemRef, TimerQueue, Time
 use jiancha_platform::Config;
 use jiancha_platform::codec;
 use jiancha_platform::kafka::{KafkaFailure, ensure_topics};
-use jiancha_platform::rules::{RulesError, load_rules};
+use jiancha_platform::rules::{RulesError, RulesWatch};
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -25,9 +25,8 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
@@ -472,7 +471,7 @@ impl Processor {
 /// The monitor, running until `shutdown` turns true.
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), MonitorError> {
     config.validate()?;
-    let (mut catalog, mut calendars) = load_rules(config.catalog.as_ref(), &config.calendar_files())?;
+    let (mut rules_watch, mut catalog, mut calendars) = RulesWatch::load(&config)?;
     ensure_topics(&config, &catalog_departments(&catalog)).await?;
 
     let producer: FutureProducer = jiancha_platform::kafka::client(&config)
@@ -521,7 +520,6 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     // Retired items are looked for a tenth of the window apart, between a second and an hour.
     let retire_every = config.retention().map(|w| (w / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600)));
     let mut last_retire = Instant::now();
-    let mut watched = file_stamps(&config);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
 
     loop {
@@ -578,10 +576,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 }
                 if last_reload_check.elapsed() >= config.reload() {
                     last_reload_check = Instant::now();
-                    let stamps = file_stamps(&config);
-                    if stamps != watched {
-                        watched = stamps;
-                        match load_rules(config.catalog.as_ref(), &config.calendar_files()) {
+                    if let Some(reloaded) = rules_watch.poll(&config) {
+                        match reloaded {
                             Ok((new_catalog, new_calendars)) => {
                                 catalog = new_catalog;
                                 calendars = new_calendars;
@@ -650,10 +646,6 @@ fn clock_of(shared: &Mutex<Shared>, p: i32, pe: &PartitionEngine, config: &Confi
         Some(lag) if lag <= config.catch_up_lag => Some(jiancha_platform::wall_clock().0 - grace_ms),
         _ => pe.last_record,
     }
-}
-
-fn file_stamps(config: &Config) -> Vec<(PathBuf, Option<SystemTime>)> {
-    jiancha_platform::rules::file_stamps(config.catalog.as_ref(), &config.calendar_files())
 }
 
 /// What [`read_changelog`] restored.

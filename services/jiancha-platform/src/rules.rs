@@ -30,12 +30,10 @@ pub fn load_rules(catalog: Option<&PathBuf>, calendar_files: &[PathBuf]) -> Resu
     Ok((Arc::new(catalog), calendars))
 }
 
-/// The modification times of the catalog and calendar files: a reload is due when they
-/// change.
-pub fn file_stamps(
-    catalog: Option<&std::path::PathBuf>,
-    calendars: &[std::path::PathBuf],
-) -> Vec<(std::path::PathBuf, Option<std::time::SystemTime>)> {
+/// The modification times of the catalog and calendar files.
+type Stamps = Vec<(PathBuf, Option<std::time::SystemTime>)>;
+
+fn file_stamps(catalog: Option<&PathBuf>, calendars: &[PathBuf]) -> Stamps {
     catalog
         .into_iter()
         .cloned()
@@ -45,4 +43,39 @@ pub fn file_stamps(
             (f, stamp)
         })
         .collect()
+}
+
+/// The catalog and calendars of a running service, loaded again when their files change
+/// (every `reload_interval` the monitor and the accountability service ask). The files'
+/// times are taken *before* each load, so a file written during a load, or between the
+/// start and the first check, is seen as a change at the next check.
+#[derive(Debug)]
+pub struct RulesWatch {
+    catalog: Option<PathBuf>,
+    calendar_files: Vec<PathBuf>,
+    stamps: Stamps,
+}
+
+impl RulesWatch {
+    /// Loads the rules of `config` and starts watching their files.
+    pub fn load(config: &crate::Config) -> Result<(RulesWatch, Arc<Catalog>, Calendars), RulesError> {
+        let (catalog, calendar_files) = (config.catalog.clone(), config.calendar_files());
+        let stamps = file_stamps(catalog.as_ref(), &calendar_files);
+        let (c, cal) = load_rules(catalog.as_ref(), &calendar_files)?;
+        Ok((RulesWatch { catalog, calendar_files, stamps }, c, cal))
+    }
+
+    /// None when no file changed since the last load; else the rules loaded again (or
+    /// why they cannot be: the caller keeps the previous ones). A calendar file added to
+    /// `calendar_dir` counts as a change.
+    pub fn poll(&mut self, config: &crate::Config) -> Option<Result<(Arc<Catalog>, Calendars), RulesError>> {
+        let calendar_files = config.calendar_files();
+        let stamps = file_stamps(self.catalog.as_ref(), &calendar_files);
+        if stamps == self.stamps {
+            return None;
+        }
+        self.stamps = stamps;
+        self.calendar_files = calendar_files;
+        Some(load_rules(self.catalog.as_ref(), &self.calendar_files))
+    }
 }
