@@ -46,13 +46,16 @@ impl Api {
         Timestamp(ms).to_rfc3339_in(self.zone)
     }
 
-    fn case_message(&self, caller: &Caller, c: &CaseRow, offences: (u32, u32, Option<String>)) -> v1::Case {
+    fn case_message(
+        &self,
+        caller: &Caller,
+        c: &CaseRow,
+        rules: &(Arc<jiancha_core::Catalog>, jiancha_core::Calendars),
+        offences: (u32, u32, Option<String>),
+    ) -> v1::Case {
         let s = &c.state;
         let level = |l: &str| v1::Level::from_str_name(l).map_or(0, |l| l as i32);
-        let steps = s.awaiting_answer().then(|| {
-            let (catalog, calendars) = self.rules.get();
-            crate::schedule(&catalog, &calendars, &self.chain, c)
-        });
+        let steps = s.awaiting_answer().then(|| crate::schedule(&rules.0, &rules.1, &self.chain, c));
         let step_at = |i: usize| steps.map(|x| self.t(x[i].1));
         let (offences_department, offences_official, official) = offences;
         v1::Case {
@@ -110,19 +113,25 @@ impl Api {
     /// official (DOMAIN §6: shown before the inspector decides).
     async fn cases_out(&self, caller: &Caller, rows: &[CaseRow]) -> Result<Vec<v1::Case>, GrpcStatus> {
         let now = wall_clock().0;
+        let rules = self.rules.get();
         let mut by_department: HashMap<String, u32> = HashMap::new();
         let mut by_official: HashMap<String, u32> = HashMap::new();
+        let unnamed: Vec<(&str, &str)> = rows
+            .iter()
+            .filter(|c| c.state.responsible_actor.is_none())
+            .filter_map(|c| c.item_id.as_deref().map(|item| (c.department_code.as_str(), item)))
+            .collect();
+        let item_officials = self.store.item_officials(&unnamed).await.map_err(status_of)?;
         let mut out = Vec::with_capacity(rows.len());
         for c in rows {
             if !by_department.contains_key(&c.department_code) {
                 let n = self.store.offences(Some(&c.department_code), None, now).await.map_err(status_of)?;
                 by_department.insert(c.department_code.clone(), n as u32);
             }
-            let official = match (&c.state.responsible_actor, &c.item_id) {
-                (Some(a), _) => Some(a.clone()),
-                (None, Some(item)) => self.store.item_official(&c.department_code, item).await.map_err(status_of)?,
-                (None, None) => None,
-            };
+            let official =
+                c.state.responsible_actor.clone().or_else(|| {
+                    c.item_id.as_ref().and_then(|item| item_officials.get(&(c.department_code.clone(), item.clone())).cloned())
+                });
             let official_count = match &official {
                 Some(o) => match by_official.get(o) {
                     Some(n) => *n,
@@ -134,7 +143,7 @@ impl Api {
                 },
                 None => 0,
             };
-            out.push(self.case_message(caller, c, (by_department[&c.department_code], official_count, official)));
+            out.push(self.case_message(caller, c, &rules, (by_department[&c.department_code], official_count, official)));
         }
         Ok(out)
     }
@@ -249,10 +258,11 @@ impl Api {
         &self,
         caller: &Caller,
         case_id: i64,
+        now: i64,
         action: &str,
         f: impl FnOnce(&workflow::CaseState) -> Result<workflow::CaseState, WorkflowError>,
     ) -> Result<Response<v1::Case>, GrpcStatus> {
-        let case = self.store.change(case_id, wall_clock().0, &caller.subject, caller.role.as_str(), action, f).await.map_err(status_of)?;
+        let case = self.store.change(case_id, now, &caller.subject, caller.role.as_str(), action, f).await.map_err(status_of)?;
         Ok(Response::new(self.case_out(caller, &case).await?))
     }
 
@@ -434,14 +444,7 @@ impl AccountabilityService for Api {
         check_text("explanation", &req.explanation, MAX_TEXT_CHARS, false)?;
         self.visible_case(&caller, req.case_id).await?;
         let who = caller.subject.clone();
-        let case = self
-            .store
-            .change(req.case_id, wall_clock().0, &caller.subject, caller.role.as_str(), "REPLY", |s| {
-                workflow::reply(req.case_id, s, &who, &req.explanation)
-            })
-            .await
-            .map_err(status_of)?;
-        Ok(Response::new(self.case_out(&caller, &case).await?))
+        self.act(&caller, req.case_id, wall_clock().0, "REPLY", |s| workflow::reply(req.case_id, s, &who, &req.explanation)).await
     }
 
     async fn assign(&self, request: Request<v1::AssignRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
@@ -449,14 +452,7 @@ impl AccountabilityService for Api {
         caller.require("Assign", &[Role::Inspector])?;
         let req = request.into_inner();
         check_text("inspector", &req.inspector, MAX_NAME_CHARS, true)?;
-        let case = self
-            .store
-            .change(req.case_id, wall_clock().0, &caller.subject, caller.role.as_str(), "ASSIGN", |s| {
-                workflow::assign(req.case_id, s, &req.inspector)
-            })
-            .await
-            .map_err(status_of)?;
-        Ok(Response::new(self.case_out(&caller, &case).await?))
+        self.act(&caller, req.case_id, wall_clock().0, "ASSIGN", |s| workflow::assign(req.case_id, s, &req.inspector)).await
     }
 
     async fn comment(&self, request: Request<v1::CommentRequest>) -> Result<Response<v1::CaseDetail>, GrpcStatus> {
@@ -510,14 +506,10 @@ impl AccountabilityService for Api {
         let who = caller.subject.clone();
         let deadline = req.rectify_deadline.as_deref().map(|t| instant("rectify_deadline", t)).transpose()?;
         let now = wall_clock().0;
-        let case = self
-            .store
-            .change(req.case_id, now, &caller.subject, caller.role.as_str(), "RESOLVE", |s| {
-                workflow::resolve(req.case_id, s, &who, disposition, &req.reason, &req.responsible_actor, deadline, now)
-            })
-            .await
-            .map_err(status_of)?;
-        Ok(Response::new(self.case_out(&caller, &case).await?))
+        self.act(&caller, req.case_id, now, "RESOLVE", |s| {
+            workflow::resolve(req.case_id, s, &who, disposition, &req.reason, &req.responsible_actor, deadline, now)
+        })
+        .await
     }
 
     type WatchCasesStream = CaseStream;
@@ -603,7 +595,7 @@ impl AccountabilityService for Api {
         caller.require("SendBack", &[Role::Inspector])?;
         let req = request.into_inner();
         check_text("reason", &req.reason, MAX_TEXT_CHARS, false)?;
-        self.act(&caller, req.case_id, "SEND_BACK", |s| workflow::send_back(req.case_id, s, &req.reason)).await
+        self.act(&caller, req.case_id, wall_clock().0, "SEND_BACK", |s| workflow::send_back(req.case_id, s, &req.reason)).await
     }
 
     async fn open_case(&self, request: Request<v1::OpenCaseRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
@@ -664,9 +656,10 @@ impl AccountabilityService for Api {
         check_text("reason", &req.reason, MAX_TEXT_CHARS, false)?;
         let who = caller.subject.clone();
         if req.accept {
-            self.act(&caller, req.case_id, "ACCEPT", |s| workflow::accept_complaint(req.case_id, s)).await
+            self.act(&caller, req.case_id, wall_clock().0, "ACCEPT", |s| workflow::accept_complaint(req.case_id, s)).await
         } else {
-            self.act(&caller, req.case_id, "REJECT", |s| workflow::reject_complaint(req.case_id, s, &who, &req.reason)).await
+            self.act(&caller, req.case_id, wall_clock().0, "REJECT", |s| workflow::reject_complaint(req.case_id, s, &who, &req.reason))
+                .await
         }
     }
 
@@ -676,7 +669,10 @@ impl AccountabilityService for Api {
         let req = request.into_inner();
         check_text("report", &req.report, MAX_TEXT_CHARS, false)?;
         self.visible_case(&caller, req.case_id).await?;
-        self.act(&caller, req.case_id, "RECTIFICATION_REPORT", |s| workflow::report_rectification(req.case_id, s, &req.report)).await
+        self.act(&caller, req.case_id, wall_clock().0, "RECTIFICATION_REPORT", |s| {
+            workflow::report_rectification(req.case_id, s, &req.report)
+        })
+        .await
     }
 
     async fn verify_rectification(&self, request: Request<v1::VerifyRectificationRequest>) -> Result<Response<v1::Case>, GrpcStatus> {
@@ -686,7 +682,7 @@ impl AccountabilityService for Api {
         check_text("reason", &req.reason, MAX_TEXT_CHARS, false)?;
         let deadline = req.new_deadline.as_deref().map(|t| instant("new_deadline", t)).transpose()?;
         let now = wall_clock().0;
-        self.act(&caller, req.case_id, "RECTIFICATION_VERIFY", |s| {
+        self.act(&caller, req.case_id, now, "RECTIFICATION_VERIFY", |s| {
             workflow::verify_rectification(req.case_id, s, req.accepted, &req.reason, deadline, now)
         })
         .await
@@ -698,7 +694,7 @@ impl AccountabilityService for Api {
         let req = request.into_inner();
         check_text("reason", &req.reason, MAX_TEXT_CHARS, false)?;
         let who = caller.subject.clone();
-        self.act(&caller, req.case_id, "REVIEW", |s| workflow::review(req.case_id, s, &who, req.uphold, &req.reason)).await
+        self.act(&caller, req.case_id, wall_clock().0, "REVIEW", |s| workflow::review(req.case_id, s, &who, req.uphold, &req.reason)).await
     }
 }
 

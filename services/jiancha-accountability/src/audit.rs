@@ -59,9 +59,14 @@ pub fn hash_with_snapshot(
     digest(b"jiancha-audit/v2\0", &parts)
 }
 
+/// Bytes in lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// SHA-256 of bytes, in hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(bytes))
 }
 
 /// SHA-256 of a version tag and each part prefixed by its length, in hex.
@@ -72,7 +77,7 @@ fn digest(tag: &[u8], parts: &[&str]) -> String {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize())
 }
 
 impl Entry {

@@ -272,8 +272,7 @@ pub const SIGNATURE_HEADER: &str = "x-jiancha-signature";
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
     mac.update(body);
-    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    format!("sha256={}", crate::audit::hex(&mac.finalize().into_bytes()))
 }
 
 fn check_status(what: &str, url: &str, status: reqwest::StatusCode) -> Result<(), String> {

@@ -206,7 +206,7 @@ pub async fn publish(
     .bind(&json)
     .bind(&html)
     .bind(&csv)
-    .bind(hex(&xlsx))
+    .bind(crate::audit::hex(&xlsx))
     .bind(&sha256)
     .execute(store.pool())
     .await?;
@@ -241,10 +241,6 @@ pub async fn file(store: &Store, number: &str, format: &str) -> Result<Option<(&
         ),
         other => return Err(PublishError::Request(format!("format `{other}`: one of {}", FORMATS.join(", ")))),
     }))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
@@ -364,7 +360,7 @@ mod tests {
     #[test]
     fn stored_bytes_round_trip() {
         let bytes = vec![0u8, 1, 0xfe, 0xff, 0x50, 0x4b];
-        assert_eq!(super::unhex(&super::hex(&bytes)).unwrap(), bytes);
+        assert_eq!(super::unhex(&crate::audit::hex(&bytes)).unwrap(), bytes);
         assert!(super::unhex("abc").is_none());
     }
 }

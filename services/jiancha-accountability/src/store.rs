@@ -10,6 +10,7 @@ use crate::workflow::{self, CaseState, Disposition, Rectification, Status, Step,
 use jiancha_proto::v1;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+use std::collections::HashMap;
 use std::sync::Once;
 use tokio::sync::{Mutex, watch};
 
@@ -984,14 +985,23 @@ impl Store {
         Ok(row.map(|r| r.try_get::<Option<String>, _>(0)).transpose()?)
     }
 
-    /// The official (经办人) of an item's last event, as the statistics recorded it.
-    pub async fn item_official(&self, department: &str, item_id: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT actor FROM items WHERE department_code = $1 AND item_id = $2")
-            .bind(department)
-            .bind(item_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get::<Option<String>, _>(0)).transpose()?.flatten())
+    /// The officials (经办人) of items' last events, as the statistics recorded them, keyed
+    /// by (department, item id): one query for a page of cases.
+    pub async fn item_officials(&self, items: &[(&str, &str)]) -> Result<HashMap<(String, String), String>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in items.chunks(200) {
+            let pairs: Vec<String> =
+                (0..chunk.len()).map(|i| format!("(department_code = ${} AND item_id = ${})", 2 * i + 1, 2 * i + 2)).collect();
+            let sql = format!("SELECT department_code, item_id, actor FROM items WHERE actor IS NOT NULL AND ({})", pairs.join(" OR "));
+            let mut q = sqlx::query(&sql);
+            for (department, item) in chunk {
+                q = q.bind(*department).bind(*item);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.insert((r.try_get("department_code")?, r.try_get("item_id")?), r.try_get("actor")?);
+            }
+        }
+        Ok(out)
     }
 
     /// Records what the statistics need of items (one transaction).

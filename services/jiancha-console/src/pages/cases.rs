@@ -175,7 +175,7 @@ pub async fn case(State(app): State<Arc<App>>, Auth(ctx): Auth, Path(id): Path<S
             }
             dt { (ctx.t("触发时间", "Triggered")) } dd { (ctx.time(&c.triggered_at)) }
             dt { (ctx.t("立案时间", "Opened")) } dd { (ctx.time(&c.opened_at)) }
-            dt { (ctx.t("来源", "Origin")) } dd { (origin_label(ctx_lang(&ctx), &c.origin)) @if let Some(ch) = &c.complaint_channel { "（" (ch) "）" } }
+            dt { (ctx.t("来源", "Origin")) } dd { (origin_label(ctx.lang, &c.origin)) @if let Some(ch) = &c.complaint_channel { "（" (ch) "）" } }
             @if let Some(who) = &c.complainant { dt { (ctx.t("投诉人（仅监察员可见）", "Complainant (inspectors only)")) } dd { (who) } }
             @if let (Some(r), Some(e), Some(p)) = (&c.remind_at, &c.supervise_at, &c.publicize_at) {
                 dt { (ctx.t("督查督办", "Escalation chain")) }
@@ -255,10 +255,6 @@ pub async fn case(State(app): State<Arc<App>>, Auth(ctx): Auth, Path(id): Path<S
         }
     };
     html(frame(&ctx, &format!("{} #{}", ctx.t("问责案件", "Case"), c.case_id), body))
-}
-
-fn ctx_lang(ctx: &Ctx) -> view::Lang {
-    ctx.lang
 }
 
 /// The alert kind of a case from an alert; what a case opened by hand or a complaint is.
