@@ -1,4 +1,6 @@
-//! What the load programs share.
+//! What the load programs share, and `jiancha loadtest`.
+
+pub mod loadtest;
 
 /// This process's resident memory, bytes (Linux; 0 elsewhere).
 pub fn rss_bytes() -> u64 {

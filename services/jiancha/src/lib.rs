@@ -70,6 +70,8 @@ pub enum Command {
     Alerts(live::AlertsArgs),
     /// Generate a realistic event stream for a catalog, irregular handling mixed in.
     Simulate(simulate::SimulateArgs),
+    /// Load-test the monitors: an open-loop stream at a target rate, latency, lag, memory, and the alerts checked against replay.
+    Loadtest(jiancha_loadtest::loadtest::LoadtestArgs),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -101,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Alerts(args) => live::alerts(args),
         Command::Replay(args) => replay::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Loadtest(args) => loadtest(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,6 +112,19 @@ pub fn main() -> ExitCode {
             ExitCode::from(exit::of(&err))
         }
     }
+}
+
+/// `jiancha loadtest`: the monitors it starts are this binary's `monitor` subcommand.
+fn loadtest(args: jiancha_loadtest::loadtest::LoadtestArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("finding this program to start monitors: {e}"))?;
+    let out = args.out.clone();
+    let outcome = jiancha_loadtest::loadtest::run(args, &exe)?;
+    println!("{}", std::fs::read_to_string(out.join("report.md")).unwrap_or_default());
+    println!("written: {}/result.json, report.md, rates.svg, latency.svg, latency-cdf.svg", out.display());
+    if outcome.correct() == Some(false) {
+        return Err(exit::VerificationFailed("the live alerts differ from replay of the same records (report.md)".into()).into());
+    }
+    Ok(())
 }
 
 /// Exit statuses: a script or a supervisor can tell why a command failed.
@@ -157,6 +173,9 @@ pub mod exit {
                     jiancha_accountability::publish::PublishError::Audit(_) => VERIFICATION,
                     _ => UNAVAILABLE,
                 };
+            }
+            if cause.is::<jiancha_loadtest::loadtest::scenario::ScenarioError>() {
+                return USAGE;
             }
             if cause.is::<ConfigError>() || cause.is::<RulesError>() || cause.is::<jiancha_platform::auth::AuthConfigError>() {
                 return CONFIG;

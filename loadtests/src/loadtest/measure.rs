@@ -1,0 +1,514 @@
+//! The measuring parts of a run: the open-loop producer, the alert reader (latency,
+//! timer lateness, final alert states), the per-second sampler (rates, lag, memory,
+//! CPU), the plain consumer (raw rate) and the replay check.
+
+use super::infra::{ProcSample, sample};
+use super::stream::Planned;
+use anyhow::{Context, Result};
+use hdrhistogram::Histogram;
+use jiancha_platform::codec;
+use prost::Message as _;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Microseconds, 1 µs to 1 hour, three significant figures.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds")
+}
+
+/// Counters shared by the run's threads.
+#[derive(Debug)]
+pub struct Shared {
+    /// The instant the schedule counts from.
+    pub t0: Instant,
+    /// Records handed to the producer.
+    pub sent: AtomicU64,
+    /// Records the broker acknowledged.
+    pub acked: AtomicU64,
+    /// Records the broker refused.
+    pub failed: AtomicU64,
+    /// The first refusal.
+    pub first_error: Mutex<Option<String>>,
+    /// Invalid records the gRPC gateway refused (INVALID_ARGUMENT), as it must.
+    pub refused_invalid: AtomicU64,
+    /// How far behind its schedule the producer has been at worst, µs.
+    pub behind_us: AtomicU64,
+    /// Alert updates read.
+    pub alerts: AtomicU64,
+    /// Event → alert latency since the start, µs.
+    pub latency: Mutex<Histogram<u64>>,
+    /// The same, since the sampler last took it.
+    pub latency_window: Mutex<Histogram<u64>>,
+    /// Timer lateness (publication − deadline), µs, for deadlines inside the run.
+    pub lateness: Mutex<Histogram<u64>>,
+    /// Stop the readers.
+    pub stop: AtomicBool,
+}
+
+impl Shared {
+    /// New counters for a run whose schedule starts at `t0`.
+    pub fn new(t0: Instant) -> Shared {
+        Shared {
+            t0,
+            sent: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            refused_invalid: AtomicU64::new(0),
+            behind_us: AtomicU64::new(0),
+            alerts: AtomicU64::new(0),
+            latency: Mutex::new(histogram()),
+            latency_window: Mutex::new(histogram()),
+            lateness: Mutex::new(histogram()),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Microseconds since `t0` (0 before it).
+    pub fn now_us(&self) -> u64 {
+        self.t0.elapsed().as_micros() as u64
+    }
+}
+
+/// Counts the broker's acknowledgements.
+#[derive(Debug)]
+pub struct Acks(pub Arc<Shared>);
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.0.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                self.0.failed.fetch_add(1, Ordering::Relaxed);
+                let mut first = self.0.first_error.lock().expect("lock");
+                if first.is_none() {
+                    *first = Some(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// The producer of a run (idempotent, acks=all, as department systems should write).
+pub fn producer(client: ClientConfig, shared: Arc<Shared>) -> Result<ThreadedProducer<Acks>> {
+    let mut c = client;
+    c.set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576");
+    c.create_with_context(Acks(shared)).context("creating the load producer")
+}
+
+/// Sends `records` at their instants (open loop: a late send is not rescheduled, and
+/// latency counts from the instant it was due). Blocks until the last is handed over.
+pub fn send_open_loop(producer: &ThreadedProducer<Acks>, topic: &str, records: &[Planned], offset_us: u64, shared: &Shared) {
+    for r in records {
+        let due = r.at_us + offset_us;
+        loop {
+            let now = shared.now_us();
+            if now >= due {
+                shared.behind_us.fetch_max(now - due, Ordering::Relaxed);
+                break;
+            }
+            let ahead = due - now;
+            if ahead > 1500 {
+                std::thread::sleep(Duration::from_micros(ahead - 1000));
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let headers = OwnedHeaders::new().insert(Header { key: codec::CONTENT_TYPE, value: Some(codec::JSON) });
+        let mut record = BaseRecord::to(topic).key(r.key.as_str()).payload(r.payload.as_slice()).timestamp(r.ts_ms).headers(headers);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, back)) => {
+                    record = back;
+                    if !matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)) {
+                        shared.failed.fetch_add(1, Ordering::Relaxed);
+                        let mut first = shared.first_error.lock().expect("lock");
+                        first.get_or_insert_with(|| e.to_string());
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        shared.sent.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The last update of each alert as read from the alert topic, encoded, with what the
+/// run needs to know of it.
+#[derive(Debug, Default)]
+pub struct AlertLog {
+    /// alert_id → the last update's bytes.
+    pub last: HashMap<String, Vec<u8>>,
+    /// Updates read.
+    pub updates: u64,
+    /// Alerts whose first update had a triggering event sent by this run (latency samples).
+    pub event_alerts: u64,
+    /// Timer alerts whose deadline fell inside the run.
+    pub timer_alerts: u64,
+}
+
+/// Reads the alert topic from its beginning until told to stop, timing each alert's
+/// first update against its event's send instant, and each timer alert's publication
+/// against its deadline.
+pub fn read_alerts(
+    client: ClientConfig,
+    topic: &str,
+    sent_at: &std::sync::RwLock<HashMap<String, u64>>,
+    run_start_ms: i64,
+    shared: &Shared,
+) -> Result<AlertLog> {
+    let consumer: BaseConsumer = client_consumer(client)?;
+    assign_from_beginning(&consumer, topic)?;
+    let mut log = AlertLog::default();
+    let mut first_seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    loop {
+        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
+            if shared.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            continue;
+        };
+        let Ok(msg) = msg else { continue };
+        let receipt = shared.now_us();
+        let Some(bytes) = msg.payload() else { continue };
+        let Ok(alert) = jiancha_proto::v1::Alert::decode(bytes) else { continue };
+        log.updates += 1;
+        shared.alerts.fetch_add(1, Ordering::Relaxed);
+        if alert.status == jiancha_proto::v1::AlertStatus::Fired as i32 && first_seen.insert(alert.alert_id.clone()) {
+            let timer = jiancha_proto::alert_kind(alert.kind).is_some_and(|k| k.is_timer());
+            let sent = alert.event_id.as_deref().and_then(|id| sent_at.read().expect("lock").get(id).copied());
+            if let Some(at) = sent {
+                let us = receipt.saturating_sub(at).max(1);
+                let _ = shared.latency.lock().expect("lock").record(us);
+                let _ = shared.latency_window.lock().expect("lock").record(us);
+                log.event_alerts += 1;
+            } else if timer {
+                let deadline = jiancha_core::Timestamp::parse_rfc3339(&alert.triggered_at).map(|t| t.0).unwrap_or(i64::MIN);
+                let published = msg.timestamp().to_millis();
+                if let Some(published) = published.filter(|_| deadline >= run_start_ms) {
+                    let us = ((published - deadline).max(0) as u64 * 1000).max(1);
+                    let _ = shared.lateness.lock().expect("lock").record(us);
+                    log.timer_alerts += 1;
+                }
+            }
+        }
+        log.last.insert(alert.alert_id.clone(), bytes.to_vec());
+    }
+    Ok(log)
+}
+
+fn client_consumer(client: ClientConfig) -> Result<BaseConsumer> {
+    let mut c = client;
+    // Short fetch waits: the reader's own delay stays out of the latency it measures.
+    c.set("group.id", "jiancha-loadtest-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "10");
+    c.create().context("creating a reader")
+}
+
+fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).with_context(|| format!("metadata of {topic}"))?;
+    Ok(md.topics().first().map(|t| t.partitions().iter().map(|p| p.id()).collect()).unwrap_or_default())
+}
+
+fn assign_from_beginning(consumer: &BaseConsumer, topic: &str) -> Result<()> {
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions_of(consumer, topic)? {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl).with_context(|| format!("reading {topic}"))?;
+    Ok(())
+}
+
+/// Reads a group's committed offsets and the topic's end offsets.
+pub struct OffsetWatch {
+    group: BaseConsumer,
+    topic: String,
+    partitions: Vec<i32>,
+}
+
+impl std::fmt::Debug for OffsetWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OffsetWatch").field("topic", &self.topic).field("partitions", &self.partitions).finish()
+    }
+}
+
+impl OffsetWatch {
+    /// Watches `group` on `topic`.
+    pub fn new(client: ClientConfig, group: &str, topic: &str) -> Result<OffsetWatch> {
+        let mut c = client;
+        c.set("group.id", group).set("enable.auto.commit", "false");
+        let group: BaseConsumer = c.create().context("creating the offset watcher")?;
+        let partitions = partitions_of(&group, topic)?;
+        Ok(OffsetWatch { group, topic: topic.to_owned(), partitions })
+    }
+
+    /// The sum of the end offsets (None when the broker did not answer in time).
+    pub fn end(&self) -> Option<i64> {
+        let mut sum = 0;
+        for &p in &self.partitions {
+            sum += self.group.fetch_watermarks(&self.topic, p, Duration::from_secs(5)).ok()?.1;
+        }
+        Some(sum)
+    }
+
+    /// The committed offsets per partition (0 where nothing is committed yet).
+    pub fn committed(&self) -> Option<Vec<i64>> {
+        let mut tpl = TopicPartitionList::new();
+        for &p in &self.partitions {
+            tpl.add_partition(&self.topic, p);
+        }
+        let c = self.group.committed_offsets(tpl, Duration::from_secs(5)).ok()?;
+        Some(c.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).collect())
+    }
+
+    /// The end offset of each partition.
+    pub fn ends(&self) -> Option<Vec<i64>> {
+        self.partitions.iter().map(|&p| self.group.fetch_watermarks(&self.topic, p, Duration::from_secs(5)).ok().map(|w| w.1)).collect()
+    }
+}
+
+/// One second of a run.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Second {
+    /// Seconds since the schedule's start.
+    pub t: f64,
+    /// Records acknowledged by the broker in this second.
+    pub produced: u64,
+    /// Records the monitors committed in this second (processed, effects acknowledged).
+    pub consumed: i64,
+    /// Records not yet committed by the monitors.
+    pub lag: i64,
+    /// Alert updates read in this second.
+    pub alerts: u64,
+    /// Event → alert latency of the alerts read in this second, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, ms.
+    pub p99_ms: Option<f64>,
+    /// Maximum, ms.
+    pub max_ms: Option<f64>,
+    /// The monitors' resident memory, summed, bytes.
+    pub monitor_rss: u64,
+    /// The monitors' CPU in this second, cores.
+    pub monitor_cpu: f64,
+}
+
+/// Samples every second until told to stop; returns the seconds.
+pub fn sample_seconds(watch: &OffsetWatch, shared: &Shared, pids: &[u32], ticks: f64, out: &Mutex<Vec<Second>>) {
+    // Seconds count from the schedule's start.
+    while Instant::now() < shared.t0 && !shared.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut last_acked = shared.acked.load(Ordering::Relaxed);
+    let mut last_alerts = shared.alerts.load(Ordering::Relaxed);
+    let mut last_committed: Option<i64> = None;
+    let mut last_cpu: HashMap<u32, f64> = HashMap::new();
+    let mut next = shared.t0.max(Instant::now()) + Duration::from_secs(1);
+    while !shared.stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep((next - now).min(Duration::from_millis(100)));
+            continue;
+        }
+        next += Duration::from_secs(1);
+        let acked = shared.acked.load(Ordering::Relaxed);
+        let alerts = shared.alerts.load(Ordering::Relaxed);
+        let committed: Option<i64> = watch.committed().map(|c| c.iter().sum());
+        let end = watch.end();
+        let window = std::mem::replace(&mut *shared.latency_window.lock().expect("lock"), histogram());
+        let ms = |q: f64| (!window.is_empty()).then(|| window.value_at_quantile(q) as f64 / 1000.0);
+        let (mut rss, mut cpu) = (0, 0.0);
+        for &pid in pids {
+            if let Some(ProcSample { rss: r, cpu_s }) = sample(pid, ticks) {
+                rss += r;
+                if let Some(prev) = last_cpu.insert(pid, cpu_s) {
+                    cpu += cpu_s - prev;
+                }
+            }
+        }
+        let consumed = match (committed, last_committed) {
+            (Some(c), Some(l)) => (c - l).max(0),
+            _ => 0,
+        };
+        if committed.is_some() {
+            last_committed = committed;
+        }
+        let second = Second {
+            t: (shared.t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            produced: acked - last_acked,
+            consumed,
+            lag: match (end, last_committed) {
+                (Some(e), Some(c)) => (e - c).max(0),
+                _ => -1,
+            },
+            alerts: alerts - last_alerts,
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+            max_ms: (!window.is_empty()).then(|| window.max() as f64 / 1000.0),
+            monitor_rss: rss,
+            monitor_cpu: cpu,
+        };
+        last_acked = acked;
+        last_alerts = alerts;
+        out.lock().expect("lock").push(second);
+    }
+}
+
+/// One record of the event topic as the monitors read it.
+#[derive(Debug)]
+pub struct Stored {
+    /// Record timestamp (the arrival).
+    pub ts: i64,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Content type header.
+    pub content_type: Option<Vec<u8>>,
+    /// The value.
+    pub payload: Vec<u8>,
+}
+
+/// A plain consumer over the whole topic: its rate is what the broker delivers. Keeps
+/// the records for the replay check.
+pub fn read_all(client: ClientConfig, topic: &str, expected: i64) -> Result<(Vec<Stored>, f64)> {
+    let mut c = client;
+    c.set("group.id", format!("jiancha-loadtest-raw-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = c.create().context("creating the plain consumer")?;
+    assign_from_beginning(&consumer, topic)?;
+    let mut out = Vec::with_capacity(expected.max(0) as usize);
+    let started = Instant::now();
+    let mut idle = Instant::now();
+    while (out.len() as i64) < expected {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                idle = Instant::now();
+                let content_type = m.headers().and_then(|h| {
+                    use rdkafka::message::Headers as _;
+                    h.iter().find(|h| h.key == codec::CONTENT_TYPE).and_then(|h| h.value.map(<[u8]>::to_vec))
+                });
+                out.push(Stored {
+                    ts: m.timestamp().to_millis().unwrap_or(0),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    content_type,
+                    payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                });
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "plain consumer"),
+            None if idle.elapsed() > Duration::from_secs(30) => {
+                anyhow::bail!("the plain consumer read {} of {expected} records and then nothing for 30 s", out.len())
+            }
+            None => {}
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let rate = if secs > 0.0 { out.len() as f64 / secs } else { 0.0 };
+    Ok((out, rate))
+}
+
+/// The live alerts against `replay` of the same records.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Check {
+    /// Alerts standing in the replay.
+    pub expected: usize,
+    /// Alerts standing on the alert topic.
+    pub live: usize,
+    /// Standing in the replay, not live.
+    pub missing: usize,
+    /// Standing live, not in the replay.
+    pub extra: usize,
+    /// Standing in both with a different last update (level, instant, texts).
+    pub differing: usize,
+    /// A few ids of each, to look into.
+    pub examples: Vec<String>,
+    /// Records the replay found invalid.
+    pub invalid_in_replay: usize,
+    /// Records on the dead-letter topic.
+    pub dead_lettered: i64,
+}
+
+/// Replays the stored records in arrival order (the record timestamps, as the monitors
+/// take them) up to `until`, and compares the standing alerts with the live ones.
+pub fn check(
+    stored: &mut [Stored],
+    catalog: Arc<jiancha_core::Catalog>,
+    calendars: jiancha_core::Calendars,
+    until: i64,
+    live: &AlertLog,
+    dead_lettered: i64,
+) -> Check {
+    stored.sort_by_key(|s| (s.ts, s.partition, s.offset));
+    let mut replay = jiancha_core::Replay::new(jiancha_core::Engine::new(catalog, calendars));
+    let mut last: HashMap<String, jiancha_core::Alert> = HashMap::new();
+    let mut sink = |a: jiancha_core::Alert| {
+        last.insert(a.alert_id.clone(), a);
+    };
+    let mut invalid = 0;
+    for s in stored.iter() {
+        match codec::decode(s.content_type.as_deref(), Some(&s.payload), usize::MAX) {
+            Ok(event) => {
+                replay.arrive(&event, jiancha_core::Timestamp(s.ts), &mut sink);
+            }
+            Err(_) => invalid += 1,
+        }
+    }
+    replay.finish(Some(jiancha_core::Timestamp(until)), &mut sink);
+    let standing = |bytes: &Vec<u8>| {
+        jiancha_proto::v1::Alert::decode(bytes.as_slice()).is_ok_and(|a| a.status == jiancha_proto::v1::AlertStatus::Fired as i32)
+    };
+    let expected: HashMap<&String, Vec<u8>> = last
+        .iter()
+        .filter(|(_, a)| a.status == jiancha_core::AlertStatus::Fired)
+        .map(|(id, a)| (id, jiancha_proto::v1::Alert::from(a).encode_to_vec()))
+        .collect();
+    let live_standing: HashMap<&String, &Vec<u8>> = live.last.iter().filter(|(_, b)| standing(b)).collect();
+    let mut c = Check { expected: expected.len(), live: live_standing.len(), invalid_in_replay: invalid, dead_lettered, ..Check::default() };
+    for (id, bytes) in &expected {
+        match live_standing.get(id) {
+            None => {
+                c.missing += 1;
+                if c.examples.len() < 10 {
+                    c.examples.push(format!("missing {id}"));
+                }
+            }
+            Some(l) if *l != bytes => {
+                c.differing += 1;
+                if c.examples.len() < 10 {
+                    c.examples.push(format!("differing {id}"));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    for id in live_standing.keys() {
+        if !expected.contains_key(id) {
+            c.extra += 1;
+            if c.examples.len() < 10 {
+                c.examples.push(format!("extra {id}"));
+            }
+        }
+    }
+    c
+}
