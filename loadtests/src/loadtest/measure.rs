@@ -163,6 +163,8 @@ pub struct AlertLog {
     pub event_alerts: u64,
     /// Timer alerts whose deadline fell inside the run.
     pub timer_alerts: u64,
+    /// Their kinds.
+    pub timer_kinds: std::collections::BTreeMap<String, u64>,
 }
 
 /// Reads the alert topic from its beginning until told to stop, timing each alert's
@@ -193,7 +195,9 @@ pub fn read_alerts(
         log.updates += 1;
         shared.alerts.fetch_add(1, Ordering::Relaxed);
         if alert.status == jiancha_proto::v1::AlertStatus::Fired as i32 && first_seen.insert(alert.alert_id.clone()) {
-            let timer = jiancha_proto::alert_kind(alert.kind).is_some_and(|k| k.is_timer());
+            // A deadline's alert (CALENDAR_MISSING has no deadline: it says a year's notice is missing).
+            let timer =
+                jiancha_proto::alert_kind(alert.kind).is_some_and(|k| k.is_timer() && k != jiancha_core::AlertKind::CalendarMissing);
             let sent = alert.event_id.as_deref().and_then(|id| sent_at.read().expect("lock").get(id).copied());
             if let Some(at) = sent {
                 let us = receipt.saturating_sub(at).max(1);
@@ -207,6 +211,8 @@ pub fn read_alerts(
                     let us = ((published - deadline).max(0) as u64 * 1000).max(1);
                     let _ = shared.lateness.lock().expect("lock").record(us);
                     log.timer_alerts += 1;
+                    let kind = jiancha_proto::alert_kind(alert.kind).map_or("?", |k| k.as_str());
+                    *log.timer_kinds.entry(kind.to_owned()).or_default() += 1;
                 }
             }
         }
@@ -281,6 +287,18 @@ impl OffsetWatch {
         Some(c.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).collect())
     }
 
+    /// The records the topic still holds (end − start, summed), and how many it has
+    /// dropped from its start (retention; the embedded broker keeps a few MB a partition).
+    pub fn held(&self) -> Option<(i64, i64)> {
+        let (mut held, mut dropped) = (0, 0);
+        for &p in &self.partitions {
+            let (low, high) = self.group.fetch_watermarks(&self.topic, p, Duration::from_secs(5)).ok()?;
+            held += high - low;
+            dropped += low;
+        }
+        Some((held, dropped))
+    }
+
     /// The end offset of each partition.
     pub fn ends(&self) -> Option<Vec<i64>> {
         self.partitions.iter().map(|&p| self.group.fetch_watermarks(&self.topic, p, Duration::from_secs(5)).ok().map(|w| w.1)).collect()
@@ -318,14 +336,17 @@ pub fn sample_seconds(watch: &OffsetWatch, shared: &Shared, pids: &[u32], ticks:
     while Instant::now() < shared.t0 && !shared.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut last_acked = shared.acked.load(Ordering::Relaxed);
+    // Nothing is scheduled before t0: every acknowledgement of the run falls in a second.
+    let mut last_acked = 0;
     let mut last_alerts = shared.alerts.load(Ordering::Relaxed);
-    let mut last_committed: Option<i64> = None;
-    let mut last_cpu: HashMap<u32, f64> = HashMap::new();
+    let mut last_committed: Option<i64> = watch.committed().map(|c| c.iter().sum());
+    let mut last_cpu: HashMap<u32, f64> = pids.iter().filter_map(|&p| sample(p, ticks).map(|s| (p, s.cpu_s))).collect();
     let mut next = shared.t0.max(Instant::now()) + Duration::from_secs(1);
-    while !shared.stop.load(Ordering::Relaxed) {
+    loop {
+        // The last sample is taken when told to stop (a part of a second).
+        let stopping = shared.stop.load(Ordering::Relaxed);
         let now = Instant::now();
-        if now < next {
+        if now < next && !stopping {
             std::thread::sleep((next - now).min(Duration::from_millis(100)));
             continue;
         }
@@ -370,6 +391,9 @@ pub fn sample_seconds(watch: &OffsetWatch, shared: &Shared, pids: &[u32], ticks:
         last_acked = acked;
         last_alerts = alerts;
         out.lock().expect("lock").push(second);
+        if stopping {
+            break;
+        }
     }
 }
 
@@ -447,6 +471,8 @@ pub struct Check {
     pub invalid_in_replay: usize,
     /// Records on the dead-letter topic.
     pub dead_lettered: i64,
+    /// What was replayed.
+    pub replayed_from: String,
 }
 
 /// Replays the stored records in arrival order (the record timestamps, as the monitors
@@ -484,7 +510,8 @@ pub fn check(
         .map(|(id, a)| (id, jiancha_proto::v1::Alert::from(a).encode_to_vec()))
         .collect();
     let live_standing: HashMap<&String, &Vec<u8>> = live.last.iter().filter(|(_, b)| standing(b)).collect();
-    let mut c = Check { expected: expected.len(), live: live_standing.len(), invalid_in_replay: invalid, dead_lettered, ..Check::default() };
+    let mut c =
+        Check { expected: expected.len(), live: live_standing.len(), invalid_in_replay: invalid, dead_lettered, ..Check::default() };
     for (id, bytes) in &expected {
         match live_standing.get(id) {
             None => {
@@ -511,4 +538,66 @@ pub fn check(
         }
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadtest::stream;
+    use chrono::TimeZone;
+
+    /// Three probe items due at `due`, as stored records, and the rules that know the probe service.
+    fn probe_run() -> (Vec<Stored>, Arc<jiancha_core::Catalog>, jiancha_core::Calendars, i64) {
+        let due = chrono::Utc.with_ymd_and_hms(2026, 12, 5, 16, 37, 0).single().expect("instant");
+        let mut calendars = jiancha_core::Calendars::builtin();
+        calendars.insert(jiancha_core::calendar::Calendar::from_toml(&stream::probe_calendar(due)).expect("calendar"));
+        let text = jiancha_platform::rules::DEMO_CATALOG.to_owned() + &stream::probe_service("SCJG");
+        let catalog = Arc::new(jiancha_core::Catalog::from_toml(&text, &calendars).expect("catalog"));
+        let stored = stream::probes(3, "SCJG", stream::PROBE_SERVICE, due, "t")
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| Stored { ts: p.ts_ms, partition: 0, offset: i as i64, content_type: None, payload: p.payload })
+            .collect();
+        (stored, catalog, calendars, due.timestamp_millis() + 1000)
+    }
+
+    /// The replay's own alerts, as the alert topic would carry them.
+    fn replayed(stored: &[Stored], catalog: Arc<jiancha_core::Catalog>, calendars: jiancha_core::Calendars, until: i64) -> AlertLog {
+        let mut replay = jiancha_core::Replay::new(jiancha_core::Engine::new(catalog, calendars));
+        let mut log = AlertLog::default();
+        let mut sink = |a: jiancha_core::Alert| {
+            log.last.insert(a.alert_id.clone(), jiancha_proto::v1::Alert::from(&a).encode_to_vec());
+        };
+        for s in stored {
+            let e = codec::decode(None, Some(&s.payload), usize::MAX).expect("valid");
+            replay.arrive(&e, jiancha_core::Timestamp(s.ts), &mut sink);
+        }
+        replay.finish(Some(jiancha_core::Timestamp(until)), &mut sink);
+        log
+    }
+
+    #[test]
+    fn the_check_finds_missing_extra_and_differing_alerts() {
+        let (mut stored, catalog, calendars, until) = probe_run();
+        let good = replayed(&stored, catalog.clone(), calendars.clone(), until);
+        assert_eq!(good.last.len(), 3);
+        let c = check(&mut stored, catalog.clone(), calendars.clone(), until, &good, 0);
+        assert_eq!((c.expected, c.live, c.missing, c.extra, c.differing), (3, 3, 0, 0, 0));
+
+        // One alert never published, one retracted, one with another text, one too many.
+        let mut bad = AlertLog::default();
+        let mut ids: Vec<&String> = good.last.keys().collect();
+        ids.sort();
+        let mut retracted = jiancha_proto::v1::Alert::decode(good.last[ids[1]].as_slice()).expect("alert");
+        retracted.status = jiancha_proto::v1::AlertStatus::Retracted as i32;
+        bad.last.insert(ids[1].clone(), retracted.encode_to_vec());
+        let mut changed = jiancha_proto::v1::Alert::decode(good.last[ids[2]].as_slice()).expect("alert");
+        changed.triggered_at = "2026-12-05T16:38:00Z".into();
+        bad.last.insert(ids[2].clone(), changed.encode_to_vec());
+        let mut stray = changed.clone();
+        stray.alert_id = "not-from-this-stream".into();
+        bad.last.insert(stray.alert_id.clone(), stray.encode_to_vec());
+        let c = check(&mut stored, catalog, calendars, until, &bad, 0);
+        assert_eq!((c.missing, c.extra, c.differing), (2, 1, 1), "{c:?}");
+    }
 }

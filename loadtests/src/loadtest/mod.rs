@@ -79,6 +79,9 @@ pub struct LoadtestArgs {
     /// The stream's seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Items whose deadline falls inside the run (timer lateness); 0 for none.
+    #[arg(long)]
+    pub probes: Option<usize>,
     /// The output folder (made if absent).
     #[arg(long, default_value = "loadtest-results")]
     pub out: PathBuf,
@@ -137,17 +140,20 @@ fn wall_ms() -> i64 {
 }
 
 fn duration_arg(name: &str, text: &str) -> Result<Duration> {
-    jiancha_core::time::parse_duration_ms(text)
-        .filter(|ms| *ms > 0)
-        .map(|ms| Duration::from_millis(ms as u64))
-        .ok_or_else(|| ScenarioError { file: "the command line".into(), message: format!("--{name} `{text}` is not a duration such as 30s") }.into())
+    jiancha_core::time::parse_duration_ms(text).filter(|ms| *ms > 0).map(|ms| Duration::from_millis(ms as u64)).ok_or_else(|| {
+        ScenarioError { file: "the command line".into(), message: format!("--{name} `{text}` is not a duration such as 30s") }.into()
+    })
 }
 
 /// The instant `ms` (wall clock) as an `Instant`.
 fn instant_of(ms: i64) -> Instant {
     let now = Instant::now();
     let delta = ms - wall_ms();
-    if delta >= 0 { now + Duration::from_millis(delta as u64) } else { now.checked_sub(Duration::from_millis((-delta) as u64)).unwrap_or(now) }
+    if delta >= 0 {
+        now + Duration::from_millis(delta as u64)
+    } else {
+        now.checked_sub(Duration::from_millis((-delta) as u64)).unwrap_or(now)
+    }
 }
 
 /// What a run sets up once.
@@ -192,6 +198,9 @@ pub fn run(args: LoadtestArgs, exe: &Path) -> Result<report::Outcome> {
     if let Some(s) = args.seed {
         scenario.seed = s;
     }
+    if let Some(n) = args.probes {
+        scenario.timers.probes = n;
+    }
     scenario.check().map_err(|message| ScenarioError { file: "the command line".into(), message })?;
     if args.monitors == 0 && args.kafka_bootstrap.is_none() {
         bail!(ScenarioError {
@@ -235,7 +244,9 @@ async fn set_up(args: &LoadtestArgs, scenario: &Scenario, probes: usize) -> Resu
         (Some(b), _) => Broker::External(b.clone()),
         (None, BrokerKind::Embedded) => Broker::embedded()?,
         (None, BrokerKind::Tansu) => Broker::tansu(&infra::tansu_binary(args.tansu.as_deref()), &args.out.join("broker"))?,
-        (None, BrokerKind::Kafka) => bail!(ScenarioError { file: "the command line".into(), message: "--broker kafka needs --kafka-bootstrap".into() }),
+        (None, BrokerKind::Kafka) => {
+            bail!(ScenarioError { file: "the command line".into(), message: "--broker kafka needs --kafka-bootstrap".into() })
+        }
     };
     let mut config = Config::load(args.config.as_deref())?;
     config.kafka_bootstrap = broker.bootstrap();
@@ -280,7 +291,8 @@ async fn set_up(args: &LoadtestArgs, scenario: &Scenario, probes: usize) -> Resu
     config.calendars = rules_files.1.clone();
     // When the schedule starts: with probes, so that their deadline — on a minute
     // boundary, as office hours have minute precision — falls in the middle of the run.
-    let duration_ms = if args.find_max { duration_arg("step-duration", &args.step_duration)?.as_millis() as i64 } else { scenario.duration_ms() };
+    let duration_ms =
+        if args.find_max { duration_arg("step-duration", &args.step_duration)?.as_millis() as i64 } else { scenario.duration_ms() };
     let prep_ms = 15_000 + 2_000 * args.monitors as i64;
     let now = wall_ms();
     let (start_ms, due) = if probes > 0 {
@@ -356,10 +368,10 @@ fn send_now(producer: &rdkafka::producer::ThreadedProducer<measure::Acks>, topic
 fn wait_committed(watch: &OffsetWatch, rig: &mut Rig, timeout: Duration, what: &str) -> Result<Duration> {
     let started = Instant::now();
     loop {
-        if let (Some(c), Some(e)) = (watch.committed(), watch.ends()) {
-            if c.iter().zip(&e).all(|(c, e)| c >= e) {
-                return Ok(started.elapsed());
-            }
+        if let (Some(c), Some(e)) = (watch.committed(), watch.ends())
+            && c.iter().zip(&e).all(|(c, e)| c >= e)
+        {
+            return Ok(started.elapsed());
         }
         check_monitors(rig)?;
         if started.elapsed() > timeout {
@@ -426,14 +438,22 @@ fn drive(
             s.arrival.events = None;
         }
         let schedule = s.schedule();
-        let built = stream::build(&catalog, &calendars, &StreamSpec { scenario: &s, schedule: &schedule, start_ms: start, part, id_suffix: &id_suffix });
+        let built = stream::build(
+            &catalog,
+            &calendars,
+            &StreamSpec { scenario: &s, schedule: &schedule, start_ms: start, part, id_suffix: &id_suffix },
+        );
         (built, schedule.len())
     };
     let first_rate = args.find_max.then_some(scenario.arrival.rate);
     let (first, _) = stream_of(first_rate, 0, start_ms);
     let wait = start_ms - wall_ms();
     if wait > 1000 {
-        println!("starting in {:.0} s{}", wait as f64 / 1000.0, if due.is_some() { " (so that the probe deadline falls inside the run)" } else { "" });
+        println!(
+            "starting in {:.0} s{}",
+            wait as f64 / 1000.0,
+            if due.is_some() { " (so that the probe deadline falls inside the run)" } else { "" }
+        );
     }
 
     // 4. The readers and the sampler, then the producer.
@@ -463,6 +483,8 @@ fn drive(
     let mut produce_end_us;
     let mut drained = true;
 
+    // Every record sent, for the replay when the broker no longer holds them all.
+    let mut sent_log: Vec<Planned> = warm.clone();
     let mut part = 0u32;
     let mut current = first;
     let mut rate = scenario.arrival.rate;
@@ -480,9 +502,12 @@ fn drive(
             let topic = topic.clone();
             let grpc = rig.gateway.as_ref().map(GrpcIngest::handle);
             let producer = producer.clone();
-            std::thread::spawn(move || match grpc {
-                Some(g) => g.send_open_loop(&records, offset_us, &shared),
-                None => measure::send_open_loop(&producer, &topic, &records, offset_us, &shared),
+            std::thread::spawn(move || {
+                match grpc {
+                    Some(g) => g.send_open_loop(&records, offset_us, &shared),
+                    None => measure::send_open_loop(&producer, &topic, &records, offset_us, &shared),
+                }
+                records
             })
         };
         while !sender.is_finished() {
@@ -490,10 +515,12 @@ fn drive(
             check_monitors(rig)?;
             std::thread::sleep(Duration::from_millis(200));
         }
-        sender.join().map_err(|_| anyhow::anyhow!("the producer thread panicked"))?;
+        sent_log.extend(sender.join().map_err(|_| anyhow::anyhow!("the producer thread panicked"))?);
         // Acknowledged (or refused), then committed by the monitors.
         let started = Instant::now();
-        while shared.acked.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed) < total_sent && started.elapsed() < Duration::from_secs(60) {
+        while shared.acked.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed) < total_sent
+            && started.elapsed() < Duration::from_secs(60)
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
         produce_end_us = shared.now_us();
@@ -596,16 +623,43 @@ fn drive(
     }
 
     // 6. The plain consumer over the same topic, and the replay of what it read.
-    let end = watch.end().unwrap_or(0);
-    let (mut stored, raw_rate) = measure::read_all(client.clone(), &topic, end)?;
+    let (held, dropped) = watch.held().unwrap_or((0, -1));
+    let (mut stored, raw_rate) = measure::read_all(client.clone(), &topic, held)?;
     println!("plain consumer: {} records at {raw_rate:.0} records/s", stored.len());
+    let complete = dropped == 0;
+    let source = if complete {
+        "the event topic, read back"
+    } else if rig.gateway.is_none() {
+        // The broker dropped the oldest (the embedded one keeps a few MB a partition):
+        // the records as sent are the same bytes with the same timestamps.
+        stored = sent_log
+            .iter()
+            .enumerate()
+            .map(|(i, r)| measure::Stored {
+                ts: r.ts_ms,
+                partition: 0,
+                offset: i as i64,
+                content_type: Some(jiancha_platform::codec::JSON.as_bytes().to_vec()),
+                payload: r.payload.clone(),
+            })
+            .collect();
+        "the records as sent (the broker no longer held them all)"
+    } else {
+        ""
+    };
     let dead_lettered = OffsetWatch::new(client.clone(), "jiancha-loadtest-reader", &rig.config.topics.dead_letter)?.end().unwrap_or(-1);
     let (check, check_skipped) = if !drained {
         (None, Some("the monitors had not caught up when the drain timeout passed".to_owned()))
     } else if !own {
         (None, Some("the running monitors' earlier state is not known to a replay of this run's records".to_owned()))
+    } else if source.is_empty() {
+        (
+            None,
+            Some(format!("the broker no longer held the first {dropped} records the gateway published, whose arrival times only it knew")),
+        )
     } else {
-        let c = measure::check(&mut stored, catalog.clone(), calendars.clone(), until, &live, dead_lettered);
+        let mut c = measure::check(&mut stored, catalog.clone(), calendars.clone(), until, &live, dead_lettered);
+        c.replayed_from = source.to_owned();
         (Some(c), None)
     };
     let latency = shared.latency.lock().expect("lock").clone();
@@ -654,6 +708,7 @@ fn drive(
             if rig.gateway.is_some() {
                 info["refused_invalid_by_gateway"] = json!(shared.refused_invalid.load(Ordering::Relaxed));
             }
+            info["timer_alerts_by_kind"] = json!(live.timer_kinds);
             info
         },
     };
@@ -739,9 +794,14 @@ struct GrpcIngest {
 #[derive(Clone)]
 struct GrpcHandle {
     runtime: tokio::runtime::Handle,
-    clients: Arc<HashMap<String, jiancha_proto::v1::ingest_service_client::IngestServiceClient<
-        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, jiancha_platform::auth::Bearer>,
-    >>>,
+    clients: Arc<
+        HashMap<
+            String,
+            jiancha_proto::v1::ingest_service_client::IngestServiceClient<
+                tonic::service::interceptor::InterceptedService<tonic::transport::Channel, jiancha_platform::auth::Bearer>,
+            >,
+        >,
+    >,
     in_flight: Arc<tokio::sync::Semaphore>,
 }
 
@@ -760,13 +820,12 @@ impl GrpcIngest {
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let gateway = jiancha_gateway::start(config, shutdown).await?;
         let ca = std::fs::read(&local.ca_cert)?;
-        let endpoint = Channel::from_shared(format!("https://127.0.0.1:{}", gateway.addr.port()))?
-            .tls_config(
-                ClientTlsConfig::new()
-                    .ca_certificate(Certificate::from_pem(ca))
-                    .identity(Identity::from_pem(std::fs::read(&local.client_cert)?, std::fs::read(&local.client_key)?))
-                    .domain_name("localhost"),
-            )?;
+        let endpoint = Channel::from_shared(format!("https://127.0.0.1:{}", gateway.addr.port()))?.tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .identity(Identity::from_pem(std::fs::read(&local.client_cert)?, std::fs::read(&local.client_key)?))
+                .domain_name("localhost"),
+        )?;
         let mut clients = HashMap::new();
         for d in departments {
             let (_, _, f) = local
@@ -776,7 +835,10 @@ impl GrpcIngest {
                 .with_context(|| format!("no token for {d}"))?;
             let token = std::fs::read_to_string(f)?;
             let channel = endpoint.connect().await?;
-            clients.insert(d.clone(), jiancha_proto::v1::ingest_service_client::IngestServiceClient::with_interceptor(channel, Bearer(Some(token))));
+            clients.insert(
+                d.clone(),
+                jiancha_proto::v1::ingest_service_client::IngestServiceClient::with_interceptor(channel, Bearer(Some(token))),
+            );
         }
         println!("ingest: the gRPC gateway at {} (TLS, one token per department)", gateway.addr);
         Ok(GrpcIngest {
@@ -811,7 +873,12 @@ impl GrpcHandle {
             }
             let event = match jiancha_core::parse_json_event(&r.payload) {
                 Ok(j) => jiancha_proto::v1::Event::from(&j.event),
-                Err(_) => jiancha_proto::v1::Event { event_id: format!("{}-bad", r.key), item_id: r.key.clone(), department_code: r.department.clone(), ..Default::default() },
+                Err(_) => jiancha_proto::v1::Event {
+                    event_id: format!("{}-bad", r.key),
+                    item_id: r.key.clone(),
+                    department_code: r.department.clone(),
+                    ..Default::default()
+                },
             };
             let Some(client) = self.clients.get(&r.department).cloned() else {
                 shared.failed.fetch_add(1, Ordering::Relaxed);

@@ -182,7 +182,9 @@ impl Outcome {
         let _ = writeln!(r, "# jiancha load test\n");
         let _ = writeln!(r, "```json\n{}\n```\n", serde_json::to_string_pretty(&self.setup).unwrap_or_default());
         let verdict = match (self.correct(), &self.check_skipped) {
-            (Some(true), _) => "**correct**: the live alerts equal `replay` of the same records (0 missing, 0 extra, 0 differing)".to_owned(),
+            (Some(true), _) => {
+                "**correct**: the live alerts equal `replay` of the same records (0 missing, 0 extra, 0 differing)".to_owned()
+            }
             (Some(false), _) => "**NOT correct**: the live alerts differ from `replay` of the same records (see below)".to_owned(),
             (None, Some(why)) => format!("correctness **not checked**: {why}"),
             (None, None) => "correctness not checked".to_owned(),
@@ -191,18 +193,94 @@ impl Outcome {
         let _ = writeln!(r, "| Measure | Value |\n|---|---|");
         let rows: Vec<(&str, String)> = vec![
             ("records sent / acknowledged / failed", format!("{} / {} / {}", self.sent, self.acked, self.failed)),
-            ("records in the stream: items / invalid / late reports", format!("{} / {} / {}{}", self.stream["items"], self.stream["invalid"], self.stream["late_reports"], self.stream.get("refused_invalid_by_gateway").map_or(String::new(), |n| format!(" (the gateway refused {n} invalid with INVALID_ARGUMENT)")))),
-            ("produce rate", format!("{:.0} records/s over {:.1} s", if self.produce_s > 0.0 { self.acked as f64 / self.produce_s } else { 0.0 }, self.produce_s)),
+            (
+                "records in the stream: items / invalid / late reports",
+                format!(
+                    "{} / {} / {}{}",
+                    self.stream["items"],
+                    self.stream["invalid"],
+                    self.stream["late_reports"],
+                    self.stream
+                        .get("refused_invalid_by_gateway")
+                        .map_or(String::new(), |n| format!(" (the gateway refused {n} invalid with INVALID_ARGUMENT)"))
+                ),
+            ),
+            (
+                "produce rate",
+                format!(
+                    "{:.0} records/s over {:.1} s",
+                    if self.produce_s > 0.0 { self.acked as f64 / self.produce_s } else { 0.0 },
+                    self.produce_s
+                ),
+            ),
             ("producer behind schedule (worst)", format!("{:.1} ms", self.producer_behind_ms)),
-            ("monitor consume rate (all records committed)", format!("{:.0} records/s over {:.1} s{}", self.consume_rate(), self.consume_s, if self.drained { "" } else { " — NOT drained" })),
+            (
+                "monitor consume rate (all records committed)",
+                format!(
+                    "{:.0} records/s over {:.1} s{}",
+                    self.consume_rate(),
+                    self.consume_s,
+                    if self.drained { "" } else { " — NOT drained" }
+                ),
+            ),
             ("monitor best 5 seconds", format!("{} records/s", self.peak_consume())),
             ("plain consumer (raw) rate, same broker", format!("{:.0} records/s ({} records)", self.raw_rate, self.raw_records)),
-            ("monitor as share of raw", self.share_of_raw().map_or("—".into(), |s| format!("{:.1} %{}", s * 100.0, if self.max_sustainable.is_some() { " (highest sustainable rate)" } else { " (best 5 seconds; the monitors' capacity only if they were behind then — see --find-max)" }))),
-            ("lag at the end / max", format!("{} / {}", self.seconds.last().map_or(0, |s| s.lag), self.seconds.iter().map(|s| s.lag).max().unwrap_or(0))),
-            ("event → alert latency p50 / p90 / p99 / p99.9 / max", format!("{} / {} / {} / {} / {} ms ({} alerts)", f(q_ms(&self.latency, 0.5)), f(q_ms(&self.latency, 0.9)), f(q_ms(&self.latency, 0.99)), f(q_ms(&self.latency, 0.999)), f(max_ms(&self.latency)), self.event_alerts)),
-            ("timer lateness p50 / p99 / max", format!("{} / {} / {} ms ({} timer alerts due inside the run)", f(q_ms(&self.lateness, 0.5)), f(q_ms(&self.lateness, 0.99)), f(max_ms(&self.lateness)), self.timer_alerts)),
-            ("monitor RSS (max, all monitors)", format!("{:.1} MiB", self.seconds.iter().map(|s| s.monitor_rss).max().unwrap_or(0) as f64 / 1048576.0)),
-            ("monitor CPU (mean / max)", format!("{:.2} / {:.2} cores", if self.seconds.is_empty() { 0.0 } else { self.seconds.iter().map(|s| s.monitor_cpu).sum::<f64>() / self.seconds.len() as f64 }, self.seconds.iter().map(|s| s.monitor_cpu).fold(0.0, f64::max))),
+            (
+                "monitor as share of raw",
+                self.share_of_raw().map_or("—".into(), |s| {
+                    format!(
+                        "{:.1} %{}",
+                        s * 100.0,
+                        if self.max_sustainable.is_some() {
+                            " (highest sustainable rate)"
+                        } else {
+                            " (best 5 seconds; the monitors' capacity only if they were behind then — see --find-max)"
+                        }
+                    )
+                }),
+            ),
+            (
+                "lag at the end / max",
+                format!("{} / {}", self.seconds.last().map_or(0, |s| s.lag), self.seconds.iter().map(|s| s.lag).max().unwrap_or(0)),
+            ),
+            (
+                "event → alert latency p50 / p90 / p99 / p99.9 / max",
+                format!(
+                    "{} / {} / {} / {} / {} ms ({} alerts)",
+                    f(q_ms(&self.latency, 0.5)),
+                    f(q_ms(&self.latency, 0.9)),
+                    f(q_ms(&self.latency, 0.99)),
+                    f(q_ms(&self.latency, 0.999)),
+                    f(max_ms(&self.latency)),
+                    self.event_alerts
+                ),
+            ),
+            (
+                "timer lateness p50 / p99 / max",
+                format!(
+                    "{} / {} / {} ms ({} timer alerts due inside the run)",
+                    f(q_ms(&self.lateness, 0.5)),
+                    f(q_ms(&self.lateness, 0.99)),
+                    f(max_ms(&self.lateness)),
+                    self.timer_alerts
+                ),
+            ),
+            (
+                "monitor RSS (max, all monitors)",
+                format!("{:.1} MiB", self.seconds.iter().map(|s| s.monitor_rss).max().unwrap_or(0) as f64 / 1048576.0),
+            ),
+            (
+                "monitor CPU (mean / max)",
+                format!(
+                    "{:.2} / {:.2} cores",
+                    if self.seconds.is_empty() {
+                        0.0
+                    } else {
+                        self.seconds.iter().map(|s| s.monitor_cpu).sum::<f64>() / self.seconds.len() as f64
+                    },
+                    self.seconds.iter().map(|s| s.monitor_cpu).fold(0.0, f64::max)
+                ),
+            ),
         ];
         for (k, v) in rows {
             let _ = writeln!(r, "| {k} | {v} |");
@@ -210,8 +288,8 @@ impl Outcome {
         if let Some(c) = &self.check {
             let _ = writeln!(
                 r,
-                "| alerts standing: replay / live | {} / {} |\n| missing / extra / differing | {} / {} / {} |\n| invalid (replay) / dead-lettered (live) | {} / {} |",
-                c.expected, c.live, c.missing, c.extra, c.differing, c.invalid_in_replay, c.dead_lettered
+                "| alerts standing: replay / live | {} / {} |\n| missing / extra / differing | {} / {} / {} |\n| invalid (replay) / dead-lettered (live) | {} / {} |\n| replayed | {} |",
+                c.expected, c.live, c.missing, c.extra, c.differing, c.invalid_in_replay, c.dead_lettered, c.replayed_from
             );
             if !c.examples.is_empty() {
                 let _ = writeln!(r, "\nExamples: {}", c.examples.join(", "));
@@ -229,9 +307,16 @@ impl Outcome {
                     s["verdict"].as_str().unwrap_or("")
                 );
             }
-            let _ = writeln!(r, "\nHighest sustainable rate: {}", self.max_sustainable.map_or("none of the steps".into(), |v| format!("**{v:.0} events/s**")));
+            let _ = writeln!(
+                r,
+                "\nHighest sustainable rate: {}",
+                self.max_sustainable.map_or("none of the steps".into(), |v| format!("**{v:.0} events/s**"))
+            );
         }
-        let _ = writeln!(r, "\nPlots: `rates.svg` (produce and consume rate, lag), `latency.svg` (p50/p99/max each second), `latency-cdf.svg`.");
+        let _ = writeln!(
+            r,
+            "\nPlots: `rates.svg` (produce and consume rate, lag), `latency.svg` (p50/p99/max each second), `latency-cdf.svg`."
+        );
         let _ = writeln!(r, "Every second's figures are in `result.json` (`jiancha.seconds`).");
         r
     }
@@ -262,12 +347,12 @@ fn plot_rates(path: &Path, s: &[Second]) -> PlotResult {
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..t_max, 0.0..r_max)?;
     c.configure_mesh().x_desc("s").draw()?;
-    c.draw_series(LineSeries::new(s.iter().map(|x| (x.t, x.produced as f64)), &BLUE))?.label("produced").legend(|(x, y)| {
-        PathElement::new(vec![(x, y), (x + 20, y)], BLUE)
-    });
-    c.draw_series(LineSeries::new(s.iter().map(|x| (x.t, x.consumed as f64)), &RED))?.label("consumed").legend(|(x, y)| {
-        PathElement::new(vec![(x, y), (x + 20, y)], RED)
-    });
+    c.draw_series(LineSeries::new(s.iter().map(|x| (x.t, x.produced as f64)), &BLUE))?
+        .label("produced")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+    c.draw_series(LineSeries::new(s.iter().map(|x| (x.t, x.consumed as f64)), &RED))?
+        .label("consumed")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
     c.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
     let lag_max = s.iter().map(|x| x.lag).max().unwrap_or(1).max(1) as f64 * 1.1;
     let mut l = ChartBuilder::on(&bottom)

@@ -256,10 +256,10 @@ mod tests {
             assert_eq!(j.received_at.map(|t| t.0), Some(r.ts_ms));
             assert!(j.event.occurred_at.0 < r.ts_ms);
             let seq = j.event.seq.map_or(0, |s| s as i64);
-            if let Some((t, q)) = last.get(&j.event.item_id) {
-                if seq > *q {
-                    assert!(j.event.occurred_at.0 > *t);
-                }
+            if let Some((t, q)) = last.get(&j.event.item_id)
+                && seq > *q
+            {
+                assert!(j.event.occurred_at.0 > *t);
             }
             last.insert(j.event.item_id.clone(), (j.event.occurred_at.0, seq));
         }
