@@ -52,8 +52,9 @@ fn two_monitors_on_the_embedded_broker_raise_what_replay_raises_and_every_probe_
     assert_eq!((n(&c["missing"]), n(&c["extra"]), n(&c["differing"])), (0, 0, 0));
     // Every probe's acceptance window ended inside the run: 150 timer alerts, timed.
     assert!(n(&c["expected"]) >= 150, "{c}");
-    assert_eq!(n(&j["timer_alerts_timed"]), 150, "{j:#}");
-    assert_eq!(n(&j["stream"]["timer_alerts_by_kind"]["ACCEPTANCE_OVERDUE"]), 150);
+    // (The stream's own items may have a deadline inside the run too; the probes are counted apart.)
+    assert_eq!(n(&j["stream"]["probe_alerts"]), 150, "{j:#}");
+    assert!(n(&j["timer_alerts_timed"]) >= 150, "{j:#}");
     assert!(j["timer_lateness"]["p99_ms"].as_f64().is_some());
     // Event rules fired and were timed from their scheduled send.
     assert!(n(&j["event_alerts_timed"]) > 0, "{j:#}");

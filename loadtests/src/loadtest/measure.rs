@@ -165,6 +165,10 @@ pub struct AlertLog {
     pub timer_alerts: u64,
     /// Their kinds.
     pub timer_kinds: std::collections::BTreeMap<String, u64>,
+    /// Those of the probe items.
+    pub probe_alerts: u64,
+    /// The latest few (lateness ms, item, kind, deadline), to look into.
+    pub slowest_timers: Vec<(i64, String, String, String)>,
 }
 
 /// Reads the alert topic from its beginning until told to stop, timing each alert's
@@ -213,6 +217,15 @@ pub fn read_alerts(
                     log.timer_alerts += 1;
                     let kind = jiancha_proto::alert_kind(alert.kind).map_or("?", |k| k.as_str());
                     *log.timer_kinds.entry(kind.to_owned()).or_default() += 1;
+                    if alert.item_id.as_deref().is_some_and(|i| i.starts_with(super::stream::PROBE_PREFIX)) {
+                        log.probe_alerts += 1;
+                    }
+                    let late_ms = published - deadline;
+                    if log.slowest_timers.len() < 5 || log.slowest_timers.last().is_some_and(|l| l.0 < late_ms) {
+                        log.slowest_timers.push((late_ms, alert.item_id.clone().unwrap_or_default(), kind.to_owned(), alert.triggered_at.clone()));
+                        log.slowest_timers.sort_by(|a, b| b.0.cmp(&a.0));
+                        log.slowest_timers.truncate(5);
+                    }
                 }
             }
         }
@@ -422,12 +435,14 @@ pub fn read_all(client: ClientConfig, topic: &str, expected: i64) -> Result<(Vec
     let consumer: BaseConsumer = c.create().context("creating the plain consumer")?;
     assign_from_beginning(&consumer, topic)?;
     let mut out = Vec::with_capacity(expected.max(0) as usize);
-    let started = Instant::now();
+    // Timed from the first record: joining and the first fetch are not the rate.
+    let mut started: Option<Instant> = None;
     let mut idle = Instant::now();
     while (out.len() as i64) < expected {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 idle = Instant::now();
+                started.get_or_insert(idle);
                 let content_type = m.headers().and_then(|h| {
                     use rdkafka::message::Headers as _;
                     h.iter().find(|h| h.key == codec::CONTENT_TYPE).and_then(|h| h.value.map(<[u8]>::to_vec))
@@ -447,8 +462,8 @@ pub fn read_all(client: ClientConfig, topic: &str, expected: i64) -> Result<(Vec
             None => {}
         }
     }
-    let secs = started.elapsed().as_secs_f64();
-    let rate = if secs > 0.0 { out.len() as f64 / secs } else { 0.0 };
+    let secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    let rate = if secs > 0.0 { out.len().saturating_sub(1) as f64 / secs } else { 0.0 };
     Ok((out, rate))
 }
 

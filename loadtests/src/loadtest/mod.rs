@@ -364,13 +364,26 @@ fn send_now(producer: &rdkafka::producer::ThreadedProducer<measure::Acks>, topic
     measure::send_open_loop(producer, topic, records, 0, shared);
 }
 
+/// Whether the monitors have committed every record of the event topic, which holds at
+/// least `at_least` (a broker slow to report its end offsets must not pass for caught up).
+fn all_committed(watch: &OffsetWatch, at_least: i64) -> bool {
+    match (watch.committed(), watch.ends()) {
+        (Some(c), Some(e)) => e.iter().sum::<i64>() >= at_least && c.iter().zip(&e).all(|(c, e)| c >= e),
+        _ => false,
+    }
+}
+
+/// Records on the event topic by now: the warm-up's and every one the broker acknowledged
+/// (less those the gateway refused).
+fn on_topic(warm: usize, shared: &Shared) -> i64 {
+    (warm as u64 + shared.acked.load(Ordering::Relaxed) - shared.refused_invalid.load(Ordering::Relaxed)) as i64
+}
+
 /// Waits until the monitors have committed everything on the event topic.
-fn wait_committed(watch: &OffsetWatch, rig: &mut Rig, timeout: Duration, what: &str) -> Result<Duration> {
+fn wait_committed(watch: &OffsetWatch, at_least: i64, rig: &mut Rig, timeout: Duration, what: &str) -> Result<Duration> {
     let started = Instant::now();
     loop {
-        if let (Some(c), Some(e)) = (watch.committed(), watch.ends())
-            && c.iter().zip(&e).all(|(c, e)| c >= e)
-        {
+        if all_committed(watch, at_least) {
             return Ok(started.elapsed());
         }
         check_monitors(rig)?;
@@ -403,7 +416,8 @@ fn drive(
     let due_utc = due.and_then(chrono::DateTime::from_timestamp_millis);
     // The rules of the check: what the monitors load.
     let (catalog, calendars) = load_rules(rig.rules_files.0.as_ref(), &rig.rules_files.1)?;
-    rig.catalog = catalog.clone();
+    // The stream's items come from the scenario's catalog: none of them is a probe.
+    let sim_catalog = std::mem::replace(&mut rig.catalog, catalog.clone());
     rig.calendars = calendars.clone();
     let id_suffix = if own { String::new() } else { format!("-{}", rig.tag) };
 
@@ -422,7 +436,7 @@ fn drive(
     send_now(&producer, &topic, &warm, &warm_shared);
     rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30))?;
     let watch = OffsetWatch::new(client.clone(), &rig.config.group_id, &topic)?;
-    let warm_took = wait_committed(&watch, rig, Duration::from_secs(180), "warm-up")?;
+    let warm_took = wait_committed(&watch, warm.len() as i64, rig, Duration::from_secs(180), "warm-up")?;
     println!("warm-up: {} records committed by the monitors in {:.1} s", warm.len(), warm_took.as_secs_f64());
     if let Some(d) = due_utc {
         println!("timer probes: {probes} acceptance windows end at {} (UTC)", d.format("%H:%M:%S"));
@@ -439,7 +453,7 @@ fn drive(
         }
         let schedule = s.schedule();
         let built = stream::build(
-            &catalog,
+            &sim_catalog,
             &calendars,
             &StreamSpec { scenario: &s, schedule: &schedule, start_ms: start, part, id_suffix: &id_suffix },
         );
@@ -562,7 +576,7 @@ fn drive(
         }
         max_sustainable = Some(rate);
         // Let the monitors settle before the next step.
-        if wait_committed(&watch, rig, drain_timeout, "between steps").is_err() {
+        if wait_committed(&watch, on_topic(warm.len(), &shared), rig, drain_timeout, "between steps").is_err() {
             drained = false;
             break;
         }
@@ -592,7 +606,7 @@ fn drive(
     loop {
         progress.show(&shared, total_sent, &seconds);
         check_monitors(rig)?;
-        let committed = watch.committed().zip(watch.ends()).is_some_and(|(c, e)| c.iter().zip(&e).all(|(c, e)| c >= e));
+        let committed = all_committed(&watch, on_topic(warm.len(), &shared));
         if committed && consume_end_us.is_none() {
             consume_end_us = Some(shared.now_us());
         }
@@ -626,6 +640,7 @@ fn drive(
     let (held, dropped) = watch.held().unwrap_or((0, -1));
     let (mut stored, raw_rate) = measure::read_all(client.clone(), &topic, held)?;
     println!("plain consumer: {} records at {raw_rate:.0} records/s", stored.len());
+    let raw_records = stored.len();
     let complete = dropped == 0;
     let source = if complete {
         "the event topic, read back"
@@ -696,7 +711,7 @@ fn drive(
         timer_alerts: live.timer_alerts,
         event_alerts: live.event_alerts,
         raw_rate,
-        raw_records: stored.len(),
+        raw_records,
         check,
         check_skipped,
         steps,
@@ -709,6 +724,13 @@ fn drive(
                 info["refused_invalid_by_gateway"] = json!(shared.refused_invalid.load(Ordering::Relaxed));
             }
             info["timer_alerts_by_kind"] = json!(live.timer_kinds);
+            info["probe_alerts"] = json!(live.probe_alerts);
+            info["slowest_timer_alerts"] = json!(
+                live.slowest_timers
+                    .iter()
+                    .map(|(ms, item, kind, at)| json!({"lateness_ms": ms, "item_id": item, "kind": kind, "deadline": at}))
+                    .collect::<Vec<_>>()
+            );
             info
         },
     };

@@ -258,11 +258,12 @@ impl Outcome {
             (
                 "timer lateness p50 / p99 / max",
                 format!(
-                    "{} / {} / {} ms ({} timer alerts due inside the run)",
+                    "{} / {} / {} ms ({} timer alerts due inside the run, {} of them probes)",
                     f(q_ms(&self.lateness, 0.5)),
                     f(q_ms(&self.lateness, 0.99)),
                     f(max_ms(&self.lateness)),
-                    self.timer_alerts
+                    self.timer_alerts,
+                    self.stream.get("probe_alerts").and_then(Value::as_u64).unwrap_or(0)
                 ),
             ),
             (

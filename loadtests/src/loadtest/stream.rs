@@ -170,6 +170,9 @@ pub fn build(catalog: &Catalog, calendars: &Calendars, spec: &StreamSpec<'_>) ->
     out
 }
 
+/// How probe items' ids begin.
+pub const PROBE_PREFIX: &str = "LTPROBE-";
+
 /// The probe service's code.
 pub const PROBE_SERVICE: &str = "LOADTEST-PROBE";
 /// The probe calendar's name.
@@ -202,7 +205,7 @@ pub fn probes(n: usize, department: &str, service: &str, due: chrono::DateTime<c
     let noon = day_before.and_hms_opt(12, 0, 0).expect("noon").and_utc().timestamp_millis();
     (0..n)
         .map(|i| {
-            let item = format!("LTPROBE-{tag}-{i:06}");
+            let item = format!("{PROBE_PREFIX}{tag}-{i:06}");
             let occurred = noon + i as i64;
             let payload = json!({
                 "event_id": format!("{item}-01"),

@@ -1,10 +1,11 @@
-//! `monitor-load`: measures, against a running broker, (1) the raw consume rate of the
-//! event topic, (2) the monitor's sustained events/s over the same records, and (3) the
-//! time to restore a partition of N open items from the changelog. Bounded in count and
-//! time; it stops by itself. Run through `loadtests/run.sh`, which starts the broker.
+//! `restore-load`: the time to restore a partition of N open items from the changelog,
+//! against a running broker (and the engine's own share, from memory). Bounded in count
+//! and time; it stops by itself. Run through `loadtests/run.sh`, which starts the broker.
+//! The stream measurements it used to make (produce, raw consume, the monitor's rate)
+//! are `jiancha loadtest`'s now.
 #![allow(clippy::disallowed_methods)]
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Parser;
 use jiancha_core::engine::{ItemState, StoredEvent};
 use jiancha_core::event::EventType;
@@ -12,10 +13,8 @@ use jiancha_core::{Calendars, Catalog, Engine, TimerQueue, Timestamp};
 use jiancha_platform::config::{Config, Topics};
 use prost::Message as _;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,9 +23,6 @@ struct Args {
     /// The broker.
     #[arg(long)]
     kafka_bootstrap: String,
-    /// Events to publish and consume.
-    #[arg(long, default_value_t = 200_000)]
-    events: usize,
     /// Open items to write to one changelog partition and restore.
     #[arg(long, default_value_t = 1_000_000)]
     restore_items: usize,
@@ -36,9 +32,6 @@ struct Args {
     /// Measure only the engine side of a restore (no broker needed).
     #[arg(long)]
     engine_restore_only: bool,
-    /// Skip the stream measurements; measure the restore only.
-    #[arg(long)]
-    restore_only: bool,
 }
 
 fn config(args: &Args, run: &str) -> Config {
@@ -115,16 +108,6 @@ async fn send_all(
     Ok(n)
 }
 
-/// The monitor group's committed offsets summed over partitions (0 while the broker is too busy to answer).
-fn committed_total(c: &BaseConsumer, topic: &str, partitions: i32) -> Result<i64> {
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(10)) else { return Ok(0) };
-    Ok(committed.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).sum())
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -138,11 +121,8 @@ async fn main() -> Result<()> {
     jiancha_platform::kafka::ensure_topics(&cfg, &[]).await?;
 
     let p = producer(&args.kafka_bootstrap)?;
-    if !args.restore_only {
-        stream(&args, &cfg, &run, &catalog, &calendars, &p).await?;
-    }
 
-    // 4. Restore: N open items of six events on one changelog partition.
+    // Restore: N open items of six events on one changelog partition.
     let n = args.restore_items;
     engine_restore(n, &catalog, &calendars)?;
     let state = |i: usize| (format!("SCJG-20250303-{i:07}"), 0, item_state(i), None);
@@ -213,90 +193,5 @@ fn engine_restore(n: usize, catalog: &Catalog, calendars: &Calendars) -> Result<
         n as f64 / s,
         engine.open_items()
     );
-    Ok(())
-}
-
-/// Steps 1-3: produce, raw consume, the monitor over the same records.
-async fn stream(args: &Args, cfg: &Config, run: &str, catalog: &Catalog, calendars: &Calendars, p: &FutureProducer) -> Result<()> {
-    // 1. Publish a realistic stream.
-    let sim = jiancha_sim::simulate(
-        catalog,
-        calendars,
-        &jiancha_sim::SimConfig {
-            seed: 11,
-            items: args.events / 6 + 1,
-            first_day: chrono::NaiveDate::from_ymd_opt(2025, 3, 3).expect("date"),
-            spread_days: 120,
-            irregular_share: 0.3,
-        },
-    );
-    let sim: Vec<_> = sim.into_iter().take(args.events).collect();
-    let started = Instant::now();
-    let sent = send_all(
-        p,
-        sim.iter().map(|e| (e.item_id.clone(), -1, e.json.to_string().into_bytes(), Some(e.received_at.0))),
-        "load.events",
-        true,
-    )
-    .await?;
-    let produce_s = started.elapsed().as_secs_f64();
-    println!("produce: {sent} events in {produce_s:.1}s = {:.0} events/s", sent as f64 / produce_s);
-
-    // 2. Raw consume rate of the same topic (a plain consumer, no processing).
-    let raw: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.kafka_bootstrap)
-        .set("group.id", format!("load-raw-{run}"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    raw.subscribe(&["load.events"])?;
-    let started = Instant::now();
-    let mut got = 0;
-    let mut shown = Instant::now();
-    while got < sent {
-        if shown.elapsed() > Duration::from_secs(5) {
-            shown = Instant::now();
-            eprintln!("  raw consume: {got}/{sent} after {:.0}s", started.elapsed().as_secs_f64());
-        }
-        if let Some(r) = raw.poll(Duration::from_secs(1)) {
-            r?;
-            got += 1;
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!("raw consume did not finish in 10 minutes ({got}/{sent})");
-        }
-    }
-    let raw_s = started.elapsed().as_secs_f64();
-    println!("raw consume: {got} records in {raw_s:.1}s = {:.0} records/s", got as f64 / raw_s);
-    drop(raw);
-
-    // 3. The monitor over the same records (it publishes alerts and changelog records too).
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let monitor = tokio::spawn(jiancha_monitor::monitor::run(cfg.clone(), shutdown));
-    let started = Instant::now();
-    let watcher: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", &args.kafka_bootstrap).set("group.id", &cfg.group_id).create()?;
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let done = committed_total(&watcher, "load.events", args.partitions)?;
-        if done >= sent as i64 {
-            break;
-        }
-        if monitor.is_finished() {
-            bail!("the monitor stopped early: {:?}", monitor.await);
-        }
-        if started.elapsed() > Duration::from_secs(900) {
-            bail!("the monitor did not finish in 15 minutes ({done}/{sent})");
-        }
-    }
-    let mon_s = started.elapsed().as_secs_f64();
-    println!(
-        "monitor: {sent} events processed and committed (effects acknowledged) in {mon_s:.1}s = {:.0} events/s ({:.0}% of the raw consume rate)",
-        sent as f64 / mon_s,
-        100.0 * (sent as f64 / mon_s) / (got as f64 / raw_s)
-    );
-    let _ = stop.send(true);
-    monitor.await.context("monitor task")??;
-
     Ok(())
 }
