@@ -222,7 +222,12 @@ pub fn read_alerts(
                     }
                     let late_ms = published - deadline;
                     if log.slowest_timers.len() < 5 || log.slowest_timers.last().is_some_and(|l| l.0 < late_ms) {
-                        log.slowest_timers.push((late_ms, alert.item_id.clone().unwrap_or_default(), kind.to_owned(), alert.triggered_at.clone()));
+                        log.slowest_timers.push((
+                            late_ms,
+                            alert.item_id.clone().unwrap_or_default(),
+                            kind.to_owned(),
+                            alert.triggered_at.clone(),
+                        ));
                         log.slowest_timers.sort_by(|a, b| b.0.cmp(&a.0));
                         log.slowest_timers.truncate(5);
                     }
