@@ -228,7 +228,7 @@ pub fn read_alerts(
                             kind.to_owned(),
                             alert.triggered_at.clone(),
                         ));
-                        log.slowest_timers.sort_by(|a, b| b.0.cmp(&a.0));
+                        log.slowest_timers.sort_by_key(|t| std::cmp::Reverse(t.0));
                         log.slowest_timers.truncate(5);
                     }
                 }
