@@ -212,7 +212,60 @@ pub struct Alert {
     pub derivation: Bilingual,
 }
 
+/// The replay's JSON line written straight from an alert: the fields of
+/// [`Alert::to_json`] in the same (alphabetical) order, without building a `Value`.
+#[derive(serde::Serialize)]
+struct AlertLine<'a> {
+    alert_id: &'a str,
+    department_code: Option<&'a str>,
+    derivation: DerivationLine<'a>,
+    event_id: Option<&'a str>,
+    item_id: Option<&'a str>,
+    kind: &'static str,
+    level: &'static str,
+    message: MessageLine<'a>,
+    service_code: Option<&'a str>,
+    status: &'static str,
+    triggered_at: String,
+}
+
+#[derive(serde::Serialize)]
+struct DerivationLine<'a> {
+    en: &'a str,
+    zh: &'a str,
+}
+
+/// "中文 / English", written without joining the two first.
+struct MessageLine<'a>(&'a Bilingual);
+
+impl serde::Serialize for MessageLine<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{} / {}", self.0.zh, self.0.en))
+    }
+}
+
 impl Alert {
+    /// Writes the replay's JSON line (without the newline): the same bytes as
+    /// `serde_json::to_writer(w, &self.to_json())`, at a fraction of the cost.
+    pub fn write_json(&self, w: impl std::io::Write) -> serde_json::Result<()> {
+        serde_json::to_writer(
+            w,
+            &AlertLine {
+                alert_id: &self.alert_id,
+                department_code: self.department_code.as_deref(),
+                derivation: DerivationLine { en: &self.derivation.en, zh: &self.derivation.zh },
+                event_id: self.event_id.as_deref(),
+                item_id: self.item_id.as_deref(),
+                kind: self.kind.as_str(),
+                level: self.level.as_str(),
+                message: MessageLine(&self.message),
+                service_code: self.service_code.as_deref(),
+                status: self.status.as_str(),
+                triggered_at: self.triggered_at.to_rfc3339_in(self.zone),
+            },
+        )
+    }
+
     /// The replay's JSON line (DOMAIN §8) with the derivation added.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -256,6 +309,34 @@ mod tests {
         h.update(b"jiancha/v1\0I1\0PROMISED_OVERDUE\0promised");
         let expected: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(legacy_alert_id("I1", AlertKind::PromisedOverdue, "promised"), expected);
+    }
+
+    #[test]
+    fn the_written_line_is_the_json_value_byte_for_byte() {
+        let mut a = Alert {
+            alert_id: "a1".into(),
+            status: AlertStatus::Fired,
+            item_id: Some("I\"1".into()),
+            service_code: None,
+            department_code: Some("D1".into()),
+            kind: AlertKind::LateReport,
+            level: Level::Yellow,
+            triggered_at: Timestamp(1_740_963_600_123),
+            zone: chrono_tz::Asia::Shanghai,
+            event_id: Some("E1".into()),
+            message: Bilingual { zh: "迟报\n".into(), en: "late \u{1} / \\".into() },
+            derivation: Bilingual { zh: "推导".into(), en: "derivation".into() },
+        };
+        for retracted in [false, true] {
+            if retracted {
+                a.status = AlertStatus::Retracted;
+                a.item_id = None;
+                a.event_id = None;
+            }
+            let mut written = Vec::new();
+            a.write_json(&mut written).expect("written");
+            assert_eq!(String::from_utf8(written).expect("utf-8"), serde_json::to_string(&a.to_json()).expect("value"));
+        }
     }
 
     #[test]

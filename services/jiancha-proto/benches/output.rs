@@ -78,6 +78,17 @@ fn output(c: &mut Criterion) {
             black_box(out.len())
         })
     });
+    g.bench_function("alert as a replay JSON line, written directly (Alert::write_json)", |b| {
+        let mut out = Vec::with_capacity(1 << 20);
+        b.iter(|| {
+            out.clear();
+            for a in &alerts {
+                a.write_json(&mut out).expect("json");
+                out.push(b'\n');
+            }
+            black_box(out.len())
+        })
+    });
     g.bench_function("alert as a protobuf record", |b| {
         b.iter(|| alerts.iter().map(|a| jiancha_proto::v1::Alert::from(a).encode_to_vec().len()).sum::<usize>())
     });

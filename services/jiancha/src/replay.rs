@@ -60,8 +60,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let mut sink = |alert: jiancha_core::Alert| {
         *counts.entry((alert.kind.as_str(), alert.status.as_str())).or_default() += 1;
         if write_error.is_none() {
-            let written =
-                serde_json::to_writer(&mut out, &alert.to_json()).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n"));
+            let written = alert.write_json(&mut out).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n"));
             if let Err(e) = written {
                 write_error = Some(e);
             }
