@@ -75,6 +75,24 @@ impl Shared {
     pub fn now_us(&self) -> u64 {
         self.t0.elapsed().as_micros() as u64
     }
+
+    /// Waits for the instant `due` (µs since `t0`) of an open-loop send — sleeping while
+    /// it is far, yielding when close — and records how late the send leaves.
+    pub fn wait_until(&self, due: u64) {
+        loop {
+            let now = self.now_us();
+            if now >= due {
+                self.behind_us.fetch_max(now - due, Ordering::Relaxed);
+                return;
+            }
+            let ahead = due - now;
+            if ahead > 1500 {
+                std::thread::sleep(Duration::from_micros(ahead - 1000));
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
 }
 
 /// Counts the broker's acknowledgements.
@@ -114,22 +132,9 @@ pub fn producer(client: ClientConfig, shared: Arc<Shared>) -> Result<ThreadedPro
 
 /// Sends `records` at their instants (open loop: a late send is not rescheduled, and
 /// latency counts from the instant it was due). Blocks until the last is handed over.
-pub fn send_open_loop(producer: &ThreadedProducer<Acks>, topic: &str, records: &[Planned], offset_us: u64, shared: &Shared) {
+pub fn send_open_loop(producer: &ThreadedProducer<Acks>, topic: &str, records: &[Planned], shared: &Shared) {
     for r in records {
-        let due = r.at_us + offset_us;
-        loop {
-            let now = shared.now_us();
-            if now >= due {
-                shared.behind_us.fetch_max(now - due, Ordering::Relaxed);
-                break;
-            }
-            let ahead = due - now;
-            if ahead > 1500 {
-                std::thread::sleep(Duration::from_micros(ahead - 1000));
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        shared.wait_until(r.at_us);
         let headers = OwnedHeaders::new().insert(Header { key: codec::CONTENT_TYPE, value: Some(codec::JSON) });
         let mut record = BaseRecord::to(topic).key(r.key.as_str()).payload(r.payload.as_slice()).timestamp(r.ts_ms).headers(headers);
         loop {

@@ -163,7 +163,6 @@ struct Rig {
     monitors: Vec<MonitorProcess>,
     pids: Vec<u32>,
     catalog: Arc<jiancha_core::Catalog>,
-    calendars: jiancha_core::Calendars,
     rules_files: (Option<PathBuf>, Vec<PathBuf>),
     departments: Vec<String>,
     tag: String,
@@ -324,7 +323,6 @@ async fn set_up(args: &LoadtestArgs, scenario: &Scenario, probes: usize) -> Resu
         monitors: Vec::new(),
         pids: args.monitor_pid.clone(),
         catalog: base_catalog,
-        calendars: jiancha_core::Calendars::builtin(),
         rules_files,
         departments,
         tag,
@@ -357,11 +355,6 @@ fn check_monitors(rig: &mut Rig) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A producer that sends at once (warm-up records).
-fn send_now(producer: &rdkafka::producer::ThreadedProducer<measure::Acks>, topic: &str, records: &[Planned], shared: &Shared) {
-    measure::send_open_loop(producer, topic, records, 0, shared);
 }
 
 /// Whether the monitors have committed every record of the event topic, which holds at
@@ -418,7 +411,6 @@ fn drive(
     let (catalog, calendars) = load_rules(rig.rules_files.0.as_ref(), &rig.rules_files.1)?;
     // The stream's items come from the scenario's catalog: none of them is a probe.
     let sim_catalog = std::mem::replace(&mut rig.catalog, catalog.clone());
-    rig.calendars = calendars.clone();
     let id_suffix = if own { String::new() } else { format!("-{}", rig.tag) };
 
     // 2. The monitors, and a warm-up that proves every partition is consumed.
@@ -433,7 +425,7 @@ fn drive(
             stream::probes((args.partitions.max(1) * 8) as usize, &svc.department, &svc.code, tomorrow, &format!("warm{}", rig.tag))
         }
     };
-    send_now(&producer, &topic, &warm, &warm_shared);
+    measure::send_open_loop(&producer, &topic, &warm, &warm_shared);
     rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30))?;
     let watch = OffsetWatch::new(client.clone(), &rig.config.group_id, &topic)?;
     let warm_took = wait_committed(&watch, warm.len() as i64, rig, Duration::from_secs(180), "warm-up")?;
@@ -452,15 +444,14 @@ fn drive(
             s.arrival.events = None;
         }
         let schedule = s.schedule();
-        let built = stream::build(
+        stream::build(
             &sim_catalog,
             &calendars,
             &StreamSpec { scenario: &s, schedule: &schedule, start_ms: start, part, id_suffix: &id_suffix },
-        );
-        (built, schedule.len())
+        )
     };
     let first_rate = args.find_max.then_some(scenario.arrival.rate);
-    let (first, _) = stream_of(first_rate, 0, start_ms);
+    let first = stream_of(first_rate, 0, start_ms);
     let wait = start_ms - wall_ms();
     if wait > 1000 {
         println!(
@@ -503,7 +494,6 @@ fn drive(
     let mut current = first;
     let mut rate = scenario.arrival.rate;
     loop {
-        let offset_us = 0;
         let records = std::mem::take(&mut current.records);
         let n = records.len() as u64;
         total_sent += n;
@@ -518,8 +508,8 @@ fn drive(
             let producer = producer.clone();
             std::thread::spawn(move || {
                 match grpc {
-                    Some(g) => g.send_open_loop(&records, offset_us, &shared),
-                    None => measure::send_open_loop(&producer, &topic, &records, offset_us, &shared),
+                    Some(g) => g.send_open_loop(&records, &shared),
+                    None => measure::send_open_loop(&producer, &topic, &records, &shared),
                 }
                 records
             })
@@ -584,7 +574,7 @@ fn drive(
         rate *= args.step_factor;
         let next_start = wall_ms() + 1000;
         let start_offset_ms = next_start - start_ms;
-        let (mut next, _) = stream_of(Some(rate), part, next_start);
+        let mut next = stream_of(Some(rate), part, next_start);
         for r in &mut next.records {
             r.at_us += start_offset_ms as u64 * 1000;
         }
@@ -882,17 +872,9 @@ impl GrpcHandle {
     /// Unary Submit per record at its instant (at most 512 in flight: a send that waits
     /// for a slot is late, and its latency counts from its instant). A record that does
     /// not parse goes as an event without its occurrence, which the gateway must refuse.
-    fn send_open_loop(&self, records: &[Planned], offset_us: u64, shared: &Arc<Shared>) {
+    fn send_open_loop(&self, records: &[Planned], shared: &Arc<Shared>) {
         for r in records {
-            let due = r.at_us + offset_us;
-            loop {
-                let now = shared.now_us();
-                if now >= due {
-                    shared.behind_us.fetch_max(now - due, Ordering::Relaxed);
-                    break;
-                }
-                std::thread::sleep(Duration::from_micros((due - now).min(1000)));
-            }
+            shared.wait_until(r.at_us);
             let event = match jiancha_core::parse_json_event(&r.payload) {
                 Ok(j) => jiancha_proto::v1::Event::from(&j.event),
                 Err(_) => jiancha_proto::v1::Event {
