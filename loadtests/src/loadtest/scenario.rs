@@ -151,6 +151,9 @@ impl Scenario {
         if a.profile == Profile::Steps && a.steps.is_empty() {
             return Err("arrival.profile = \"steps\" needs arrival.steps = [rate, rate, …]".into());
         }
+        if a.events == Some(0) {
+            return Err("arrival.events must be at least 1".into());
+        }
         if let Some(d) = &a.duration
             && parse_duration_ms(d).is_none_or(|ms| ms <= 0)
         {
@@ -300,6 +303,9 @@ mod tests {
         let mut s = Scenario::default();
         s.items.late_share = 2.0;
         assert!(s.check().unwrap_err().contains("items.late_share"));
+        let mut s = Scenario::default();
+        s.arrival.events = Some(0);
+        assert!(s.check().unwrap_err().contains("arrival.events"));
         let e = toml::from_str::<Scenario>("[arrival]\nrat = 5").unwrap_err().to_string();
         assert!(e.contains("rat"), "{e}");
     }
