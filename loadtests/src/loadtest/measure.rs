@@ -76,8 +76,12 @@ impl Shared {
         self.t0.elapsed().as_micros() as u64
     }
 
-    /// Waits for the instant `due` (µs since `t0`) of an open-loop send — sleeping while
-    /// it is far, yielding when close — and records how late the send leaves.
+    /// Waits for the instant `due` (µs since `t0`) of an open-loop send, sleeping, and
+    /// records how late the send leaves. It never spins: a sleep overshoots by some tens
+    /// of microseconds, and the records due meanwhile go out at once on waking (their
+    /// latency is counted from their scheduled instants all the same), so the generator
+    /// leaves the cores to the system under test instead of burning one in
+    /// `sched_yield` at high rates.
     pub fn wait_until(&self, due: u64) {
         loop {
             let now = self.now_us();
@@ -85,12 +89,7 @@ impl Shared {
                 self.behind_us.fetch_max(now - due, Ordering::Relaxed);
                 return;
             }
-            let ahead = due - now;
-            if ahead > 1500 {
-                std::thread::sleep(Duration::from_micros(ahead - 1000));
-            } else {
-                std::thread::yield_now();
-            }
+            std::thread::sleep(Duration::from_micros(due - now));
         }
     }
 }

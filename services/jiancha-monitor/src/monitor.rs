@@ -42,6 +42,9 @@ pub enum MonitorError {
     /// Kafka refused an operation.
     #[error(transparent)]
     Kafka(#[from] KafkaFailure),
+    /// The task delivering a commit's effects stopped.
+    #[error("delivering a commit's effects: {0}")]
+    Delivery(String),
     /// A changelog record could not be read.
     #[error("restoring partition {partition}: {message}")]
     Restore {
@@ -68,12 +71,23 @@ pub fn catalog_departments(catalog: &Catalog) -> Vec<String> {
 /// A partition of one event topic: the trusted topic, or a department's input topic.
 type TopicPartition = (String, i32);
 
-/// What the consumer's callbacks share with the processing loop.
+/// What the consumer's callbacks share with the processing loop: the engines too, so
+/// that a revocation hands over everything processed (the processing loop holds the lock
+/// while it applies a record; the callbacks run between records, inside `recv`).
 #[derive(Default)]
 struct Shared {
-    /// Next offset to commit per event topic partition: every record before it was
-    /// processed and its effects handed to the producer.
-    processed: HashMap<TopicPartition, i64>,
+    /// The engines of the partitions this instance owns, with what they did since the
+    /// last commit started.
+    engines: HashMap<i32, PartitionEngine>,
+    /// Next offset to commit per partition and event topic, for the records processed
+    /// since the last commit started.
+    processed: HashMap<i32, Vec<(String, i64)>>,
+    /// The offsets of the commit being delivered: committed once its changelog records
+    /// and alert updates are acknowledged.
+    committing: HashMap<TopicPartition, i64>,
+    /// The alert updates of the commit being delivered, sent once its changelog records
+    /// are acknowledged.
+    staged_alerts: Vec<(String, Vec<u8>)>,
     /// Event topic partitions assigned since the loop last looked.
     assigned: Vec<TopicPartition>,
     /// Event topic partitions revoked since the loop last looked.
@@ -84,12 +98,19 @@ struct Shared {
     owned: HashSet<TopicPartition>,
     /// Whether the group has assigned partitions (none, maybe) to this instance yet.
     rebalanced: bool,
-    /// Changelog records not written yet, the newest per key (an item changed several
-    /// times within a commit interval is written once), each carrying in its outbox the
-    /// alert updates of those changes.
+    /// Changelog records queued outside the engines' own changes (a restore rewriting
+    /// records under their new keys), for the next commit.
     changelog: HashMap<Vec<u8>, Pending>,
-    /// Alert updates waiting for the changelog records that carry them.
+}
+
+/// What one commit writes: changelog records (the newest state of each item changed
+/// since the previous commit started, carrying in its outbox the alert updates of those
+/// changes), then the alert updates, then the offsets.
+#[derive(Default)]
+struct Batch {
+    changelog: HashMap<Vec<u8>, Pending>,
     alerts: Vec<(String, Vec<u8>)>,
+    offsets: HashMap<TopicPartition, i64>,
 }
 
 /// A changelog record waiting for the next commit.
@@ -133,17 +154,54 @@ fn publish_alerts(producer: &FutureProducer, topic: &str, alerts: Vec<(String, V
 }
 
 impl Shared {
-    /// The lag of engine partition `p`: the largest lag of its event topics, once every
-    /// one of them is known. A partition whose lag is not known yet may hide a backlog:
-    /// until then the partition's clock is its records' time, not the wall clock.
-    fn lag_of(&self, p: i32) -> Option<i64> {
-        let mut lag: Option<i64> = None;
-        for tp in self.owned.iter().filter(|(_, q)| *q == p) {
-            let known = *self.lag.get(tp)?;
-            lag = Some(lag.map_or(known, |l| l.max(known)));
+    /// Everything processed since the last commit started, as one batch: each changed
+    /// item exported once (however many events changed it), its alert updates in its
+    /// outbox.
+    fn take_batch(&mut self) -> Batch {
+        let mut batch = Batch { changelog: std::mem::take(&mut self.changelog), ..Batch::default() };
+        for (p, offsets) in self.processed.drain() {
+            batch.offsets.extend(offsets.into_iter().map(|(topic, next)| ((topic, p), next)));
         }
-        lag
+        for (&p, pe) in self.engines.iter_mut() {
+            // The monitor retires items right after a commit starts, so no update of
+            // theirs is pending: the tombstone loses no outbox.
+            for key in pe.retired.drain(..) {
+                batch.changelog.insert(key, Pending { partition: p, state: None });
+            }
+            let mut outboxes: HashMap<Vec<u8>, Vec<jiancha_proto::v1::Alert>> = HashMap::new();
+            for alert in pe.updates.drain(..) {
+                let update = jiancha_proto::v1::Alert::from(&alert);
+                batch.alerts.push((update.alert_id.clone(), update.encode_to_vec()));
+                if let (Some(department), Some(item)) = (&alert.department_code, &alert.item_id) {
+                    outboxes.entry(jiancha_proto::state_key(department, item)).or_default().push(update);
+                }
+            }
+            for item in pe.changed.drain() {
+                let Some(state) = pe.engine.export(item) else { continue };
+                let key = jiancha_proto::state_key(&state.department_code, &state.item_id);
+                let mut record = jiancha_proto::v1::ItemState::from(&state);
+                // Updates queued earlier for this key (a restore's rewrite), older first.
+                if let Some(earlier) = batch.changelog.remove(&key).and_then(|pending| pending.state) {
+                    record.outbox = earlier.outbox;
+                }
+                record.outbox.extend(outboxes.remove(&key).unwrap_or_default());
+                batch.changelog.insert(key, Pending { partition: p, state: Some(record) });
+            }
+        }
+        batch
     }
+}
+
+/// The lag of engine partition `p`: the largest lag of its event topics, once every one
+/// of them is known. A partition whose lag is not known yet may hide a backlog: until
+/// then the partition's clock is its records' time, not the wall clock.
+fn lag_of(owned: &HashSet<TopicPartition>, lags: &HashMap<TopicPartition, i64>, p: i32) -> Option<i64> {
+    let mut lag: Option<i64> = None;
+    for tp in owned.iter().filter(|(_, q)| *q == p) {
+        let known = *lags.get(tp)?;
+        lag = Some(lag.map_or(known, |l| l.max(known)));
+    }
+    lag
 }
 
 struct MonitorContext {
@@ -176,7 +234,7 @@ impl ClientContext for MonitorContext {
         }
         let partitions: HashSet<i32> = shared.lag.keys().map(|(_, p)| *p).collect();
         for p in partitions {
-            if let Some(lag) = shared.lag_of(p) {
+            if let Some(lag) = lag_of(&shared.owned, &shared.lag, p) {
                 metrics::gauge!(m::CONSUMER_LAG, "partition" => p.to_string()).set(lag as f64);
             }
         }
@@ -186,26 +244,25 @@ impl ClientContext for MonitorContext {
 impl ConsumerContext for MonitorContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
-            // Hand over cleanly: every alert update acknowledged, then the changelog
-            // records, then the offsets committed, so the next owner restores a
-            // changelog that holds everything committed.
-            if let Err(e) = self.producer.flush(Duration::from_secs(60)) {
-                warn!(error = %e, "Flush before revoke failed; the next owner will reprocess");
-            }
-            let (records, alerts) = {
-                let mut shared = self.shared.lock().expect("shared state");
-                (std::mem::take(&mut shared.changelog), std::mem::take(&mut shared.alerts))
-            };
-            let steps =
-                [write_changelog(&self.producer, &self.topics.state, records), publish_alerts(&self.producer, &self.topics.alerts, alerts)];
-            for step in steps {
-                if let Err(e) = step
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| self.producer.flush(Duration::from_secs(60)).map_err(|e| e.to_string()))
-                {
-                    warn!(error = %e, "Hand-over write failed; the next owner will reprocess");
-                }
+            // Hand over cleanly, in the commit's order: the commit being delivered
+            // finished (its changelog records acknowledged, then its alert updates), then
+            // everything processed since as one more commit, then the offsets of both,
+            // so the next owner restores a changelog that holds everything committed.
+            // The lock is held throughout: the delivery task waits for it to send the
+            // staged alert updates, and finds them sent.
+            let mut shared = self.shared.lock().expect("shared state");
+            let staged = std::mem::take(&mut shared.staged_alerts);
+            let Batch { changelog, alerts, offsets } = shared.take_batch();
+            let flush = || self.producer.flush(Duration::from_secs(60)).map_err(|e| e.to_string());
+            let handed_over = flush()
+                .and_then(|()| publish_alerts(&self.producer, &self.topics.alerts, staged).map_err(|e| e.to_string()))
+                .and_then(|_| flush())
+                .and_then(|()| write_changelog(&self.producer, &self.topics.state, changelog).map_err(|e| e.to_string()))
+                .and_then(|_| flush())
+                .and_then(|()| publish_alerts(&self.producer, &self.topics.alerts, alerts).map_err(|e| e.to_string()))
+                .and_then(|_| flush());
+            if let Err(e) = handed_over {
+                warn!(error = %e, "Hand-over write failed; the next owner will reprocess");
             }
             // Every update published: the next owner need not publish outboxes again.
             let partitions: HashSet<i32> = list.elements().iter().map(|e| e.partition()).collect();
@@ -215,14 +272,18 @@ impl ConsumerContext for MonitorContext {
                     warn!(error = %e, partition = p, "Hand-over marker not written; the next owner will publish outboxes again");
                 }
             }
-            if let Err(e) = self.producer.flush(Duration::from_secs(60)) {
+            if let Err(e) = flush() {
                 warn!(error = %e, "Flush before revoke failed; the next owner will reprocess");
             }
-            let mut shared = self.shared.lock().expect("shared state");
+            let mut delivered = std::mem::take(&mut shared.committing);
+            for (tp, next) in offsets {
+                let at = delivered.entry(tp).or_insert(next);
+                *at = (*at).max(next);
+            }
             let mut commit = TopicPartitionList::new();
             for el in list.elements() {
                 let tp = (el.topic().to_owned(), el.partition());
-                if let Some(next) = shared.processed.remove(&tp) {
+                if let Some(next) = delivered.remove(&tp) {
                     let _ = commit.add_partition_offset(el.topic(), el.partition(), Offset::Offset(next));
                 }
                 shared.lag.remove(&tp);
@@ -231,6 +292,9 @@ impl ConsumerContext for MonitorContext {
                 // and its new owner reports its lag.
                 metrics::gauge!(m::CONSUMER_LAG, "partition" => tp.1.to_string()).set(0.0);
                 shared.revoked.push(tp);
+            }
+            for ((topic, p), next) in delivered {
+                let _ = commit.add_partition_offset(&topic, p, Offset::Offset(next));
             }
             if commit.count() > 0
                 && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
@@ -264,20 +328,54 @@ struct PartitionEngine {
     timers: TimerQueue,
     /// Timestamp of the latest record consumed.
     last_record: Option<i64>,
+    /// Whether the partition's lag was within `catch_up_lag` when the loop last looked
+    /// (the client reports lag once a second; the loop looks every tick).
+    caught_up: bool,
+    /// Items changed since the last commit started.
+    changed: HashSet<ItemRef>,
+    /// Alert updates since the last commit started, in order.
+    updates: Vec<jiancha_core::Alert>,
+    /// Changelog keys of the items retired since the last commit started.
+    retired: Vec<Vec<u8>>,
 }
 
-/// The processing loop's working state: the engines of the partitions this instance
-/// owns, and the effects handed to the producer but not yet acknowledged.
+impl PartitionEngine {
+    fn new(engine: Engine, timers: TimerQueue) -> Self {
+        PartitionEngine {
+            engine,
+            timers,
+            last_record: None,
+            caught_up: false,
+            changed: HashSet::new(),
+            updates: Vec::new(),
+            retired: Vec::new(),
+        }
+    }
+
+    /// The partition's clock: the wall clock (less the grace) once caught up; while
+    /// catching up on a backlog, the timestamp of the records it consumes (DOMAIN §5,
+    /// the live clock).
+    fn clock(&self, grace_ms: i64) -> Option<i64> {
+        if self.caught_up { Some(jiancha_platform::wall_clock().0 - grace_ms) } else { self.last_record }
+    }
+}
+
+/// The processing loop's working state: the event topic partitions it owns, and the
+/// dead letters and republished updates handed to the producer since the last commit
+/// started (the engines are in [`Shared`]).
 struct Processor {
     config: Config,
     producer: FutureProducer,
     shared: Arc<Mutex<Shared>>,
-    partitions: HashMap<i32, PartitionEngine>,
     /// Event topic partitions assigned to this instance.
     owned: HashSet<TopicPartition>,
     effects: Vec<Effect>,
     pending: Vec<DeliveryFuture>,
     grace_ms: i64,
+    /// Records processed since the last commit started.
+    uncommitted: usize,
+    /// Timestamp of the oldest of them.
+    oldest: Option<i64>,
 }
 
 /// Why a record is refused, for its dead letter.
@@ -314,19 +412,22 @@ impl Processor {
                 )?;
             }
             Ok(event) => {
-                let Processor { config, shared, partitions, effects, grace_ms, .. } = self;
-                let pe = partitions.get_mut(&p).expect("restored before processing");
-                pe.last_record = Some(pe.last_record.map_or(record_ts, |t| t.max(record_ts)));
-                let now = clock_of(shared, p, pe, config, *grace_ms).unwrap_or(record_ts);
-                // Timers due by now fire before the event is applied.
-                fire_due(pe, now, effects);
+                let applied = {
+                    let mut shared = self.shared.lock().expect("shared state");
+                    let pe = shared.engines.get_mut(&p).expect("restored before processing");
+                    pe.last_record = Some(pe.last_record.map_or(record_ts, |t| t.max(record_ts)));
+                    let now = pe.clock(self.grace_ms).unwrap_or(record_ts);
+                    // Timers due by now fire before the event is applied.
+                    fire_due(pe, now, &mut self.effects);
+                    let applied = pe.engine.apply(&event, Timestamp(record_ts), Timestamp(now), &mut self.effects);
+                    carry_out(p, pe, &mut self.effects);
+                    applied
+                };
                 metrics::counter!(m::EVENTS_CONSUMED, "type" => event.event_type().as_str()).increment(1);
-                let applied = pe.engine.apply(&event, Timestamp(record_ts), Timestamp(now), effects);
-                debug!(partition = p, offset = msg.offset(), item = %event.item_id, event = %event.event_id, ?applied, now, "Event");
+                debug!(partition = p, offset = msg.offset(), item = %event.item_id, event = %event.event_id, ?applied, "Event");
                 if applied == jiancha_core::Applied::Duplicate {
                     metrics::counter!(m::EVENTS_DUPLICATE).increment(1);
                 }
-                carry_out(p, shared, pe, effects);
                 if applied == jiancha_core::Applied::Retired {
                     let message = format!(
                         "item `{}` of department `{}` is not held and this {} occurred before the retention window ({}): the item was closed and retired, so its history is not there to apply the event to",
@@ -339,9 +440,24 @@ impl Processor {
                 }
             }
         }
-        self.shared.lock().expect("shared state").processed.insert((msg.topic().to_owned(), p), msg.offset() + 1);
+        self.processed(msg);
         metrics::histogram!(m::PROCESSING).record(started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// Notes that `msg` is processed: its offset goes with the next commit.
+    fn processed(&mut self, msg: &BorrowedMessage<'_>) {
+        let mut shared = self.shared.lock().expect("shared state");
+        let offsets = shared.processed.entry(msg.partition()).or_default();
+        match offsets.iter_mut().find(|(topic, _)| topic == msg.topic()) {
+            Some((_, next)) => *next = msg.offset() + 1,
+            None => offsets.push((msg.topic().to_owned(), msg.offset() + 1)),
+        }
+        drop(shared);
+        self.uncommitted += 1;
+        if let Some(ts) = msg.timestamp().to_millis() {
+            self.oldest.get_or_insert(ts);
+        }
     }
 
     /// Sends a refused record, byte for byte, to the dead-letter topic with its reason.
@@ -363,11 +479,11 @@ impl Processor {
 
     /// Fires every timer due on each partition's clock.
     fn fire_timers(&mut self) {
-        let Processor { config, shared, partitions, effects, grace_ms, .. } = self;
-        for (p, pe) in partitions.iter_mut() {
-            if let Some(now) = clock_of(shared, *p, pe, config, *grace_ms) {
-                fire_due(pe, now, effects);
-                carry_out(*p, shared, pe, effects);
+        let mut shared = self.shared.lock().expect("shared state");
+        for (p, pe) in shared.engines.iter_mut() {
+            if let Some(now) = pe.clock(self.grace_ms) {
+                fire_due(pe, now, &mut self.effects);
+                carry_out(*p, pe, &mut self.effects);
             }
         }
     }
@@ -375,28 +491,55 @@ impl Processor {
     /// Closed items past the retention window leave each partition's engine (at the
     /// partition's clock); their tombstones go to the changelog with the next commit.
     fn retire_closed(&mut self) {
-        let Processor { config, shared, partitions, effects, grace_ms, .. } = self;
-        for (p, pe) in partitions.iter_mut() {
-            if let Some(now) = clock_of(shared, *p, pe, config, *grace_ms) {
-                let retired = pe.engine.retire_closed(Timestamp(now), effects);
+        let mut shared = self.shared.lock().expect("shared state");
+        for (p, pe) in shared.engines.iter_mut() {
+            if let Some(now) = pe.clock(self.grace_ms) {
+                let retired = pe.engine.retire_closed(Timestamp(now), &mut self.effects);
                 if retired > 0 {
                     metrics::counter!(m::ITEMS_RETIRED).increment(retired as u64);
                     info!(partition = p, items = retired, "Closed items past the retention window retired");
                 }
-                carry_out(*p, shared, pe, effects);
+                carry_out(*p, pe, &mut self.effects);
             }
         }
     }
 
     /// A new catalog and calendars: every partition's open items recomputed.
     fn replace_rules(&mut self, catalog: &Arc<Catalog>, calendars: &Calendars) {
-        let Processor { config, shared, partitions, effects, grace_ms, .. } = self;
-        for (p, pe) in partitions.iter_mut() {
-            let now = Timestamp(clock_of(shared, *p, pe, config, *grace_ms).unwrap_or(jiancha_platform::wall_clock().0));
-            pe.engine.replace_calendars(calendars.clone(), now, effects);
-            pe.engine.replace_catalog(catalog.clone(), now, effects);
-            carry_out(*p, shared, pe, effects);
+        let mut shared = self.shared.lock().expect("shared state");
+        for (p, pe) in shared.engines.iter_mut() {
+            let now = Timestamp(pe.clock(self.grace_ms).unwrap_or(jiancha_platform::wall_clock().0));
+            pe.engine.replace_calendars(calendars.clone(), now, &mut self.effects);
+            pe.engine.replace_catalog(catalog.clone(), now, &mut self.effects);
+            carry_out(*p, pe, &mut self.effects);
         }
+    }
+
+    /// Each partition's clock mode from the lag the client last reported.
+    fn update_clocks(&mut self) {
+        let mut shared = self.shared.lock().expect("shared state");
+        let shared = &mut *shared;
+        for (p, pe) in shared.engines.iter_mut() {
+            let lag = lag_of(&shared.owned, &shared.lag, *p);
+            pe.caught_up = lag.is_some_and(|lag| lag <= self.config.catch_up_lag);
+        }
+    }
+
+    /// Hands what was processed since the last commit started to the producer — dead
+    /// letters and republished updates were handed over already, then the changelog
+    /// records — and stages the alert updates and offsets for [`deliver`].
+    fn start_commit(&mut self) -> Result<InFlight, MonitorError> {
+        let mut shared = self.shared.lock().expect("shared state");
+        let batch = shared.take_batch();
+        let mut futures = std::mem::take(&mut self.pending);
+        futures.extend(write_changelog(&self.producer, &self.config.topics.state, batch.changelog)?);
+        shared.staged_alerts = batch.alerts;
+        shared.committing = batch.offsets;
+        drop(shared);
+        let delivery = tokio::spawn(deliver(self.producer.clone(), self.shared.clone(), self.config.topics.alerts.clone(), futures));
+        let oldest = self.oldest.take();
+        self.uncommitted = 0;
+        Ok(InFlight { delivery, oldest })
     }
 
     /// Takes the assignments and revocations the callbacks recorded: an engine is
@@ -411,7 +554,8 @@ impl Processor {
             let p = tp.1;
             self.owned.remove(&tp);
             if !self.owned.iter().any(|(_, q)| *q == p) {
-                self.partitions.remove(&p);
+                // The revocation handed over everything it processed.
+                self.shared.lock().expect("shared state").engines.remove(&p);
             }
         }
         for tp in assigned {
@@ -430,7 +574,7 @@ impl Processor {
     /// Restores partition `p`'s engine from the changelog, unless it is there already.
     /// Records written before department isolation are rewritten under their new key.
     fn restore(&mut self, p: i32, catalog: &Arc<Catalog>, calendars: &Calendars) -> Result<(), MonitorError> {
-        if self.partitions.contains_key(&p) {
+        if self.shared.lock().expect("shared state").engines.contains_key(&p) {
             return Ok(());
         }
         let started = Instant::now();
@@ -462,8 +606,7 @@ impl Processor {
             // The tombstone lets compaction drop the record under its old key.
             shared.changelog.insert(old_key.clone(), Pending { partition: p, state: None });
         }
-        drop(shared);
-        self.partitions.insert(p, PartitionEngine { engine, timers, last_record: None });
+        shared.engines.insert(p, PartitionEngine::new(engine, timers));
         Ok(())
     }
 }
@@ -508,13 +651,16 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         config: config.clone(),
         producer: producer.clone(),
         shared: shared.clone(),
-        partitions: HashMap::new(),
         owned: HashSet::new(),
         effects: Vec::new(),
         pending: Vec::new(),
         grace_ms: config.grace().as_millis() as i64,
+        uncommitted: 0,
+        oldest: None,
     };
-    let mut oldest_pending: Option<i64> = None;
+    // The commit being delivered: the loop goes on consuming meanwhile, and starts the
+    // next commit when it is done.
+    let mut in_flight: Option<InFlight> = None;
     let mut last_commit = Instant::now();
     let mut last_reload_check = Instant::now();
     // Retired items are looked for a tenth of the window apart, between a second and an hour.
@@ -523,13 +669,29 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let mut tick = tokio::time::interval(Duration::from_millis(100));
 
     loop {
+        // Records processed while a commit is delivered wait in memory for the next one:
+        // past a bound, the loop waits for the delivery before consuming more.
+        let consuming = in_flight.is_none() || pr.uncommitted < MAX_UNCOMMITTED;
+        let delivered = async {
+            match in_flight.as_mut() {
+                Some(f) => (&mut f.delivery).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut start_commit = false;
         tokio::select! {
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
                     break;
                 }
             }
-            received = consumer.recv() => {
+            done = delivered => {
+                let f = in_flight.take().expect("a commit in flight");
+                done.map_err(|e| MonitorError::Delivery(e.to_string()))??;
+                settled(&consumer, &shared, f.oldest, CommitMode::Async)?;
+                start_commit = pr.uncommitted >= COMMIT_RECORDS;
+            }
+            received = consumer.recv(), if consuming => {
                 let msg = match received {
                     Ok(msg) => msg,
                     Err(e) => {
@@ -544,36 +706,18 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                     let message = format!("partition {p} of {} has no changelog partition (the changelog has {})", msg.topic(), config.partitions);
                     let ts = msg.timestamp().to_millis().unwrap_or(0);
                     pr.dead_letter(&msg, ts, Refusal { reason: InvalidReason::Malformed, field: None, message })?;
-                    shared.lock().expect("shared state").processed.insert((msg.topic().to_owned(), p), msg.offset() + 1);
+                    pr.processed(&msg);
                     continue;
                 }
                 pr.restore(p, &catalog, &calendars)?;
                 pr.process(&msg)?;
-                if let Some(ts) = msg.timestamp().to_millis() {
-                    oldest_pending.get_or_insert(ts);
-                }
-                let queued = {
-                    let s = shared.lock().expect("shared state");
-                    s.changelog.len() + s.alerts.len()
-                };
-                if pr.pending.len() + queued >= 5000 {
-                    commit(&consumer, &config, &producer, &shared, &mut pr.pending, &mut oldest_pending).await?;
-                    last_commit = Instant::now();
-                }
+                start_commit = pr.uncommitted >= COMMIT_RECORDS;
             }
             _ = tick.tick() => {
                 pr.take_rebalances(&catalog, &calendars)?;
+                pr.update_clocks();
                 pr.fire_timers();
-                if last_commit.elapsed() >= config.commit() {
-                    commit(&consumer, &config, &producer, &shared, &mut pr.pending, &mut oldest_pending).await?;
-                    last_commit = Instant::now();
-                    if let Some(every) = retire_every
-                        && last_retire.elapsed() >= every
-                    {
-                        last_retire = Instant::now();
-                        pr.retire_closed();
-                    }
-                }
+                start_commit = last_commit.elapsed() >= config.commit();
                 if last_reload_check.elapsed() >= config.reload() {
                     last_reload_check = Instant::now();
                     if let Some(reloaded) = rules_watch.poll(&config) {
@@ -595,21 +739,42 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                         }
                     }
                 }
-                let (open, items) = pr.partitions.values().fold((0, 0), |(o, i), pe| (o + pe.engine.open_items(), i + pe.engine.len()));
+                let (open, items) = shared.lock().expect("shared state").engines.values().fold((0, 0), |(o, i), pe| (o + pe.engine.open_items(), i + pe.engine.len()));
                 metrics::gauge!(m::OPEN_ITEMS).set(open as f64);
                 metrics::gauge!(m::ITEMS).set(items as f64);
                 report_readiness(&shared, &pr.owned, &config);
             }
         }
+        if start_commit && in_flight.is_none() {
+            in_flight = Some(pr.start_commit()?);
+            last_commit = Instant::now();
+            if let Some(every) = retire_every
+                && last_retire.elapsed() >= every
+            {
+                last_retire = Instant::now();
+                pr.retire_closed();
+            }
+        }
     }
     jiancha_platform::health::set(READINESS, false, "stopping");
     info!("Shutting down: flushing effects and committing offsets");
-    commit(&consumer, &config, &producer, &shared, &mut pr.pending, &mut oldest_pending).await?;
+    if let Some(f) = in_flight.take() {
+        finish(&consumer, &shared, f, CommitMode::Sync).await?;
+    }
+    let last = pr.start_commit()?;
+    finish(&consumer, &shared, last, CommitMode::Sync).await?;
     producer.flush(Duration::from_secs(30)).map_err(kafka("flush"))?;
     consumer.unsubscribe();
     info!("Monitor stopped");
     Ok(())
 }
+
+/// Records that start a commit at once when none is being delivered (otherwise one
+/// starts every `commit_interval`).
+const COMMIT_RECORDS: usize = 1000;
+
+/// Records processed while a commit is delivered, past which the loop waits for it.
+const MAX_UNCOMMITTED: usize = 50_000;
 
 /// The monitor's name in `/readyz`.
 pub const READINESS: &str = "monitor";
@@ -625,7 +790,7 @@ fn report_readiness(shared: &Mutex<Shared>, owned: &HashSet<TopicPartition>, con
     let engines: std::collections::BTreeSet<i32> = owned.iter().map(|(_, p)| *p).collect();
     let behind: Vec<String> = engines
         .iter()
-        .filter_map(|&p| match s.lag_of(p) {
+        .filter_map(|&p| match lag_of(&s.owned, &s.lag, p) {
             Some(lag) if lag <= config.catch_up_lag => None,
             Some(lag) => Some(format!("partition {p} is {lag} records behind")),
             None => Some(format!("partition {p}'s lag is not known yet")),
@@ -635,16 +800,6 @@ fn report_readiness(shared: &Mutex<Shared>, owned: &HashSet<TopicPartition>, con
         jiancha_platform::health::set(READINESS, true, format!("{} partitions restored and caught up", engines.len()));
     } else {
         jiancha_platform::health::set(READINESS, false, format!("catching up: {}", behind.join("; ")));
-    }
-}
-
-/// The partition's clock: the wall clock (less the grace) once caught up; while catching
-/// up on a backlog, the timestamp of the records it consumes (DOMAIN §5, the live clock).
-fn clock_of(shared: &Mutex<Shared>, p: i32, pe: &PartitionEngine, config: &Config, grace_ms: i64) -> Option<i64> {
-    let lag = shared.lock().expect("shared state").lag_of(p);
-    match lag {
-        Some(lag) if lag <= config.catch_up_lag => Some(jiancha_platform::wall_clock().0 - grace_ms),
-        _ => pe.last_record,
     }
 }
 
@@ -756,26 +911,21 @@ fn fire_due(pe: &mut PartitionEngine, now: i64, effects: &mut Vec<Effect>) {
     pe.timers.compact(&pe.engine);
 }
 
-/// Queues the alert updates and the changed items' states, each state carrying its
-/// item's updates in its outbox; [`commit`] writes them in that order. Records timers.
-fn carry_out(p: i32, shared: &Mutex<Shared>, pe: &mut PartitionEngine, effects: &mut Vec<Effect>) {
-    let mut changed: Vec<ItemRef> = Vec::new();
-    let mut updates: Vec<jiancha_proto::v1::Alert> = Vec::new();
-    let mut retired: Vec<Vec<u8>> = Vec::new();
+/// Notes the effects for the next commit: the alert updates and the changed items
+/// (exported once when the commit starts), the retired items' tombstones. Records timers.
+fn carry_out(p: i32, pe: &mut PartitionEngine, effects: &mut Vec<Effect>) {
     for effect in effects.drain(..) {
         match effect {
             Effect::Alert(alert) => {
                 metrics::counter!(m::ALERTS, "kind" => alert.kind.as_str(), "level" => alert.level.as_str(), "status" => alert.status.as_str())
                     .increment(1);
-                updates.push(jiancha_proto::v1::Alert::from(alert.as_ref()));
+                pe.updates.push(*alert);
             }
             Effect::ItemChanged { item } => {
-                if !changed.contains(&item) {
-                    changed.push(item);
-                }
+                pe.changed.insert(item);
             }
             Effect::ItemRetired { department_code, item_id } => {
-                retired.push(jiancha_proto::state_key(&department_code, &item_id));
+                pe.retired.push(jiancha_proto::state_key(&department_code, &item_id));
             }
             Effect::ItemIdShared { item, other_department } => {
                 metrics::counter!(m::ITEM_ID_SHARED).increment(1);
@@ -787,30 +937,6 @@ fn carry_out(p: i32, shared: &Mutex<Shared>, pe: &mut PartitionEngine, effects: 
             other => pe.timers.record(&other),
         }
     }
-    if changed.is_empty() && updates.is_empty() && retired.is_empty() {
-        return;
-    }
-    let mut shared = shared.lock().expect("shared state");
-    // The monitor retires items right after a commit, so no update of theirs is pending:
-    // the tombstone loses no outbox.
-    for key in retired {
-        shared.changelog.insert(key, Pending { partition: p, state: None });
-    }
-    for item in changed {
-        let Some(state) = pe.engine.export(item) else { continue };
-        let key = jiancha_proto::state_key(&state.department_code, &state.item_id);
-        let mut record = jiancha_proto::v1::ItemState::from(&state);
-        // Updates of this item since the last commit, older ones first.
-        if let Some(earlier) = shared.changelog.remove(&key).and_then(|pending| pending.state) {
-            record.outbox = earlier.outbox;
-        }
-        let own = |a: &&jiancha_proto::v1::Alert| {
-            a.item_id.as_deref() == Some(state.item_id.as_str()) && a.department_code.as_deref() == Some(state.department_code.as_str())
-        };
-        record.outbox.extend(updates.iter().filter(own).cloned());
-        shared.changelog.insert(key, Pending { partition: p, state: Some(record) });
-    }
-    shared.alerts.extend(updates.into_iter().map(|a| (a.alert_id.clone(), a.encode_to_vec())));
 }
 
 fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?Sized>(
@@ -830,31 +956,37 @@ fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?S
     }
 }
 
-/// Waits for every alert update and dead letter to be acknowledged, then sends the
-/// changelog records queued since the last commit and waits for them, then commits the
-/// processed offsets.
-async fn commit(
-    consumer: &StreamConsumer<MonitorContext>,
-    config: &Config,
-    producer: &FutureProducer,
-    shared: &Mutex<Shared>,
-    pending: &mut Vec<DeliveryFuture>,
-    oldest_pending: &mut Option<i64>,
+/// A commit being delivered in the background while the loop goes on consuming.
+struct InFlight {
+    delivery: tokio::task::JoinHandle<Result<(), MonitorError>>,
+    /// Timestamp of its oldest record.
+    oldest: Option<i64>,
+}
+
+/// Delivers a started commit: waits for its changelog records (and the dead letters and
+/// republished updates before them) to be acknowledged, then sends its staged alert
+/// updates and waits for them. The loop commits its offsets after.
+async fn deliver(
+    producer: FutureProducer,
+    shared: Arc<Mutex<Shared>>,
+    alerts_topic: String,
+    mut first: Vec<DeliveryFuture>,
 ) -> Result<(), MonitorError> {
-    let offsets: Vec<(TopicPartition, i64)> =
-        shared.lock().expect("shared state").processed.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
-    let (records, alerts) = {
+    settle(&mut first).await?;
+    // A revocation meanwhile sent them itself, after the changelog records.
+    let mut then = {
         let mut shared = shared.lock().expect("shared state");
-        (std::mem::take(&mut shared.changelog), std::mem::take(&mut shared.alerts))
+        let staged = std::mem::take(&mut shared.staged_alerts);
+        publish_alerts(&producer, &alerts_topic, staged)?
     };
-    // Dead letters and republished outboxes, then the changelog, then the alert updates.
-    pending.extend(write_changelog(producer, &config.topics.state, records)?);
-    settle(pending).await?;
-    pending.extend(publish_alerts(producer, &config.topics.alerts, alerts)?);
-    settle(pending).await?;
-    if let Some(ts) = oldest_pending.take() {
-        metrics::histogram!(m::END_TO_END).record(((jiancha_platform::wall_clock().0 - ts).max(0)) as f64 / 1000.0);
-    }
+    settle(&mut then).await
+}
+
+/// Commits the offsets of a delivered commit (those a revocation has not committed
+/// already), without waiting for the broker's answer: a lost offset commit only means
+/// records processed again, whose effects are idempotent.
+fn commit_offsets(consumer: &StreamConsumer<MonitorContext>, shared: &Mutex<Shared>, mode: CommitMode) -> Result<(), MonitorError> {
+    let offsets = std::mem::take(&mut shared.lock().expect("shared state").committing);
     if offsets.is_empty() {
         return Ok(());
     }
@@ -862,12 +994,35 @@ async fn commit(
     for ((topic, p), o) in &offsets {
         tpl.add_partition_offset(topic, *p, Offset::Offset(*o)).map_err(kafka("commit list"))?;
     }
-    match consumer.commit(&tpl, CommitMode::Sync) {
+    match consumer.commit(&tpl, mode) {
         Ok(()) => debug!(partitions = offsets.len(), "Offsets committed"),
-        // During a rebalance the revoke callback has already committed what we own.
         Err(e) => warn!(error = %e, "Offset commit failed; uncommitted records will be reprocessed (effects are idempotent)"),
     }
     Ok(())
+}
+
+/// Waits for a started commit, then commits its offsets.
+async fn finish(
+    consumer: &StreamConsumer<MonitorContext>,
+    shared: &Mutex<Shared>,
+    in_flight: InFlight,
+    mode: CommitMode,
+) -> Result<(), MonitorError> {
+    in_flight.delivery.await.map_err(|e| MonitorError::Delivery(e.to_string()))??;
+    settled(consumer, shared, in_flight.oldest, mode)
+}
+
+/// After a commit's effects were acknowledged: its offsets, and its end-to-end latency.
+fn settled(
+    consumer: &StreamConsumer<MonitorContext>,
+    shared: &Mutex<Shared>,
+    oldest: Option<i64>,
+    mode: CommitMode,
+) -> Result<(), MonitorError> {
+    if let Some(ts) = oldest {
+        metrics::histogram!(m::END_TO_END).record(((jiancha_platform::wall_clock().0 - ts).max(0)) as f64 / 1000.0);
+    }
+    commit_offsets(consumer, shared, mode)
 }
 
 /// Waits for every record handed to the producer to be acknowledged.
