@@ -6,6 +6,7 @@
 
 use crate::time::Timestamp;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt;
 
 /// Longest `event_id` and `item_id`, in characters.
@@ -379,82 +380,64 @@ pub struct InvalidEvent {
     pub message: String,
 }
 
-/// [`RawEvent`] as serde reads it when every present field has the right type.
-#[derive(serde::Deserialize)]
-struct FastRaw {
-    event_id: Option<String>,
-    item_id: Option<String>,
-    service_code: Option<String>,
-    department_code: Option<String>,
-    #[serde(rename = "type")]
-    type_name: Option<String>,
-    occurred_at: Option<String>,
-    actor: Option<String>,
-    seq: Option<i128>,
-    materials: Option<Vec<String>>,
-    reason: Option<String>,
-    step: Option<String>,
-    suspension_kind: Option<String>,
-    expected_days: Option<i128>,
-    days: Option<i128>,
-    approver: Option<String>,
-    amount_fen: Option<i128>,
-    outcome: Option<String>,
-    received_at: Option<String>,
-}
-
-impl From<FastRaw> for RawEvent {
-    fn from(f: FastRaw) -> RawEvent {
-        RawEvent {
-            event_id: f.event_id,
-            item_id: f.item_id,
-            service_code: f.service_code,
-            department_code: f.department_code,
-            type_name: f.type_name,
-            occurred_at: f.occurred_at,
-            actor: f.actor,
-            seq: f.seq,
-            materials: f.materials,
-            reason: f.reason,
-            step: f.step,
-            suspension_kind: f.suspension_kind,
-            expected_days: f.expected_days,
-            days: f.days,
-            approver: f.approver,
-            amount_fen: f.amount_fen,
-            outcome: f.outcome,
-            received_at: f.received_at,
-        }
-    }
-}
-
 /// An event as read from the wire, before the rules of §2 are applied.
 ///
 /// `type_name` and `outcome` keep the text so that an unknown value can be named in
 /// the error. Integers are `i128` so that negative and oversized values reach the
 /// rule that refuses them instead of failing as a type error.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// Texts borrow from the bytes read where they can (a JSON string without escapes), so
+/// that a valid event allocates only the texts it keeps. serde reads it straight from a
+/// well-formed object with fields of the right types ([`RawEvent::from_json`]).
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
 #[allow(missing_docs)]
-pub struct RawEvent {
-    pub event_id: Option<String>,
-    pub item_id: Option<String>,
-    pub service_code: Option<String>,
-    pub department_code: Option<String>,
-    pub type_name: Option<String>,
-    pub occurred_at: Option<String>,
-    pub actor: Option<String>,
+pub struct RawEvent<'a> {
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    pub event_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    pub item_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    pub service_code: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    pub department_code: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed", rename = "type")]
+    pub type_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    pub occurred_at: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    pub actor: Option<Cow<'a, str>>,
     pub seq: Option<i128>,
-    pub materials: Option<Vec<String>>,
-    pub reason: Option<String>,
-    pub step: Option<String>,
-    pub suspension_kind: Option<String>,
+    #[serde(borrow, default, deserialize_with = "borrowed_texts")]
+    pub materials: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    pub reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    pub step: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    pub suspension_kind: Option<Cow<'a, str>>,
     pub expected_days: Option<i128>,
     pub days: Option<i128>,
-    pub approver: Option<String>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    pub approver: Option<Cow<'a, str>>,
     pub amount_fen: Option<i128>,
-    pub outcome: Option<String>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    pub outcome: Option<Cow<'a, str>>,
     /// Arrival instant, an extra field of the JSON form used by replay.
-    pub received_at: Option<String>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    pub received_at: Option<Cow<'a, str>>,
+}
+
+/// A JSON string, borrowed from the input unless it holds an escape (serde borrows a
+/// `Cow<str>` only when it is a field's whole type, not inside an `Option`).
+#[derive(serde::Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn borrowed<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    Ok(<Option<Text<'a>> as serde::Deserialize>::deserialize(d)?.map(|t| t.0))
+}
+
+fn borrowed_texts<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Cow<'a, str>>>, D::Error> {
+    Ok(<Option<Vec<Text<'a>>> as serde::Deserialize>::deserialize(d)?.map(|v| v.into_iter().map(|t| t.0).collect()))
 }
 
 /// An event read from a JSON line, with its optional `received_at`.
@@ -466,17 +449,17 @@ pub struct JsonEvent {
     pub received_at: Option<Timestamp>,
 }
 
-impl RawEvent {
+impl<'a> RawEvent<'a> {
     /// Reads the JSON form. Unknown fields are ignored; a field of the wrong JSON type is
     /// refused with its name.
-    pub fn from_json(bytes: &[u8]) -> Result<RawEvent, InvalidEvent> {
+    pub fn from_json(bytes: &'a [u8]) -> Result<RawEvent<'a>, InvalidEvent> {
         // The common case, a well-formed object with fields of the right types, straight
         // into the fields without building a map of values; anything else (a wrong type,
         // a repeated key, not an object) takes the path below, whose errors name the field.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-            && let Ok(fast) = serde_json::from_slice::<FastRaw>(bytes)
+            && let Ok(fast) = serde_json::from_slice::<RawEvent<'a>>(bytes)
         {
-            return Ok(fast.into());
+            return Ok(fast);
         }
         let value: Value = serde_json::from_slice(bytes).map_err(|e| InvalidEvent {
             event_id: None,
@@ -507,10 +490,10 @@ impl RawEvent {
             field: Some(field),
             message: format!("field `{field}` must be {expected}, got {}", json_kind(got)),
         };
-        let string = |field: &'static str| -> Result<Option<String>, InvalidEvent> {
+        let string = |field: &'static str| -> Result<Option<Cow<'a, str>>, InvalidEvent> {
             match map.get(field) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(Value::String(s)) => Ok(Some(Cow::Owned(s.clone()))),
                 Some(other) => Err(fail(field, "a string", other)),
             }
         };
@@ -532,7 +515,7 @@ impl RawEvent {
                 items
                     .iter()
                     .map(|v| match v {
-                        Value::String(s) => Ok(s.clone()),
+                        Value::String(s) => Ok(Cow::Owned(s.clone())),
                         other => Err(fail("materials", "a list of strings", other)),
                     })
                     .collect::<Result<Vec<_>, _>>()?,
@@ -564,9 +547,9 @@ impl RawEvent {
     /// Applies every field rule of DOMAIN §2.
     pub fn validate(self) -> Result<Event, InvalidEvent> {
         let ctx = Ctx { event_id: self.event_id.as_deref(), item_id: self.item_id.as_deref() };
-        let event_id = ctx.id("event_id", self.event_id.as_deref())?;
-        let item_id = ctx.id("item_id", self.item_id.as_deref())?;
-        let department_code = ctx.id("department_code", self.department_code.as_deref())?;
+        ctx.id("event_id", self.event_id.as_deref())?;
+        ctx.id("item_id", self.item_id.as_deref())?;
+        ctx.id("department_code", self.department_code.as_deref())?;
         let type_text = ctx.required_str("type", self.type_name.as_deref())?;
         let event_type = EventType::parse(type_text).ok_or_else(|| {
             ctx.err(
@@ -601,7 +584,7 @@ impl RawEvent {
         let body = match event_type {
             EventType::Submitted => EventBody::Submitted,
             EventType::CorrectionRequested => {
-                let materials = self.materials.unwrap_or_default();
+                let materials: Vec<String> = self.materials.unwrap_or_default().into_iter().map(Cow::into_owned).collect();
                 if materials.iter().all(|m| m.trim().is_empty()) {
                     return Err(ctx.err(
                         InvalidReason::MissingField,
@@ -610,7 +593,7 @@ impl RawEvent {
                     ));
                 }
                 for m in &materials {
-                    ctx.bounded("materials", Some(m.clone()))?;
+                    ctx.check_text("materials", m)?;
                 }
                 EventBody::CorrectionRequested { materials }
             }
@@ -658,6 +641,9 @@ impl RawEvent {
             EventType::Delivered => EventBody::Delivered,
             EventType::Withdrawn => EventBody::Withdrawn,
         };
+        // Checked above: present.
+        let owned = |id: Option<Cow<'_, str>>| id.map(Cow::into_owned).unwrap_or_default();
+        let (event_id, item_id, department_code) = (owned(self.event_id), owned(self.item_id), owned(self.department_code));
         Ok(Event { event_id, item_id, service_code, department_code, occurred_at, actor, seq, body })
     }
 }
@@ -708,7 +694,7 @@ impl Ctx<'_> {
         self.required_str(field, value).map(str::to_owned)
     }
 
-    fn optional_text(&self, field: &'static str, value: Option<String>) -> Result<Option<String>, InvalidEvent> {
+    fn optional_text(&self, field: &'static str, value: Option<Cow<'_, str>>) -> Result<Option<String>, InvalidEvent> {
         Ok(self.bounded(field, value)?.filter(|v| !v.trim().is_empty()))
     }
 
@@ -724,14 +710,15 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn bounded(&self, field: &'static str, value: Option<String>) -> Result<Option<String>, InvalidEvent> {
+    fn bounded(&self, field: &'static str, value: Option<Cow<'_, str>>) -> Result<Option<String>, InvalidEvent> {
         if let Some(v) = &value {
             self.check_text(field, v)?;
         }
-        Ok(value)
+        Ok(value.map(Cow::into_owned))
     }
 
-    fn id(&self, field: &'static str, value: Option<&str>) -> Result<String, InvalidEvent> {
+    /// Checks a required id (kept by the caller as it came).
+    fn id(&self, field: &'static str, value: Option<&str>) -> Result<(), InvalidEvent> {
         let v = self.required_str(field, value)?;
         if v.len() > MAX_ID_CHARS {
             let n = v.chars().count();
@@ -750,7 +737,7 @@ impl Ctx<'_> {
                 format!("field `{field}` must not contain control characters, found U+{:04X}", u32::from(c)),
             ));
         }
-        Ok(v.to_owned())
+        Ok(())
     }
 
     fn timestamp(&self, field: &'static str, text: &str) -> Result<Timestamp, InvalidEvent> {
@@ -810,6 +797,21 @@ mod tests {
         assert_eq!(e.event_type(), EventType::Submitted);
         assert_eq!(e.service_code.as_deref(), Some("S1"));
         assert_eq!(e.actor, None);
+    }
+
+    #[test]
+    fn a_well_formed_line_is_read_without_copying_its_texts() {
+        let line = format!(r#"{{{BASE},"type":"CORRECTION_REQUESTED","actor":"张三","materials":["a","b\u0041"]}}"#);
+        let raw = RawEvent::from_json(line.as_bytes()).unwrap();
+        for text in [&raw.event_id, &raw.item_id, &raw.department_code, &raw.type_name, &raw.occurred_at, &raw.actor] {
+            assert!(matches!(text, Some(Cow::Borrowed(_))), "{text:?} was copied");
+        }
+        let materials = raw.materials.clone().unwrap();
+        assert!(matches!(materials[0], Cow::Borrowed("a")));
+        // An escape has to be decoded into a copy.
+        assert_eq!(materials[1], "bA");
+        let event = raw.validate().unwrap();
+        assert_eq!(event.body, EventBody::CorrectionRequested { materials: vec!["a".into(), "bA".into()] });
     }
 
     #[test]

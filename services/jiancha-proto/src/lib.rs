@@ -16,6 +16,7 @@ use jiancha_core::alert::{Alert, AlertKind, AlertStatus, Level};
 use jiancha_core::engine::{HeldAlert, ItemState, StoredEvent};
 use jiancha_core::event::{Event, EventBody, EventType, InvalidEvent, InvalidReason, Outcome, RawEvent};
 use prost::Message;
+use std::borrow::Cow;
 
 /// Reads a protobuf-encoded event and validates it against DOMAIN §2.
 pub fn decode_event(bytes: &[u8]) -> Result<Event, InvalidEvent> {
@@ -29,35 +30,35 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, InvalidEvent> {
     Event::try_from(msg)
 }
 
-impl From<v1::Event> for RawEvent {
-    fn from(m: v1::Event) -> RawEvent {
+impl From<v1::Event> for RawEvent<'static> {
+    fn from(m: v1::Event) -> RawEvent<'static> {
         let type_name = match v1::EventType::try_from(m.r#type) {
             Ok(v1::EventType::Unspecified) => None,
-            Ok(t) => Some(t.as_str_name().to_owned()),
-            Err(_) => Some(format!("enum value {}", m.r#type)),
+            Ok(t) => Some(Cow::Borrowed(t.as_str_name())),
+            Err(_) => Some(Cow::Owned(format!("enum value {}", m.r#type))),
         };
         let outcome = match v1::Outcome::try_from(m.outcome) {
             Ok(v1::Outcome::Unspecified) => None,
-            Ok(o) => Some(o.as_str_name().to_owned()),
-            Err(_) => Some(format!("enum value {}", m.outcome)),
+            Ok(o) => Some(Cow::Borrowed(o.as_str_name())),
+            Err(_) => Some(Cow::Owned(format!("enum value {}", m.outcome))),
         };
-        let non_empty = |s: String| Some(s).filter(|s| !s.is_empty());
+        let non_empty = |s: String| Some(Cow::Owned(s)).filter(|s: &Cow<'_, str>| !s.is_empty());
         RawEvent {
             event_id: non_empty(m.event_id),
             item_id: non_empty(m.item_id),
-            service_code: m.service_code,
+            service_code: m.service_code.map(Cow::Owned),
             department_code: non_empty(m.department_code),
             type_name,
             occurred_at: non_empty(m.occurred_at),
-            actor: m.actor,
+            actor: m.actor.map(Cow::Owned),
             seq: m.seq.map(i128::from),
-            materials: Some(m.materials).filter(|v| !v.is_empty()),
-            reason: m.reason,
-            step: m.step,
-            suspension_kind: m.suspension_kind,
+            materials: Some(m.materials.into_iter().map(Cow::Owned).collect::<Vec<_>>()).filter(|v| !v.is_empty()),
+            reason: m.reason.map(Cow::Owned),
+            step: m.step.map(Cow::Owned),
+            suspension_kind: m.suspension_kind.map(Cow::Owned),
             expected_days: m.expected_days.map(i128::from),
             days: m.days.map(i128::from),
-            approver: m.approver,
+            approver: m.approver.map(Cow::Owned),
             amount_fen: m.amount_fen.map(i128::from),
             outcome,
             received_at: None,

@@ -50,26 +50,36 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let file = std::fs::File::open(&args.events).with_context(|| format!("opening events {}", args.events.display()))?;
     let mut replay = Replay::new(Engine::new(catalog, calendars));
 
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     let mut counts: BTreeMap<(&'static str, &'static str), usize> = BTreeMap::new();
     let (mut events, mut invalid, mut duplicates) = (0usize, 0usize, 0usize);
-    let mut write_error: Option<std::io::Error> = None;
+
+    // The alert lines are written by a thread of their own, in the order the engine
+    // raised them: the engine's thread only counts and hands them over in batches.
+    let (alerts_tx, alerts_rx) = std::sync::mpsc::sync_channel::<Vec<jiancha_core::Alert>>(8);
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        let stdout = std::io::stdout();
+        let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+        for alert in alerts_rx.into_iter().flatten() {
+            alert.write_json(&mut out).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    });
+    let mut raised: Vec<jiancha_core::Alert> = Vec::with_capacity(BATCH);
     let mut sink = |alert: jiancha_core::Alert| {
         *counts.entry((alert.kind.as_str(), alert.status.as_str())).or_default() += 1;
-        if write_error.is_none() {
-            let written = alert.write_json(&mut out).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n"));
-            if let Err(e) = written {
-                write_error = Some(e);
-            }
+        raised.push(alert);
+        // A writer that failed has hung up; its error is reported at the end.
+        if raised.len() == BATCH {
+            let _ = alerts_tx.send(std::mem::replace(&mut raised, Vec::with_capacity(BATCH)));
         }
     };
 
-    // Two stages on two threads: this one reads and parses the lines (about half of the
-    // work), the caller's applies them in file order, so the output is exactly the
-    // sequential replay's. Batches keep the hand-over cheap; the bounded channel keeps
+    // Three stages on three threads: this one reads and parses the lines (about half of
+    // the work), the caller's applies them in file order, the writer writes the alerts
+    // in the order raised, so the output is exactly the sequential replay's. Batches keep the hand-over cheap; the bounded channel keeps
     // memory flat however large the file.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Parsed>>(8);
     let path = args.events.clone();
@@ -112,10 +122,9 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     }
     reader.join().map_err(|_| anyhow::anyhow!("the reading thread panicked"))??;
     replay.finish(args.until, &mut sink);
-    if let Some(e) = write_error {
-        return Err(e).context("writing alerts to stdout");
-    }
-    out.flush()?;
+    let _ = alerts_tx.send(raised);
+    drop(alerts_tx);
+    writer.join().map_err(|_| anyhow::anyhow!("the writing thread panicked"))?.context("writing alerts to stdout")?;
     if args.summary {
         writeln!(
             err,
