@@ -25,7 +25,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
@@ -85,9 +85,15 @@ struct Shared {
     /// The offsets of the commit being delivered: committed once its changelog records
     /// and alert updates are acknowledged.
     committing: HashMap<TopicPartition, i64>,
+    /// The changelog records of the commit being delivered, until its task encodes and
+    /// sends them.
+    staged_changelog: HashMap<Vec<u8>, Pending>,
     /// The alert updates of the commit being delivered, sent once its changelog records
     /// are acknowledged.
-    staged_alerts: Vec<(String, Vec<u8>)>,
+    staged_alerts: Vec<jiancha_proto::v1::Alert>,
+    /// Whether the delivery task is handing staged records to the producer (outside the
+    /// lock); a revocation waits for it on [`Handing::done`].
+    handing: bool,
     /// Event topic partitions assigned since the loop last looked.
     assigned: Vec<TopicPartition>,
     /// Event topic partitions revoked since the loop last looked.
@@ -109,8 +115,40 @@ struct Shared {
 #[derive(Default)]
 struct Batch {
     changelog: HashMap<Vec<u8>, Pending>,
-    alerts: Vec<(String, Vec<u8>)>,
+    alerts: Vec<jiancha_proto::v1::Alert>,
     offsets: HashMap<TopicPartition, i64>,
+}
+
+/// The lock of [`Shared`] with the condition a revocation waits on while the delivery
+/// task hands staged records to the producer.
+struct Handing {
+    shared: Mutex<Shared>,
+    done: Condvar,
+}
+
+impl Handing {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().expect("shared state")
+    }
+
+    /// Takes staged records under the lock and sends them outside it (encoding is the
+    /// costly part, and the loop goes on meanwhile); a revocation waits until they are
+    /// with the producer, so that its flush covers them.
+    fn hand_over<T>(
+        &self,
+        take: impl FnOnce(&mut Shared) -> T,
+        send: impl FnOnce(T) -> Result<Vec<DeliveryFuture>, MonitorError>,
+    ) -> Result<Vec<DeliveryFuture>, MonitorError> {
+        let staged = {
+            let mut shared = self.lock();
+            shared.handing = true;
+            take(&mut shared)
+        };
+        let sent = send(staged);
+        self.lock().handing = false;
+        self.done.notify_all();
+        sent
+    }
 }
 
 /// A changelog record waiting for the next commit.
@@ -144,11 +182,16 @@ fn write_changelog(
     Ok(futures)
 }
 
-fn publish_alerts(producer: &FutureProducer, topic: &str, alerts: Vec<(String, Vec<u8>)>) -> Result<Vec<DeliveryFuture>, MonitorError> {
+fn publish_alerts(
+    producer: &FutureProducer,
+    topic: &str,
+    alerts: Vec<jiancha_proto::v1::Alert>,
+) -> Result<Vec<DeliveryFuture>, MonitorError> {
     let mut futures = Vec::with_capacity(alerts.len());
-    for (key, bytes) in alerts {
+    for alert in alerts {
+        let bytes = alert.encode_to_vec();
         let headers = OwnedHeaders::new().insert(Header { key: codec::CONTENT_TYPE, value: Some(codec::PROTOBUF) });
-        futures.push(send(producer, FutureRecord::to(topic).key(key.as_bytes()).payload(&bytes).headers(headers))?);
+        futures.push(send(producer, FutureRecord::to(topic).key(alert.alert_id.as_bytes()).payload(&bytes).headers(headers))?);
     }
     Ok(futures)
 }
@@ -171,15 +214,15 @@ impl Shared {
             let mut outboxes: HashMap<Vec<u8>, Vec<jiancha_proto::v1::Alert>> = HashMap::new();
             for alert in pe.updates.drain(..) {
                 let update = jiancha_proto::v1::Alert::from(&alert);
-                batch.alerts.push((update.alert_id.clone(), update.encode_to_vec()));
                 if let (Some(department), Some(item)) = (&alert.department_code, &alert.item_id) {
-                    outboxes.entry(jiancha_proto::state_key(department, item)).or_default().push(update);
+                    outboxes.entry(jiancha_proto::state_key(department, item)).or_default().push(update.clone());
                 }
+                batch.alerts.push(update);
             }
             for item in pe.changed.drain() {
                 let Some(state) = pe.engine.export(item) else { continue };
                 let key = jiancha_proto::state_key(&state.department_code, &state.item_id);
-                let mut record = jiancha_proto::v1::ItemState::from(&state);
+                let mut record = jiancha_proto::v1::ItemState::from(state);
                 // Updates queued earlier for this key (a restore's rewrite), older first.
                 if let Some(earlier) = batch.changelog.remove(&key).and_then(|pending| pending.state) {
                     record.outbox = earlier.outbox;
@@ -205,14 +248,14 @@ fn lag_of(owned: &HashSet<TopicPartition>, lags: &HashMap<TopicPartition, i64>, 
 }
 
 struct MonitorContext {
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Handing>,
     producer: FutureProducer,
     topics: jiancha_platform::config::Topics,
 }
 
 impl ClientContext for MonitorContext {
     fn stats(&self, stats: Statistics) {
-        let mut shared = self.shared.lock().expect("shared state");
+        let mut shared = self.shared.lock();
         for (name, topic) in &stats.topics {
             if !self.topics.is_event_topic(name) {
                 continue;
@@ -248,14 +291,20 @@ impl ConsumerContext for MonitorContext {
             // finished (its changelog records acknowledged, then its alert updates), then
             // everything processed since as one more commit, then the offsets of both,
             // so the next owner restores a changelog that holds everything committed.
-            // The lock is held throughout: the delivery task waits for it to send the
-            // staged alert updates, and finds them sent.
-            let mut shared = self.shared.lock().expect("shared state");
-            let staged = std::mem::take(&mut shared.staged_alerts);
+            // The lock is held throughout, once the delivery task has handed what it took
+            // to the producer: it finds the rest of its commit sent.
+            let mut shared = self.shared.lock();
+            while shared.handing {
+                shared = self.shared.done.wait(shared).expect("shared state");
+            }
+            let staged_changelog = std::mem::take(&mut shared.staged_changelog);
+            let staged_alerts = std::mem::take(&mut shared.staged_alerts);
             let Batch { changelog, alerts, offsets } = shared.take_batch();
             let flush = || self.producer.flush(Duration::from_secs(60)).map_err(|e| e.to_string());
-            let handed_over = flush()
-                .and_then(|()| publish_alerts(&self.producer, &self.topics.alerts, staged).map_err(|e| e.to_string()))
+            let handed_over = write_changelog(&self.producer, &self.topics.state, staged_changelog)
+                .map_err(|e| e.to_string())
+                .and_then(|_| flush())
+                .and_then(|()| publish_alerts(&self.producer, &self.topics.alerts, staged_alerts).map_err(|e| e.to_string()))
                 .and_then(|_| flush())
                 .and_then(|()| write_changelog(&self.producer, &self.topics.state, changelog).map_err(|e| e.to_string()))
                 .and_then(|_| flush())
@@ -307,7 +356,7 @@ impl ConsumerContext for MonitorContext {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(list) = rebalance {
-            let mut shared = self.shared.lock().expect("shared state");
+            let mut shared = self.shared.lock();
             shared.rebalanced = true;
             for el in list.elements() {
                 let tp = (el.topic().to_owned(), el.partition());
@@ -366,7 +415,7 @@ impl PartitionEngine {
 struct Processor {
     config: Config,
     producer: FutureProducer,
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Handing>,
     /// Event topic partitions assigned to this instance.
     owned: HashSet<TopicPartition>,
     effects: Vec<Effect>,
@@ -413,7 +462,7 @@ impl Processor {
             }
             Ok(event) => {
                 let applied = {
-                    let mut shared = self.shared.lock().expect("shared state");
+                    let mut shared = self.shared.lock();
                     let pe = shared.engines.get_mut(&p).expect("restored before processing");
                     pe.last_record = Some(pe.last_record.map_or(record_ts, |t| t.max(record_ts)));
                     let now = pe.clock(self.grace_ms).unwrap_or(record_ts);
@@ -447,7 +496,7 @@ impl Processor {
 
     /// Notes that `msg` is processed: its offset goes with the next commit.
     fn processed(&mut self, msg: &BorrowedMessage<'_>) {
-        let mut shared = self.shared.lock().expect("shared state");
+        let mut shared = self.shared.lock();
         let offsets = shared.processed.entry(msg.partition()).or_default();
         match offsets.iter_mut().find(|(topic, _)| topic == msg.topic()) {
             Some((_, next)) => *next = msg.offset() + 1,
@@ -479,7 +528,7 @@ impl Processor {
 
     /// Fires every timer due on each partition's clock.
     fn fire_timers(&mut self) {
-        let mut shared = self.shared.lock().expect("shared state");
+        let mut shared = self.shared.lock();
         for (p, pe) in shared.engines.iter_mut() {
             if let Some(now) = pe.clock(self.grace_ms) {
                 fire_due(pe, now, &mut self.effects);
@@ -491,7 +540,7 @@ impl Processor {
     /// Closed items past the retention window leave each partition's engine (at the
     /// partition's clock); their tombstones go to the changelog with the next commit.
     fn retire_closed(&mut self) {
-        let mut shared = self.shared.lock().expect("shared state");
+        let mut shared = self.shared.lock();
         for (p, pe) in shared.engines.iter_mut() {
             if let Some(now) = pe.clock(self.grace_ms) {
                 let retired = pe.engine.retire_closed(Timestamp(now), &mut self.effects);
@@ -506,7 +555,7 @@ impl Processor {
 
     /// A new catalog and calendars: every partition's open items recomputed.
     fn replace_rules(&mut self, catalog: &Arc<Catalog>, calendars: &Calendars) {
-        let mut shared = self.shared.lock().expect("shared state");
+        let mut shared = self.shared.lock();
         for (p, pe) in shared.engines.iter_mut() {
             let now = Timestamp(pe.clock(self.grace_ms).unwrap_or(jiancha_platform::wall_clock().0));
             pe.engine.replace_calendars(calendars.clone(), now, &mut self.effects);
@@ -517,7 +566,7 @@ impl Processor {
 
     /// Each partition's clock mode from the lag the client last reported.
     fn update_clocks(&mut self) {
-        let mut shared = self.shared.lock().expect("shared state");
+        let mut shared = self.shared.lock();
         let shared = &mut *shared;
         for (p, pe) in shared.engines.iter_mut() {
             let lag = lag_of(&shared.owned, &shared.lag, *p);
@@ -525,18 +574,18 @@ impl Processor {
         }
     }
 
-    /// Hands what was processed since the last commit started to the producer — dead
-    /// letters and republished updates were handed over already, then the changelog
-    /// records — and stages the alert updates and offsets for [`deliver`].
+    /// Stages what was processed since the last commit started — the changed items'
+    /// states, the alert updates, the offsets — for [`deliver`] (dead letters and
+    /// republished updates were handed to the producer already).
     fn start_commit(&mut self) -> Result<InFlight, MonitorError> {
-        let mut shared = self.shared.lock().expect("shared state");
+        let mut shared = self.shared.lock();
         let batch = shared.take_batch();
-        let mut futures = std::mem::take(&mut self.pending);
-        futures.extend(write_changelog(&self.producer, &self.config.topics.state, batch.changelog)?);
+        shared.staged_changelog = batch.changelog;
         shared.staged_alerts = batch.alerts;
         shared.committing = batch.offsets;
         drop(shared);
-        let delivery = tokio::spawn(deliver(self.producer.clone(), self.shared.clone(), self.config.topics.alerts.clone(), futures));
+        let pending = std::mem::take(&mut self.pending);
+        let delivery = tokio::spawn(deliver(self.producer.clone(), self.shared.clone(), self.config.topics.clone(), pending));
         let oldest = self.oldest.take();
         self.uncommitted = 0;
         Ok(InFlight { delivery, oldest })
@@ -547,7 +596,7 @@ impl Processor {
     /// the last one leaves.
     fn take_rebalances(&mut self, catalog: &Arc<Catalog>, calendars: &Calendars) -> Result<(), MonitorError> {
         let (assigned, revoked) = {
-            let mut s = self.shared.lock().expect("shared state");
+            let mut s = self.shared.lock();
             (std::mem::take(&mut s.assigned), std::mem::take(&mut s.revoked))
         };
         for tp in revoked {
@@ -555,7 +604,7 @@ impl Processor {
             self.owned.remove(&tp);
             if !self.owned.iter().any(|(_, q)| *q == p) {
                 // The revocation handed over everything it processed.
-                self.shared.lock().expect("shared state").engines.remove(&p);
+                self.shared.lock().engines.remove(&p);
             }
         }
         for tp in assigned {
@@ -574,7 +623,7 @@ impl Processor {
     /// Restores partition `p`'s engine from the changelog, unless it is there already.
     /// Records written before department isolation are rewritten under their new key.
     fn restore(&mut self, p: i32, catalog: &Arc<Catalog>, calendars: &Calendars) -> Result<(), MonitorError> {
-        if self.shared.lock().expect("shared state").engines.contains_key(&p) {
+        if self.shared.lock().engines.contains_key(&p) {
             return Ok(());
         }
         let started = Instant::now();
@@ -595,13 +644,12 @@ impl Processor {
         );
         // After a crash some updates of the outboxes may not have reached the alert
         // topic: publish them again (the same updates under the same ids).
-        let again = restored.outbox.iter().map(|a| (a.alert_id.clone(), a.encode_to_vec())).collect();
-        self.pending.extend(publish_alerts(&self.producer, &self.config.topics.alerts, again)?);
-        let mut shared = self.shared.lock().expect("shared state");
+        self.pending.extend(publish_alerts(&self.producer, &self.config.topics.alerts, restored.outbox)?);
+        let mut shared = self.shared.lock();
         for (old_key, item) in &restored.legacy {
             if let Some(state) = engine.export(*item) {
                 let key = jiancha_proto::state_key(&state.department_code, &state.item_id);
-                shared.changelog.insert(key, Pending { partition: p, state: Some(jiancha_proto::v1::ItemState::from(&state)) });
+                shared.changelog.insert(key, Pending { partition: p, state: Some(jiancha_proto::v1::ItemState::from(state)) });
             }
             // The tombstone lets compaction drop the record under its old key.
             shared.changelog.insert(old_key.clone(), Pending { partition: p, state: None });
@@ -624,7 +672,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         .set("message.timeout.ms", "600000")
         .create()
         .map_err(kafka("producer"))?;
-    let shared = Arc::new(Mutex::new(Shared::default()));
+    let shared = Arc::new(Handing { shared: Mutex::new(Shared::default()), done: Condvar::new() });
     let context = MonitorContext { shared: shared.clone(), producer: producer.clone(), topics: config.topics.clone() };
     let mut consumer_config = jiancha_platform::kafka::client(&config);
     if let Some(id) = &config.group_instance_id {
@@ -739,7 +787,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                         }
                     }
                 }
-                let (open, items) = shared.lock().expect("shared state").engines.values().fold((0, 0), |(o, i), pe| (o + pe.engine.open_items(), i + pe.engine.len()));
+                let (open, items) = shared.lock().engines.values().fold((0, 0), |(o, i), pe| (o + pe.engine.open_items(), i + pe.engine.len()));
                 metrics::gauge!(m::OPEN_ITEMS).set(open as f64);
                 metrics::gauge!(m::ITEMS).set(items as f64);
                 report_readiness(&shared, &pr.owned, &config);
@@ -781,8 +829,8 @@ pub const READINESS: &str = "monitor";
 
 /// Ready: the group has assigned this instance its partitions, each is restored (the
 /// processing loop restores on assignment) and within `catch_up_lag` records of the end.
-fn report_readiness(shared: &Mutex<Shared>, owned: &HashSet<TopicPartition>, config: &Config) {
-    let s = shared.lock().expect("shared state");
+fn report_readiness(shared: &Handing, owned: &HashSet<TopicPartition>, config: &Config) {
+    let s = shared.lock();
     if !s.rebalanced {
         jiancha_platform::health::set(READINESS, false, "waiting for the group to assign partitions");
         return;
@@ -963,30 +1011,31 @@ struct InFlight {
     oldest: Option<i64>,
 }
 
-/// Delivers a started commit: waits for its changelog records (and the dead letters and
-/// republished updates before them) to be acknowledged, then sends its staged alert
-/// updates and waits for them. The loop commits its offsets after.
+/// Delivers a started commit: encodes and sends its changelog records, waits for them
+/// (and the dead letters and republished updates before them) to be acknowledged, then
+/// encodes and sends its alert updates and waits for them. The loop commits its offsets
+/// after.
 async fn deliver(
     producer: FutureProducer,
-    shared: Arc<Mutex<Shared>>,
-    alerts_topic: String,
+    shared: Arc<Handing>,
+    topics: jiancha_platform::config::Topics,
     mut first: Vec<DeliveryFuture>,
 ) -> Result<(), MonitorError> {
+    first.extend(
+        shared.hand_over(|s| std::mem::take(&mut s.staged_changelog), |records| write_changelog(&producer, &topics.state, records))?,
+    );
     settle(&mut first).await?;
     // A revocation meanwhile sent them itself, after the changelog records.
-    let mut then = {
-        let mut shared = shared.lock().expect("shared state");
-        let staged = std::mem::take(&mut shared.staged_alerts);
-        publish_alerts(&producer, &alerts_topic, staged)?
-    };
+    let mut then =
+        shared.hand_over(|s| std::mem::take(&mut s.staged_alerts), |alerts| publish_alerts(&producer, &topics.alerts, alerts))?;
     settle(&mut then).await
 }
 
 /// Commits the offsets of a delivered commit (those a revocation has not committed
 /// already), without waiting for the broker's answer: a lost offset commit only means
 /// records processed again, whose effects are idempotent.
-fn commit_offsets(consumer: &StreamConsumer<MonitorContext>, shared: &Mutex<Shared>, mode: CommitMode) -> Result<(), MonitorError> {
-    let offsets = std::mem::take(&mut shared.lock().expect("shared state").committing);
+fn commit_offsets(consumer: &StreamConsumer<MonitorContext>, shared: &Handing, mode: CommitMode) -> Result<(), MonitorError> {
+    let offsets = std::mem::take(&mut shared.lock().committing);
     if offsets.is_empty() {
         return Ok(());
     }
@@ -1004,7 +1053,7 @@ fn commit_offsets(consumer: &StreamConsumer<MonitorContext>, shared: &Mutex<Shar
 /// Waits for a started commit, then commits its offsets.
 async fn finish(
     consumer: &StreamConsumer<MonitorContext>,
-    shared: &Mutex<Shared>,
+    shared: &Handing,
     in_flight: InFlight,
     mode: CommitMode,
 ) -> Result<(), MonitorError> {
@@ -1013,12 +1062,7 @@ async fn finish(
 }
 
 /// After a commit's effects were acknowledged: its offsets, and its end-to-end latency.
-fn settled(
-    consumer: &StreamConsumer<MonitorContext>,
-    shared: &Mutex<Shared>,
-    oldest: Option<i64>,
-    mode: CommitMode,
-) -> Result<(), MonitorError> {
+fn settled(consumer: &StreamConsumer<MonitorContext>, shared: &Handing, oldest: Option<i64>, mode: CommitMode) -> Result<(), MonitorError> {
     if let Some(ts) = oldest {
         metrics::histogram!(m::END_TO_END).record(((jiancha_platform::wall_clock().0 - ts).max(0)) as f64 / 1000.0);
     }

@@ -143,6 +143,39 @@ impl From<&Alert> for v1::Alert {
     }
 }
 
+impl From<ItemState> for v1::ItemState {
+    /// The changelog record of an exported state, its texts moved.
+    fn from(s: ItemState) -> v1::ItemState {
+        v1::ItemState {
+            item_id: s.item_id,
+            service_code: s.service_code,
+            service_from_submitted: s.service_from_submitted,
+            department_code: s.department_code,
+            events: s
+                .events
+                .into_iter()
+                .map(|e| v1::StoredEvent {
+                    event_id: e.event_id,
+                    r#type: event_type_value(e.event_type),
+                    occurred_ms: e.occurred_at.0,
+                    delay_ms: e.delay_ms,
+                    actor: e.actor,
+                    text: e.text,
+                    number: e.number,
+                    blank_reason: e.blank_reason,
+                })
+                .collect(),
+            held: s
+                .held
+                .into_iter()
+                .map(|h| v1::HeldAlert { kind: alert_kind_value(h.kind), trigger: h.trigger, triggered_ms: h.triggered_at.0 })
+                .collect(),
+            identity: if s.legacy_ids { LEGACY_IDENTITY } else { DEPARTMENT_IDENTITY },
+            outbox: Vec::new(),
+        }
+    }
+}
+
 impl From<&ItemState> for v1::ItemState {
     fn from(s: &ItemState) -> v1::ItemState {
         v1::ItemState {
@@ -155,7 +188,7 @@ impl From<&ItemState> for v1::ItemState {
                 .iter()
                 .map(|e| v1::StoredEvent {
                     event_id: e.event_id.clone(),
-                    r#type: v1::EventType::from_str_name(e.event_type.as_str()).map_or(0, |t| t as i32),
+                    r#type: event_type_value(e.event_type),
                     occurred_ms: e.occurred_at.0,
                     delay_ms: e.delay_ms,
                     actor: e.actor.clone(),
@@ -262,6 +295,27 @@ pub fn alert_kind_value(kind: AlertKind) -> i32 {
     v1::AlertKind::from_str_name(kind.as_str()).map_or(0, |k| k as i32)
 }
 
+/// The protobuf value of an event type (a match, not a lookup by name: a changelog
+/// record carries one per stored event).
+pub fn event_type_value(t: EventType) -> i32 {
+    let v = match t {
+        EventType::Submitted => v1::EventType::Submitted,
+        EventType::CorrectionRequested => v1::EventType::CorrectionRequested,
+        EventType::CorrectionSubmitted => v1::EventType::CorrectionSubmitted,
+        EventType::Accepted => v1::EventType::Accepted,
+        EventType::NotAccepted => v1::EventType::NotAccepted,
+        EventType::StepCompleted => v1::EventType::StepCompleted,
+        EventType::Suspended => v1::EventType::Suspended,
+        EventType::Resumed => v1::EventType::Resumed,
+        EventType::Extended => v1::EventType::Extended,
+        EventType::FeeCharged => v1::EventType::FeeCharged,
+        EventType::Decided => v1::EventType::Decided,
+        EventType::Delivered => v1::EventType::Delivered,
+        EventType::Withdrawn => v1::EventType::Withdrawn,
+    };
+    v as i32
+}
+
 /// The domain kind of a protobuf kind value.
 pub fn alert_kind(value: i32) -> Option<AlertKind> {
     v1::AlertKind::try_from(value).ok().and_then(|k| AlertKind::parse(k.as_str_name()))
@@ -275,7 +329,8 @@ mod tests {
     #[test]
     fn every_domain_name_exists_in_the_proto_enums() {
         for t in EventType::ALL {
-            assert!(v1::EventType::from_str_name(t.as_str()).is_some(), "{t}");
+            let by_name = v1::EventType::from_str_name(t.as_str()).unwrap_or_else(|| panic!("{t} not in the proto enum"));
+            assert_eq!(event_type_value(t), by_name as i32, "{t}");
         }
         for k in AlertKind::ALL {
             let value = v1::AlertKind::from_str_name(k.as_str()).expect("kind in proto") as i32;
