@@ -688,6 +688,10 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         .set("session.timeout.ms", "10000")
         .set("max.poll.interval.ms", config.rebalance().as_millis().max(10_000).to_string())
         .set("heartbeat.interval.ms", "1000")
+        // A broker that answers a fetch only when its wait runs out (the embedded one,
+        // Tansu) would otherwise hold each new record up to 500 ms (librdkafka's
+        // default); Apache Kafka answers as soon as a record arrives either way.
+        .set("fetch.wait.max.ms", "50")
         .create_with_context(context)
         .map_err(kafka("consumer"))?;
     jiancha_platform::health::set(READINESS, false, "joining the consumer group");
