@@ -20,7 +20,7 @@ use jiancha_platform::rules::{RulesError, RulesWatch};
 use prost::Message as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -98,6 +98,9 @@ struct Shared {
     assigned: Vec<TopicPartition>,
     /// Event topic partitions revoked since the loop last looked.
     revoked: Vec<TopicPartition>,
+    /// Per partition, how many times it was revoked: a record read before its
+    /// partition's revocation (still on its way to the loop) is left to the next owner.
+    generations: HashMap<i32, u64>,
     /// Consumer lag per event topic partition, from the client's statistics.
     lag: HashMap<TopicPartition, i64>,
     /// The event topic partitions assigned now (kept by the rebalance callbacks).
@@ -197,6 +200,20 @@ fn publish_alerts(
 }
 
 impl Shared {
+    /// Whether a record read at `generation` of partition `p` is still this instance's.
+    fn current(&self, p: i32, generation: u64) -> bool {
+        self.generations.get(&p).copied().unwrap_or(0) == generation
+    }
+
+    /// The offset after `msg` goes with the next commit.
+    fn note_processed(&mut self, msg: &OwnedMessage) {
+        let offsets = self.processed.entry(msg.partition()).or_default();
+        match offsets.iter_mut().find(|(topic, _)| topic == msg.topic()) {
+            Some((_, next)) => *next = msg.offset() + 1,
+            None => offsets.push((msg.topic().to_owned(), msg.offset() + 1)),
+        }
+    }
+
     /// Everything processed since the last commit started, as one batch: each changed
     /// item exported once (however many events changed it), its alert updates in its
     /// outbox.
@@ -340,6 +357,9 @@ impl ConsumerContext for MonitorContext {
                 // The exporter cannot drop a series: a partition that left reads 0 here,
                 // and its new owner reports its lag.
                 metrics::gauge!(m::CONSUMER_LAG, "partition" => tp.1.to_string()).set(0.0);
+                *shared.generations.entry(tp.1).or_default() += 1;
+                // Handed over: no timer of it fires here any more.
+                shared.engines.remove(&tp.1);
                 shared.revoked.push(tp);
             }
             for ((topic, p), next) in delivered {
@@ -436,14 +456,19 @@ struct Refusal<'a> {
 
 impl Processor {
     /// Applies one record: an event to its partition's engine, or a dead letter.
-    fn process(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), MonitorError> {
+    /// A record read before its partition was revoked is left alone: the revocation
+    /// handed over everything processed before it, and the next owner reads it again.
+    fn process(&mut self, received: Received) -> Result<(), MonitorError> {
+        let Received { msg, generation, decoded } = received;
+        let msg = &msg;
         let p = msg.partition();
+        if !self.shared.lock().current(p, generation) {
+            return Ok(());
+        }
         let started = Instant::now();
-        let content_type =
-            msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
         let record_ts = msg.timestamp().to_millis().unwrap_or_else(|| jiancha_platform::wall_clock().0);
         let bound = self.config.topics.department_of_topic(msg.topic());
-        match codec::decode(content_type, msg.payload(), self.config.max_record_bytes) {
+        match decoded {
             Err(bad) => {
                 self.dead_letter(msg, record_ts, Refusal { reason: bad.reason, field: bad.field, message: bad.message })?;
             }
@@ -463,15 +488,22 @@ impl Processor {
             Ok(event) => {
                 let applied = {
                     let mut shared = self.shared.lock();
-                    let pe = shared.engines.get_mut(&p).expect("restored before processing");
+                    let shared = &mut *shared;
+                    let Some(pe) = shared.engines.get_mut(&p).filter(|_| shared.generations.get(&p).copied().unwrap_or(0) == generation)
+                    else {
+                        return Ok(());
+                    };
                     pe.last_record = Some(pe.last_record.map_or(record_ts, |t| t.max(record_ts)));
                     let now = pe.clock(self.grace_ms).unwrap_or(record_ts);
                     // Timers due by now fire before the event is applied.
                     fire_due(pe, now, &mut self.effects);
                     let applied = pe.engine.apply(&event, Timestamp(record_ts), Timestamp(now), &mut self.effects);
                     carry_out(p, pe, &mut self.effects);
+                    // With its effects: a revocation hands over both or neither.
+                    shared.note_processed(msg);
                     applied
                 };
+                self.counted(msg);
                 metrics::counter!(m::EVENTS_CONSUMED, "type" => event.event_type().as_str()).increment(1);
                 debug!(partition = p, offset = msg.offset(), item = %event.item_id, event = %event.event_id, ?applied, "Event");
                 if applied == jiancha_core::Applied::Duplicate {
@@ -487,22 +519,28 @@ impl Processor {
                     );
                     self.dead_letter(msg, record_ts, Refusal { reason: InvalidReason::ItemRetired, field: Some("item_id"), message })?;
                 }
+                metrics::histogram!(m::PROCESSING).record(started.elapsed().as_secs_f64());
+                return Ok(());
             }
         }
-        self.processed(msg);
+        self.processed(msg, generation);
         metrics::histogram!(m::PROCESSING).record(started.elapsed().as_secs_f64());
         Ok(())
     }
 
-    /// Notes that `msg` is processed: its offset goes with the next commit.
-    fn processed(&mut self, msg: &BorrowedMessage<'_>) {
+    /// Notes that `msg` is processed, unless its partition was revoked since it was
+    /// read: its offset goes with the next commit.
+    fn processed(&mut self, msg: &OwnedMessage, generation: u64) {
         let mut shared = self.shared.lock();
-        let offsets = shared.processed.entry(msg.partition()).or_default();
-        match offsets.iter_mut().find(|(topic, _)| topic == msg.topic()) {
-            Some((_, next)) => *next = msg.offset() + 1,
-            None => offsets.push((msg.topic().to_owned(), msg.offset() + 1)),
+        if shared.current(msg.partition(), generation) {
+            shared.note_processed(msg);
+            drop(shared);
+            self.counted(msg);
         }
-        drop(shared);
+    }
+
+    /// Counts a processed record towards the next commit.
+    fn counted(&mut self, msg: &OwnedMessage) {
         self.uncommitted += 1;
         if let Some(ts) = msg.timestamp().to_millis() {
             self.oldest.get_or_insert(ts);
@@ -510,7 +548,7 @@ impl Processor {
     }
 
     /// Sends a refused record, byte for byte, to the dead-letter topic with its reason.
-    fn dead_letter(&mut self, msg: &BorrowedMessage<'_>, record_ts: i64, refusal: Refusal<'_>) -> Result<(), MonitorError> {
+    fn dead_letter(&mut self, msg: &OwnedMessage, record_ts: i64, refusal: Refusal<'_>) -> Result<(), MonitorError> {
         let p = msg.partition();
         metrics::counter!(m::EVENTS_INVALID, "reason" => refusal.reason.as_str()).increment(1);
         warn!(topic = msg.topic(), partition = p, offset = msg.offset(), reason = refusal.reason.as_str(), message = %refusal.message, "Invalid record sent to the dead-letter topic");
@@ -654,7 +692,11 @@ impl Processor {
             // The tombstone lets compaction drop the record under its old key.
             shared.changelog.insert(old_key.clone(), Pending { partition: p, state: None });
         }
-        shared.engines.insert(p, PartitionEngine::new(engine, timers));
+        // Revoked while it was read (the callbacks run on the receiving task): the next
+        // owner restores it.
+        if shared.owned.iter().any(|(_, q)| *q == p) {
+            shared.engines.insert(p, PartitionEngine::new(engine, timers));
+        }
         Ok(())
     }
 }
@@ -678,7 +720,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     if let Some(id) = &config.group_instance_id {
         consumer_config.set("group.instance.id", id);
     }
-    let consumer: StreamConsumer<MonitorContext> = consumer_config
+    let consumer: Arc<StreamConsumer<MonitorContext>> = consumer_config
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -693,12 +735,16 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         // default); Apache Kafka answers as soon as a record arrives either way.
         .set("fetch.wait.max.ms", "50")
         .create_with_context(context)
+        .map(Arc::new)
         .map_err(kafka("consumer"))?;
     jiancha_platform::health::set(READINESS, false, "joining the consumer group");
     let pattern = config.topics.department_pattern();
     consumer.subscribe(&[&config.topics.events, &pattern]).map_err(kafka("subscribe"))?;
     info!(bootstrap = %config.kafka_bootstrap, group = %config.group_id, topic = %config.topics.events, departments = %pattern, "Monitor started");
 
+    // Records are read and decoded by a task of their own, ahead of the engines.
+    let (records_tx, mut records) = tokio::sync::mpsc::channel(RECEIVED_AHEAD);
+    let receiving = tokio::spawn(receive(consumer.clone(), shared.clone(), records_tx, config.max_record_bytes));
     let mut pr = Processor {
         config: config.clone(),
         producer: producer.clone(),
@@ -743,26 +789,26 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 settled(&consumer, &shared, f.oldest, CommitMode::Async)?;
                 start_commit = pr.uncommitted >= COMMIT_RECORDS;
             }
-            received = consumer.recv(), if consuming => {
-                let msg = match received {
-                    Ok(msg) => msg,
-                    Err(e) => {
-                        warn!(error = %e, "Consume error; retrying");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
+            received = records.recv(), if consuming => {
+                let Some(received) = received else {
+                    return Err(MonitorError::Delivery("the receiving task stopped".into()));
                 };
+                let p = received.msg.partition();
                 pr.take_rebalances(&catalog, &calendars)?;
-                let p = msg.partition();
+                // Read before the partition was revoked: its next owner processes it.
+                if !shared.lock().current(p, received.generation) {
+                    continue;
+                }
                 if p >= config.partitions {
+                    let msg = &received.msg;
                     let message = format!("partition {p} of {} has no changelog partition (the changelog has {})", msg.topic(), config.partitions);
                     let ts = msg.timestamp().to_millis().unwrap_or(0);
-                    pr.dead_letter(&msg, ts, Refusal { reason: InvalidReason::Malformed, field: None, message })?;
-                    pr.processed(&msg);
+                    pr.dead_letter(msg, ts, Refusal { reason: InvalidReason::Malformed, field: None, message })?;
+                    pr.processed(msg, received.generation);
                     continue;
                 }
                 pr.restore(p, &catalog, &calendars)?;
-                pr.process(&msg)?;
+                pr.process(received)?;
                 start_commit = pr.uncommitted >= COMMIT_RECORDS;
             }
             _ = tick.tick() => {
@@ -808,6 +854,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             }
         }
     }
+    receiving.abort();
     jiancha_platform::health::set(READINESS, false, "stopping");
     info!("Shutting down: flushing effects and committing offsets");
     if let Some(f) = in_flight.take() {
@@ -819,6 +866,46 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     consumer.unsubscribe();
     info!("Monitor stopped");
     Ok(())
+}
+
+/// Records read and decoded ahead of the engines.
+const RECEIVED_AHEAD: usize = 4096;
+
+/// A record read and decoded by [`receive`].
+struct Received {
+    msg: OwnedMessage,
+    /// Its partition's generation when it was read (see [`Shared::generations`]).
+    generation: u64,
+    decoded: Result<jiancha_core::Event, jiancha_core::InvalidEvent>,
+}
+
+/// Reads the event topics and decodes each record, ahead of the processing loop (the
+/// decoding is a good part of a record's cost, and runs here on another core). The
+/// consumer's rebalance callbacks run in here, between records.
+async fn receive(
+    consumer: Arc<StreamConsumer<MonitorContext>>,
+    shared: Arc<Handing>,
+    records: tokio::sync::mpsc::Sender<Received>,
+    max_bytes: usize,
+) {
+    loop {
+        let msg = match consumer.recv().await {
+            Ok(msg) => msg,
+            Err(e) => {
+                warn!(error = %e, "Consume error; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let generation = shared.lock().generations.get(&msg.partition()).copied().unwrap_or(0);
+        let content_type =
+            msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
+        let decoded = codec::decode(content_type, msg.payload(), max_bytes);
+        let received = Received { msg: msg.detach(), generation, decoded };
+        if records.send(received).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Records that start a commit at once when none is being delivered (otherwise one
