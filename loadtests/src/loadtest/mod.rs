@@ -451,7 +451,12 @@ fn drive(
         )
     };
     let first_rate = args.find_max.then_some(scenario.arrival.rate);
+    let building = Instant::now();
     let first = stream_of(first_rate, 0, start_ms);
+    // How long building a step's stream took: the next step (more records) starts only
+    // once its stream is built, or its first records would leave late, in a burst, and
+    // count the generator's delay as the system's latency.
+    let mut build_ms = building.elapsed().as_millis() as f64;
     let wait = start_ms - wall_ms();
     if wait > 1000 {
         println!(
@@ -572,9 +577,14 @@ fn drive(
         }
         part += 1;
         rate *= args.step_factor;
-        let next_start = wall_ms() + 1000;
+        let next_start = wall_ms() + 1000 + (build_ms * args.step_factor * 1.5) as i64;
         let start_offset_ms = next_start - start_ms;
+        let building = Instant::now();
         let mut next = stream_of(Some(rate), part, next_start);
+        build_ms = building.elapsed().as_millis() as f64;
+        if wall_ms() > next_start {
+            println!("the step's stream took {} ms longer to build than allowed: its first records leave late", wall_ms() - next_start);
+        }
         for r in &mut next.records {
             r.at_us += start_offset_ms as u64 * 1000;
         }
