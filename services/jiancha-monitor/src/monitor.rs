@@ -8,6 +8,10 @@
 //! crash replays at most the uncommitted records, which the restored state recognises
 //! as duplicates or which produce the same alert updates under the same deterministic
 //! ids (docs/monitor.md).
+//!
+//! Three tasks: a receiving task reads and decodes records (the consumer's callbacks
+//! run there); the processing loop applies them to the engines; each commit is
+//! delivered by a task of its own while the loop goes on, one commit at a time.
 
 use crate::telemetry as m;
 use futures::future::join_all;
@@ -72,8 +76,8 @@ pub fn catalog_departments(catalog: &Catalog) -> Vec<String> {
 type TopicPartition = (String, i32);
 
 /// What the consumer's callbacks share with the processing loop: the engines too, so
-/// that a revocation hands over everything processed (the processing loop holds the lock
-/// while it applies a record; the callbacks run between records, inside `recv`).
+/// that a revocation hands over everything processed (the loop holds the lock while it
+/// applies a record; the callbacks run on the receiving task, inside `recv`).
 #[derive(Default)]
 struct Shared {
     /// The engines of the partitions this instance owns, with what they did since the
