@@ -79,8 +79,9 @@ pub fn run(args: ReplayArgs) -> Result<()> {
 
     // Three stages on three threads: this one reads and parses the lines (about half of
     // the work), the caller's applies them in file order, the writer writes the alerts
-    // in the order raised, so the output is exactly the sequential replay's. Batches keep the hand-over cheap; the bounded channel keeps
-    // memory flat however large the file.
+    // in the order raised, so the output is exactly the sequential replay's. Batches
+    // keep the hand-overs cheap; the bounded channels keep memory flat however large
+    // the file.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Parsed>>(8);
     let path = args.events.clone();
     let reader = std::thread::spawn(move || -> Result<()> {
