@@ -60,7 +60,16 @@ impl Timestamp {
 
     /// `YYYY-MM-DD HH:MM` in the given zone, for derivation texts a person reads.
     pub fn short_in(self, tz: Tz) -> String {
-        self.in_zone(tz).format("%Y-%m-%d %H:%M").to_string()
+        use chrono::{Datelike, Timelike};
+        let t = self.in_zone(tz);
+        // Written field by field: chrono's `format` parses its pattern on every call,
+        // and derivation texts hold several of these an alert. Outside years 0–9999
+        // `%Y` adds a sign, so those take chrono's way.
+        if (0..=9999).contains(&t.year()) {
+            format!("{:04}-{:02}-{:02} {:02}:{:02}", t.year(), t.month(), t.day(), t.hour(), t.minute())
+        } else {
+            t.format("%Y-%m-%d %H:%M").to_string()
+        }
     }
 }
 
@@ -105,6 +114,21 @@ pub fn parse_duration_ms(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_in_writes_what_chrono_s_pattern_writes() {
+        let zones = [Tz::Asia__Shanghai, Tz::UTC, Tz::America__St_Johns];
+        // From year -248 to 10208 (both signed ways of chrono and the fast one), in uneven
+        // steps (minutes, days, leap years).
+        let mut ms = -70_000_000_000_000i64;
+        while ms < 260_000_000_000_000 {
+            for tz in zones {
+                let t = Timestamp(ms);
+                assert_eq!(t.short_in(tz), t.in_zone(tz).format("%Y-%m-%d %H:%M").to_string(), "{ms} in {tz}");
+            }
+            ms += 7_777_777_777;
+        }
+    }
 
     #[test]
     fn parses_offsets_and_keeps_milliseconds() {
