@@ -204,9 +204,14 @@ fn publish_alerts(
 }
 
 impl Shared {
+    /// Partition `p`'s generation: how many times it was revoked.
+    fn generation(&self, p: i32) -> u64 {
+        self.generations.get(&p).copied().unwrap_or(0)
+    }
+
     /// Whether a record read at `generation` of partition `p` is still this instance's.
     fn current(&self, p: i32, generation: u64) -> bool {
-        self.generations.get(&p).copied().unwrap_or(0) == generation
+        self.generation(p) == generation
     }
 
     /// The offset after `msg` goes with the next commit.
@@ -350,12 +355,8 @@ impl ConsumerContext for MonitorContext {
                 let at = delivered.entry(tp).or_insert(next);
                 *at = (*at).max(next);
             }
-            let mut commit = TopicPartitionList::new();
             for el in list.elements() {
                 let tp = (el.topic().to_owned(), el.partition());
-                if let Some(next) = delivered.remove(&tp) {
-                    let _ = commit.add_partition_offset(el.topic(), el.partition(), Offset::Offset(next));
-                }
                 shared.lag.remove(&tp);
                 shared.owned.remove(&tp);
                 // The exporter cannot drop a series: a partition that left reads 0 here,
@@ -366,6 +367,8 @@ impl ConsumerContext for MonitorContext {
                 shared.engines.remove(&tp.1);
                 shared.revoked.push(tp);
             }
+            // Both commits are acknowledged now: all their offsets go.
+            let mut commit = TopicPartitionList::new();
             for ((topic, p), next) in delivered {
                 let _ = commit.add_partition_offset(&topic, p, Offset::Offset(next));
             }
@@ -493,10 +496,10 @@ impl Processor {
                 let applied = {
                     let mut shared = self.shared.lock();
                     let shared = &mut *shared;
-                    let Some(pe) = shared.engines.get_mut(&p).filter(|_| shared.generations.get(&p).copied().unwrap_or(0) == generation)
-                    else {
+                    if !shared.current(p, generation) {
                         return Ok(());
-                    };
+                    }
+                    let Some(pe) = shared.engines.get_mut(&p) else { return Ok(()) };
                     pe.last_record = Some(pe.last_record.map_or(record_ts, |t| t.max(record_ts)));
                     let now = pe.clock(self.grace_ms).unwrap_or(record_ts);
                     // Timers due by now fire before the event is applied.
@@ -634,20 +637,15 @@ impl Processor {
     }
 
     /// Takes the assignments and revocations the callbacks recorded: an engine is
-    /// restored when the first of its event topic partitions arrives, and dropped when
-    /// the last one leaves.
+    /// restored when the first of its event topic partitions arrives (the revocation
+    /// itself dropped the engines it handed over).
     fn take_rebalances(&mut self, catalog: &Arc<Catalog>, calendars: &Calendars) -> Result<(), MonitorError> {
         let (assigned, revoked) = {
             let mut s = self.shared.lock();
             (std::mem::take(&mut s.assigned), std::mem::take(&mut s.revoked))
         };
         for tp in revoked {
-            let p = tp.1;
             self.owned.remove(&tp);
-            if !self.owned.iter().any(|(_, q)| *q == p) {
-                // The revocation handed over everything it processed.
-                self.shared.lock().engines.remove(&p);
-            }
         }
         for tp in assigned {
             let p = tp.1;
@@ -901,7 +899,7 @@ async fn receive(
                 continue;
             }
         };
-        let generation = shared.lock().generations.get(&msg.partition()).copied().unwrap_or(0);
+        let generation = shared.lock().generation(msg.partition());
         let content_type =
             msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
         let decoded = codec::decode(content_type, msg.payload(), max_bytes);

@@ -178,33 +178,7 @@ impl From<ItemState> for v1::ItemState {
 
 impl From<&ItemState> for v1::ItemState {
     fn from(s: &ItemState) -> v1::ItemState {
-        v1::ItemState {
-            item_id: s.item_id.clone(),
-            service_code: s.service_code.clone(),
-            service_from_submitted: s.service_from_submitted,
-            department_code: s.department_code.clone(),
-            events: s
-                .events
-                .iter()
-                .map(|e| v1::StoredEvent {
-                    event_id: e.event_id.clone(),
-                    r#type: event_type_value(e.event_type),
-                    occurred_ms: e.occurred_at.0,
-                    delay_ms: e.delay_ms,
-                    actor: e.actor.clone(),
-                    text: e.text.clone(),
-                    number: e.number,
-                    blank_reason: e.blank_reason,
-                })
-                .collect(),
-            held: s
-                .held
-                .iter()
-                .map(|h| v1::HeldAlert { kind: alert_kind_value(h.kind), trigger: h.trigger.clone(), triggered_ms: h.triggered_at.0 })
-                .collect(),
-            identity: if s.legacy_ids { LEGACY_IDENTITY } else { DEPARTMENT_IDENTITY },
-            outbox: Vec::new(),
-        }
+        v1::ItemState::from(s.clone())
     }
 }
 
