@@ -456,8 +456,11 @@ impl<'a> RawEvent<'a> {
         // The common case, a well-formed object with fields of the right types, straight
         // into the fields without building a map of values; anything else (a wrong type,
         // a repeated key, not an object) takes the path below, whose errors name the field.
+        // The line's UTF-8 is checked once, as a whole, so that serde_json's reader of
+        // text does not check every string again.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-            && let Ok(fast) = serde_json::from_slice::<RawEvent<'a>>(bytes)
+            && let Ok(text) = std::str::from_utf8(bytes)
+            && let Ok(fast) = serde_json::from_str::<RawEvent<'a>>(text)
         {
             return Ok(fast);
         }
@@ -729,6 +732,11 @@ impl Ctx<'_> {
                     format!("field `{field}` must be 1-{MAX_ID_CHARS} characters, got {n}"),
                 ));
             }
+        }
+        // Printable ASCII, as ids almost always are, holds no control character; only
+        // other texts need their characters decoded.
+        if v.bytes().all(|b| (0x20..0x7F).contains(&b)) {
+            return Ok(());
         }
         if let Some(c) = v.chars().find(|c| c.is_control()) {
             return Err(self.err(
