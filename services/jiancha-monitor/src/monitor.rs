@@ -1038,7 +1038,7 @@ pub fn read_changelog(p: i32, config: &Config, engine: &mut Engine, timers: &mut
 
 fn fire_due(pe: &mut PartitionEngine, now: i64, effects: &mut Vec<Effect>) {
     let wall = jiancha_platform::wall_clock().0;
-    while let Some((item, at)) = pe.timers.pop_due(Timestamp(now)) {
+    while let Some((item, at)) = pe.timers.pop_due(Timestamp(now), &pe.engine) {
         let before = effects.len();
         pe.engine.fire(item, at, effects);
         if effects[before..].iter().any(|e| matches!(e, Effect::Alert(_))) {
