@@ -138,9 +138,10 @@ impl Handing {
         self.shared.lock().expect("shared state")
     }
 
-    /// Takes staged records under the lock and sends them outside it (encoding is the
-    /// costly part, and the loop goes on meanwhile); a revocation waits until they are
-    /// with the producer, so that its flush covers them.
+    /// Takes staged records under the lock and sends them outside it (encoding the alert
+    /// updates and handing records to the producer are the costly part, and the loop goes
+    /// on meanwhile); a revocation waits until they are with the producer, so that its
+    /// flush covers them.
     fn hand_over<T>(
         &self,
         take: impl FnOnce(&mut Shared) -> T,
@@ -163,7 +164,29 @@ struct Pending {
     /// Changelog partition.
     partition: i32,
     /// The item's state with its outbox; None for a tombstone.
-    state: Option<jiancha_proto::v1::ItemState>,
+    state: Option<StateRecord>,
+}
+
+/// A changelog record's value: the item's state, encoded straight from the engine
+/// (`jiancha_proto::encode_state`), and the alert updates of its outbox, appended when
+/// the record is sent (the outbox is the message's last field).
+struct StateRecord {
+    state: Vec<u8>,
+    outbox: Vec<jiancha_proto::v1::Alert>,
+}
+
+impl StateRecord {
+    fn of(state: jiancha_core::engine::StateRef<'_>) -> StateRecord {
+        let mut bytes = Vec::with_capacity(512);
+        jiancha_proto::encode_state(state, &mut bytes);
+        StateRecord { state: bytes, outbox: Vec::new() }
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        let mut bytes = self.state;
+        jiancha_proto::encode_outbox(&self.outbox, &mut bytes);
+        bytes
+    }
 }
 
 /// The order that keeps the changelog and the alert topic in agreement without
@@ -179,7 +202,7 @@ fn write_changelog(
 ) -> Result<Vec<DeliveryFuture>, MonitorError> {
     let mut futures = Vec::with_capacity(records.len());
     for (key, pending) in records {
-        let bytes = pending.state.map(|s| s.encode_to_vec());
+        let bytes = pending.state.map(StateRecord::into_bytes);
         let mut record = FutureRecord::<[u8], [u8]>::to(topic).partition(pending.partition).key(&key);
         if let Some(bytes) = &bytes {
             record = record.payload(bytes);
@@ -246,9 +269,9 @@ impl Shared {
                 batch.alerts.push(update);
             }
             for item in pe.changed.drain() {
-                let Some(state) = pe.engine.export(item) else { continue };
-                let key = jiancha_proto::state_key(&state.department_code, &state.item_id);
-                let mut record = jiancha_proto::v1::ItemState::from(state);
+                let Some(state) = pe.engine.state(item) else { continue };
+                let key = jiancha_proto::state_key(state.department_code(), state.item_id());
+                let mut record = StateRecord::of(state);
                 // Updates queued earlier for this key (a restore's rewrite), older first.
                 if let Some(earlier) = batch.changelog.remove(&key).and_then(|pending| pending.state) {
                     record.outbox = earlier.outbox;
@@ -687,9 +710,9 @@ impl Processor {
         self.pending.extend(publish_alerts(&self.producer, &self.config.topics.alerts, restored.outbox)?);
         let mut shared = self.shared.lock();
         for (old_key, item) in &restored.legacy {
-            if let Some(state) = engine.export(*item) {
-                let key = jiancha_proto::state_key(&state.department_code, &state.item_id);
-                shared.changelog.insert(key, Pending { partition: p, state: Some(jiancha_proto::v1::ItemState::from(state)) });
+            if let Some(state) = engine.state(*item) {
+                let key = jiancha_proto::state_key(state.department_code(), state.item_id());
+                shared.changelog.insert(key, Pending { partition: p, state: Some(StateRecord::of(state)) });
             }
             // The tombstone lets compaction drop the record under its old key.
             shared.changelog.insert(old_key.clone(), Pending { partition: p, state: None });
@@ -1104,7 +1127,7 @@ struct InFlight {
     oldest: Option<i64>,
 }
 
-/// Delivers a started commit: encodes and sends its changelog records, waits for them
+/// Delivers a started commit: sends its changelog records (their outboxes appended), waits for them
 /// (and the dead letters and republished updates before them) to be acknowledged, then
 /// encodes and sends its alert updates and waits for them. The loop commits its offsets
 /// after.

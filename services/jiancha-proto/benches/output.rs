@@ -101,6 +101,19 @@ fn output(c: &mut Criterion) {
                 .sum::<usize>()
         })
     });
+    g.bench_function("item state encoded straight from the engine (encode_state)", |b| {
+        let mut buf = Vec::with_capacity(1024);
+        b.iter(|| {
+            items
+                .iter()
+                .map(|&i| {
+                    buf.clear();
+                    jiancha_proto::encode_state(engine.state(i).expect("an item"), &mut buf);
+                    buf.len()
+                })
+                .sum::<usize>()
+        })
+    });
     g.throughput(Throughput::Elements(1));
     g.bench_function("firing a timer alert (texts, derivation, id)", |b| {
         b.iter_batched(

@@ -14,7 +14,7 @@ mod tests;
 mod timeline;
 
 pub use replay::{Replay, TimerQueue};
-pub use state::{HeldAlert, ItemState, StoredEvent};
+pub use state::{HeldAlert, HeldAlertRef, ItemState, StateRef, StoredEvent, StoredEventRef};
 pub use timeline::{ClockStatus, ClockView, ItemStatus, ItemSummary, Timeline};
 
 use crate::alert::{Alert, AlertKind, AlertStatus, Bilingual, alert_id, legacy_alert_id};

@@ -61,53 +61,139 @@ pub struct ItemState {
     pub legacy_ids: bool,
 }
 
-impl Engine {
-    /// The state of an item, for a changelog.
-    pub fn export(&self, item: ItemRef) -> Option<ItemState> {
-        let it = self.items.get(item.0 as usize).filter(|it| !it.events.is_empty())?;
-        let name = |id: u32| (id != 0).then(|| self.names.name(id).to_string());
-        let events = it
-            .events
-            .iter()
-            .map(|e| {
-                let (text, number) = match e.ty {
-                    EventType::Submitted | EventType::StepCompleted => (name(e.arg as u32), 0),
-                    EventType::Suspended => (name(e.suspension_name()), u64::from(e.expected_days())),
-                    EventType::Extended => (name(e.approver()), u64::from(e.days())),
-                    EventType::FeeCharged | EventType::Decided => (None, e.arg),
-                    _ => (None, 0),
-                };
-                StoredEvent {
-                    event_id: it.event_id(e).to_owned(),
-                    event_type: e.ty,
-                    occurred_at: Timestamp(e.at),
+/// An item's state borrowed from the engine: what [`ItemState`] holds, without a copy of
+/// any text. The live monitor encodes its changelog records from it.
+#[derive(Clone, Copy)]
+pub struct StateRef<'a> {
+    engine: &'a Engine,
+    item: &'a Item,
+}
+
+/// One stored event, borrowed (see [`StoredEvent`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredEventRef<'a> {
+    pub event_id: &'a str,
+    pub event_type: EventType,
+    pub occurred_at: Timestamp,
+    pub delay_ms: u32,
+    pub actor: Option<&'a str>,
+    pub text: Option<&'a str>,
+    pub number: u64,
+    pub blank_reason: bool,
+}
+
+/// An alert in force, borrowed (see [`HeldAlert`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldAlertRef<'a> {
+    pub kind: AlertKind,
+    pub trigger: &'a str,
+    pub triggered_at: Timestamp,
+}
+
+impl std::fmt::Debug for StateRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateRef")
+            .field("department_code", &self.department_code())
+            .field("item_id", &self.item_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> StateRef<'a> {
+    fn name(&self, id: u32) -> Option<&'a str> {
+        (id != 0).then(|| &**self.engine.names.name(id))
+    }
+
+    pub fn item_id(&self) -> &'a str {
+        self.item.item_id()
+    }
+
+    pub fn service_code(&self) -> Option<&'a str> {
+        self.name(self.item.service)
+    }
+
+    pub fn service_from_submitted(&self) -> bool {
+        self.item.service_from_submitted
+    }
+
+    pub fn department_code(&self) -> &'a str {
+        self.engine.names.name(self.item.department)
+    }
+
+    pub fn legacy_ids(&self) -> bool {
+        self.item.legacy_ids
+    }
+
+    /// Events in §3.4 order.
+    pub fn events(self) -> impl ExactSizeIterator<Item = StoredEventRef<'a>> + 'a {
+        self.item.events.iter().map(move |e| {
+            let (text, number) = match e.ty {
+                EventType::Submitted | EventType::StepCompleted => (self.name(e.arg as u32), 0),
+                EventType::Suspended => (self.name(e.suspension_name()), u64::from(e.expected_days())),
+                EventType::Extended => (self.name(e.approver()), u64::from(e.days())),
+                EventType::FeeCharged | EventType::Decided => (None, e.arg),
+                _ => (None, 0),
+            };
+            StoredEventRef {
+                event_id: self.item.event_id(e),
+                event_type: e.ty,
+                occurred_at: Timestamp(e.at),
+                delay_ms: e.delay_ms,
+                actor: self.name(e.actor),
+                text,
+                number,
+                blank_reason: e.blank_reason(),
+            }
+        })
+    }
+
+    /// Alerts in force (already published).
+    pub fn held(self) -> impl Iterator<Item = HeldAlertRef<'a>> + 'a {
+        let r = self.engine.resolved_for(self.item.service);
+        self.item.held.as_deref().into_iter().flatten().map(move |h| HeldAlertRef {
+            kind: h.kind,
+            trigger: super::trigger_of_key(self.item, r, h),
+            triggered_at: Timestamp(h.at),
+        })
+    }
+
+    /// The state with its texts copied.
+    pub fn to_owned(self) -> ItemState {
+        let name = |t: Option<&str>| t.map(str::to_owned);
+        ItemState {
+            item_id: self.item_id().to_owned(),
+            service_code: name(self.service_code()),
+            service_from_submitted: self.service_from_submitted(),
+            department_code: self.department_code().to_owned(),
+            events: self
+                .events()
+                .map(|e| StoredEvent {
+                    event_id: e.event_id.to_owned(),
+                    event_type: e.event_type,
+                    occurred_at: e.occurred_at,
                     delay_ms: e.delay_ms,
                     actor: name(e.actor),
-                    text,
-                    number,
-                    blank_reason: e.blank_reason(),
-                }
-            })
-            .collect();
-        let r = self.resolved_for(it.service);
-        let held = it
-            .held
-            .as_deref()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| HeldAlert { kind: h.kind, trigger: super::trigger_of_key(it, r, h).to_owned(), triggered_at: Timestamp(h.at) })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Some(ItemState {
-            item_id: it.item_id().to_owned(),
-            service_code: name(it.service),
-            service_from_submitted: it.service_from_submitted,
-            department_code: self.names.name(it.department).to_string(),
-            events,
-            held,
-            legacy_ids: it.legacy_ids,
-        })
+                    text: name(e.text),
+                    number: e.number,
+                    blank_reason: e.blank_reason,
+                })
+                .collect(),
+            held: self.held().map(|h| HeldAlert { kind: h.kind, trigger: h.trigger.to_owned(), triggered_at: h.triggered_at }).collect(),
+            legacy_ids: self.legacy_ids(),
+        }
+    }
+}
+
+impl Engine {
+    /// The state of an item, borrowed.
+    pub fn state(&self, item: ItemRef) -> Option<StateRef<'_>> {
+        let item = self.items.get(item.0 as usize).filter(|it| !it.events.is_empty())?;
+        Some(StateRef { engine: self, item })
+    }
+
+    /// The state of an item, for a changelog.
+    pub fn export(&self, item: ItemRef) -> Option<ItemState> {
+        self.state(item).map(StateRef::to_owned)
     }
 
     /// Restores an item exactly as exported, without emitting its alerts again, and
