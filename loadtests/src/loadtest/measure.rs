@@ -438,9 +438,14 @@ pub struct Stored {
 /// the records for the replay check.
 pub fn read_all(client: ClientConfig, topic: &str, expected: i64) -> Result<(Vec<Stored>, f64)> {
     let mut c = client;
+    // The monitor's fetch wait (50 ms), not librdkafka's 500 ms: a broker that answers a
+    // fetch only when its wait runs out (the embedded one, Tansu) would otherwise leave
+    // the reader idle for up to half a second at a partition's end, and the raw rate
+    // would measure that wait, not the broker (it moved 220 000–760 000/s between runs).
     c.set("group.id", format!("jiancha-loadtest-raw-{}", std::process::id()))
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "50");
     let consumer: BaseConsumer = c.create().context("creating the plain consumer")?;
     assign_from_beginning(&consumer, topic)?;
     let mut out = Vec::with_capacity(expected.max(0) as usize);
