@@ -438,10 +438,9 @@ pub struct Stored {
 /// the records for the replay check.
 pub fn read_all(client: ClientConfig, topic: &str, expected: i64) -> Result<(Vec<Stored>, f64)> {
     let mut c = client;
-    // The monitor's fetch wait (50 ms), not librdkafka's 500 ms: a broker that answers a
-    // fetch only when its wait runs out (the embedded one, Tansu) would otherwise leave
-    // the reader idle for up to half a second at a partition's end, and the raw rate
-    // would measure that wait, not the broker (it moved 220 000–760 000/s between runs).
+    // The monitor's fetch wait (50 ms), not librdkafka's 500 ms, so that both read the
+    // broker alike: a broker that answers a fetch only when its wait runs out (the
+    // embedded one, Tansu) could otherwise leave the reader idle at a partition's end.
     c.set("group.id", format!("jiancha-loadtest-raw-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
