@@ -438,13 +438,11 @@ pub struct Stored {
 /// the records for the replay check.
 pub fn read_all(client: ClientConfig, topic: &str, expected: i64) -> Result<(Vec<Stored>, f64)> {
     let mut c = client;
-    // The monitor's fetch wait (50 ms), not librdkafka's 500 ms, so that both read the
-    // broker alike: a broker that answers a fetch only when its wait runs out (the
-    // embedded one, Tansu) could otherwise leave the reader idle at a partition's end.
+    // librdkafka's fetch wait (500 ms): with the monitor's 50 ms Tansu left this reader
+    // without records for 30 s (its fetches of a large backlog outlast a short wait).
     c.set("group.id", format!("jiancha-loadtest-raw-{}", std::process::id()))
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", "50");
+        .set("enable.partition.eof", "false");
     let consumer: BaseConsumer = c.create().context("creating the plain consumer")?;
     assign_from_beginning(&consumer, topic)?;
     let mut out = Vec::with_capacity(expected.max(0) as usize);
