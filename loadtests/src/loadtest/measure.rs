@@ -438,8 +438,6 @@ pub struct Stored {
 /// the records for the replay check.
 pub fn read_all(client: ClientConfig, topic: &str, expected: i64) -> Result<(Vec<Stored>, f64)> {
     let mut c = client;
-    // librdkafka's fetch wait (500 ms): with the monitor's 50 ms Tansu left this reader
-    // without records for 30 s (its fetches of a large backlog outlast a short wait).
     c.set("group.id", format!("jiancha-loadtest-raw-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")

@@ -231,8 +231,7 @@ impl Outcome {
                 let note = if dropped > 0 {
                     format!(
                         "; {dropped} acknowledged records were no longer on the broker (the embedded one keeps about 5 MB a \
-                         partition), so it read only the newest: a rate read that way is unreliable — it moved from 228 000 \
-                         to 970 000/s between runs of one size"
+                         partition), so it read only the newest: a rate read that way is unreliable, not the broker's"
                     )
                 } else {
                     String::new()

@@ -86,8 +86,8 @@ impl fmt::Display for Timestamp {
 /// of 1–9 digits, then `Z` or `±HH:MM`, read field by field into milliseconds; `None` for
 /// any other text, which chrono's RFC 3339 parser then accepts or refuses with its error.
 ///
-/// chrono's parser walks a list of format items for every instant, a fifth of the cost of
-/// an event in `jiancha replay`; this reads the fixed layout and leaves the calendar
+/// chrono's parser walks a list of format items for every instant (46 ns, against 26 ns
+/// this way; an event carries two); this reads the fixed layout and leaves the calendar
 /// (days in a month, leap years) to chrono's dates. A test holds the two equal over
 /// valid and invalid texts.
 fn parse_common_rfc3339(b: &[u8]) -> Option<i64> {
@@ -114,8 +114,8 @@ fn parse_common_rfc3339(b: &[u8]) -> Option<i64> {
     }
     let offset_s = match rest {
         [b'Z'] => 0,
-        [sign @ (b'+' | b'-'), h @ .., b':', m1, m2] if h.len() == 2 => {
-            let (h, m) = (number(h)?, number(&[*m1, *m2])?);
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (h, m) = (number(&[*h1, *h2])?, number(&[*m1, *m2])?);
             if h > 23 || m > 59 {
                 return None;
             }
