@@ -197,36 +197,27 @@ pub fn encode_state(state: StateRef<'_>, buf: &mut Vec<u8>) {
     put_varint(3, u64::from(state.service_from_submitted()), buf);
     put_str(4, state.department_code(), buf);
     for e in state.events() {
-        let fields = [
-            str_len(1, e.event_id),
-            varint_len(2, event_type_value(e.event_type) as u64),
-            varint_len(3, e.occurred_at.0 as u64),
-            varint_len(4, u64::from(e.delay_ms)),
-            e.actor.map_or(0, |a| str_len_always(5, a)),
-            e.text.map_or(0, |t| str_len_always(6, t)),
-            varint_len(7, e.number),
-            varint_len(8, u64::from(e.blank_reason)),
-        ];
-        put_message_header(5, fields.iter().sum(), buf);
-        put_str(1, e.event_id, buf);
-        put_varint(2, event_type_value(e.event_type) as u64, buf);
-        put_varint(3, e.occurred_at.0 as u64, buf);
-        put_varint(4, u64::from(e.delay_ms), buf);
-        if let Some(actor) = e.actor {
-            put_str_always(5, actor, buf);
-        }
-        if let Some(text) = e.text {
-            put_str_always(6, text, buf);
-        }
-        put_varint(7, e.number, buf);
-        put_varint(8, u64::from(e.blank_reason), buf);
+        put_message(5, buf, |buf| {
+            put_str(1, e.event_id, buf);
+            put_varint(2, event_type_value(e.event_type) as u64, buf);
+            put_varint(3, e.occurred_at.0 as u64, buf);
+            put_varint(4, u64::from(e.delay_ms), buf);
+            if let Some(actor) = e.actor {
+                put_str_always(5, actor, buf);
+            }
+            if let Some(text) = e.text {
+                put_str_always(6, text, buf);
+            }
+            put_varint(7, e.number, buf);
+            put_varint(8, u64::from(e.blank_reason), buf);
+        });
     }
     for h in state.held() {
-        let kind = alert_kind_value(h.kind) as u64;
-        put_message_header(6, varint_len(1, kind) + str_len(2, h.trigger) + varint_len(3, h.triggered_at.0 as u64), buf);
-        put_varint(1, kind, buf);
-        put_str(2, h.trigger, buf);
-        put_varint(3, h.triggered_at.0 as u64, buf);
+        put_message(6, buf, |buf| {
+            put_varint(1, alert_kind_value(h.kind) as u64, buf);
+            put_str(2, h.trigger, buf);
+            put_varint(3, h.triggered_at.0 as u64, buf);
+        });
     }
     put_varint(7, u64::from(if state.legacy_ids() { LEGACY_IDENTITY } else { DEPARTMENT_IDENTITY }), buf);
 }
@@ -241,7 +232,7 @@ pub fn encode_outbox(outbox: &[v1::Alert], buf: &mut Vec<u8>) {
 /// Protobuf fields as prost writes them: proto3 scalars and strings only when not the
 /// default, `optional` ones whenever present.
 mod pb {
-    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
     pub fn put_str_always(tag: u32, s: &str, buf: &mut Vec<u8>) {
         encode_key(tag, WireType::LengthDelimited, buf);
@@ -262,21 +253,17 @@ mod pb {
         }
     }
 
-    pub fn put_message_header(tag: u32, len: usize, buf: &mut Vec<u8>) {
+    /// A nested message: its fields are written by `fields`, then their length, known
+    /// only then, is put in front of them (a short move of the few bytes written).
+    pub fn put_message(tag: u32, buf: &mut Vec<u8>, fields: impl FnOnce(&mut Vec<u8>)) {
         encode_key(tag, WireType::LengthDelimited, buf);
-        encode_varint(len as u64, buf);
-    }
-
-    pub fn str_len_always(tag: u32, s: &str) -> usize {
-        key_len(tag) + encoded_len_varint(s.len() as u64) + s.len()
-    }
-
-    pub fn str_len(tag: u32, s: &str) -> usize {
-        if s.is_empty() { 0 } else { str_len_always(tag, s) }
-    }
-
-    pub fn varint_len(tag: u32, v: u64) -> usize {
-        if v == 0 { 0 } else { key_len(tag) + encoded_len_varint(v) }
+        let start = buf.len();
+        fields(buf);
+        let len = (buf.len() - start) as u64;
+        let mut prefix = [0u8; 10];
+        let n = encoded_len_varint(len);
+        encode_varint(len, &mut &mut prefix[..]);
+        buf.splice(start..start, prefix[..n].iter().copied());
     }
 }
 
