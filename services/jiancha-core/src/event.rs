@@ -9,6 +9,8 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
 
+mod line;
+
 /// Longest `event_id` and `item_id`, in characters.
 pub const MAX_ID_CHARS: usize = 128;
 /// Longest free-text field (actor, reason, step, …), in characters.
@@ -454,15 +456,20 @@ impl<'a> RawEvent<'a> {
     /// refused with its name.
     pub fn from_json(bytes: &'a [u8]) -> Result<RawEvent<'a>, InvalidEvent> {
         // The common case, a well-formed object with fields of the right types, straight
-        // into the fields without building a map of values; anything else (a wrong type,
-        // a repeated key, not an object) takes the path below, whose errors name the field.
-        // The line's UTF-8 is checked once, as a whole, so that serde_json's reader of
-        // text does not check every string again.
+        // into the fields without building a map of values: the flat line department
+        // systems write in one pass ([`line::scan`]), any other object through serde;
+        // anything else (a wrong type, a repeated key, not an object) takes the path
+        // below, whose errors name the field. The line's UTF-8 is checked once, as a
+        // whole, so that neither reader checks every string again.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
             && let Ok(text) = std::str::from_utf8(bytes)
-            && let Ok(fast) = serde_json::from_str::<RawEvent<'a>>(text)
         {
-            return Ok(fast);
+            if let Some(fast) = line::scan(text) {
+                return Ok(fast);
+            }
+            if let Ok(read) = serde_json::from_str::<RawEvent<'a>>(text) {
+                return Ok(read);
+            }
         }
         let value: Value = serde_json::from_slice(bytes).map_err(|e| InvalidEvent {
             event_id: None,
