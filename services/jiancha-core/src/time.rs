@@ -63,16 +63,44 @@ impl Timestamp {
 
     /// `YYYY-MM-DD HH:MM` in the given zone, for derivation texts a person reads.
     pub fn short_in(self, tz: Tz) -> String {
+        self.short(tz).to_string()
+    }
+
+    /// [`Timestamp::short_in`] as a value that writes itself where it is formatted, so
+    /// that a text citing several instants allocates none of them.
+    pub fn short(self, tz: Tz) -> Short {
+        Short { at: self, tz }
+    }
+}
+
+/// An instant written `2024-03-14 10:00` in a zone; see [`Timestamp::short`].
+#[derive(Clone, Copy, Debug)]
+pub struct Short {
+    at: Timestamp,
+    tz: Tz,
+}
+
+impl fmt::Display for Short {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use chrono::{Datelike, Timelike};
-        let t = self.in_zone(tz);
-        // Written field by field: chrono's `format` parses its pattern on every call,
-        // and derivation texts hold several of these an alert. Outside years 0–9999
-        // `%Y` adds a sign, so those take chrono's way.
-        if (0..=9999).contains(&t.year()) {
-            format!("{:04}-{:02}-{:02} {:02}:{:02}", t.year(), t.month(), t.day(), t.hour(), t.minute())
-        } else {
-            t.format("%Y-%m-%d %H:%M").to_string()
+        let t = self.at.in_zone(self.tz);
+        // Written digit by digit: chrono's `format` parses its pattern on every call, and
+        // `{:02}` pads through the formatter; derivation texts cite several instants an
+        // alert. Outside years 0–9999 `%Y` adds a sign, so those take chrono's way.
+        let year = t.year();
+        if !(0..=9999).contains(&year) {
+            return write!(f, "{}", t.format("%Y-%m-%d %H:%M"));
         }
+        let two = |n: u32| [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        let y = year as u32;
+        let [m1, m2] = two(t.month());
+        let [d1, d2] = two(t.day());
+        let [h1, h2] = two(t.hour());
+        let [n1, n2] = two(t.minute());
+        let [y1, y2] = two(y / 100);
+        let [y3, y4] = two(y % 100);
+        let text = [y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2, b' ', h1, h2, b':', n1, n2];
+        f.write_str(std::str::from_utf8(&text).expect("ASCII digits"))
     }
 }
 

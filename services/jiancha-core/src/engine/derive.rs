@@ -10,7 +10,8 @@ use crate::catalog::DayKind;
 use crate::clock::{ClockChange, Counter};
 use crate::event::{EventType, LawfulSuspension};
 use crate::intern::Interner;
-use crate::time::{HOUR_MS, Timestamp};
+use crate::time::{HOUR_MS, Short, Timestamp};
+use std::fmt::{self, Write as _};
 
 /// Everything the texts may cite.
 pub(crate) struct View<'a> {
@@ -24,8 +25,8 @@ pub(crate) struct View<'a> {
 }
 
 impl View<'_> {
-    fn t(&self, at: i64) -> String {
-        Timestamp(at).short_in(self.calendar.tz())
+    fn t(&self, at: i64) -> Short {
+        Timestamp(at).short(self.calendar.tz())
     }
 
     fn ev(&self, i: u32) -> &Ev {
@@ -87,7 +88,7 @@ pub(crate) fn message(v: &View<'_>, f: &Fact) -> Bilingual {
     let (zh, en) = match f.kind {
         AlertKind::AcceptanceOverdue => {
             let (n, _) = budget(f);
-            let start = f.trace.map_or(String::new(), |tr| v.t(tr.start));
+            let start = f.trace.map_or(String::new(), |tr| v.t(tr.start).to_string());
             (
                 format!(
                     "办件{item}自{start}收件起{n}个工作日内未受理、未作出不予受理决定、也未一次性告知补正，受理期限已于{at}届满，依法视为自{start}起受理"
@@ -248,21 +249,47 @@ pub(crate) fn message(v: &View<'_>, f: &Fact) -> Bilingual {
 
 /// The derivation of a fact: the facts that produced it.
 pub(crate) fn derivation(v: &View<'_>, f: &Fact) -> Bilingual {
-    let mut zh = Vec::new();
-    let mut en = Vec::new();
+    let mut zh = Lines::new("；");
+    let mut en = Lines::new("; ");
     if let Some(i) = event_index(f) {
         let e = v.ev(i);
         let actor = v.actor(e);
         let by_zh = if actor.is_empty() { String::new() } else { format!("，经办人{actor}") };
         let by_en = if actor.is_empty() { String::new() } else { format!(" by {actor}") };
-        zh.push(format!("依据事件{}（{}，发生于{}{by_zh}）", v.eid(i), e.ty.zh(), v.t(e.at)));
-        en.push(format!("from event {} ({}{by_en} at {})", v.eid(i), e.ty.as_str(), v.t(e.at)));
+        zh.push(format_args!("依据事件{}（{}，发生于{}{by_zh}）", v.eid(i), e.ty.zh(), v.t(e.at)));
+        en.push(format_args!("from event {} ({}{by_en} at {})", v.eid(i), e.ty.as_str(), v.t(e.at)));
         event_rule_facts(v, f, e, &mut zh, &mut en);
     }
     if let Some(tr) = f.trace {
         clock_facts(v, f, &tr, &mut zh, &mut en);
     }
-    Bilingual { zh: zh.join("；") + "。", en: en.join("; ") + "." }
+    Bilingual { zh: zh.end("。"), en: en.end(".") }
+}
+
+/// The lines of a derivation, written into one text as they come.
+pub(crate) struct Lines {
+    text: String,
+    separator: &'static str,
+    empty: bool,
+}
+
+impl Lines {
+    fn new(separator: &'static str) -> Lines {
+        Lines { text: String::with_capacity(256), separator, empty: true }
+    }
+
+    fn push(&mut self, line: impl fmt::Display) {
+        if !self.empty {
+            self.text.push_str(self.separator);
+        }
+        self.empty = false;
+        write!(self.text, "{line}").expect("writing to a String");
+    }
+
+    fn end(mut self, end: &str) -> String {
+        self.text.push_str(end);
+        self.text
+    }
 }
 
 fn event_index(f: &Fact) -> Option<u32> {
@@ -272,7 +299,7 @@ fn event_index(f: &Fact) -> Option<u32> {
     }
 }
 
-fn event_rule_facts(v: &View<'_>, f: &Fact, e: &Ev, zh: &mut Vec<String>, en: &mut Vec<String>) {
+fn event_rule_facts(v: &View<'_>, f: &Fact, e: &Ev, zh: &mut Lines, en: &mut Lines) {
     let earlier = |ty: EventType| -> Vec<String> {
         v.item
             .events
@@ -284,24 +311,24 @@ fn event_rule_facts(v: &View<'_>, f: &Fact, e: &Ev, zh: &mut Vec<String>, en: &m
     match f.kind {
         AlertKind::CorrectionRepeated => {
             let list = earlier(EventType::CorrectionRequested).join("、");
-            zh.push(format!("本件补正告知依次为：{list}"));
-            en.push(format!("correction notices so far: {list}"));
+            zh.push(format_args!("本件补正告知依次为：{list}"));
+            en.push(format_args!("correction notices so far: {list}"));
         }
         AlertKind::CorrectionLate => {
-            zh.push("告知补正时本件已受理或视为受理".into());
-            en.push("when the notice was given the item was already accepted or deemed accepted".into());
+            zh.push("告知补正时本件已受理或视为受理");
+            en.push("when the notice was given the item was already accepted or deemed accepted");
         }
         AlertKind::FeeIrregular => {
             let list = earlier(EventType::FeeCharged);
             let cap = v.resolved.map_or(0, |r| r.service.fee_cap_fen);
-            zh.push(format!("收费记录：{}；累计{}分，上限{}分", list.join("、"), f.info, cap));
-            en.push(format!("fees: {}; total {} fen, cap {} fen", list.join(", "), f.info, cap));
+            zh.push(format_args!("收费记录：{}；累计{}分，上限{}分", list.join("、"), f.info, cap));
+            en.push(format_args!("fees: {}; total {} fen, cap {} fen", list.join(", "), f.info, cap));
         }
         AlertKind::ExtensionIrregular => {
             let approver = v.names.name(e.approver());
             let max = v.resolved.map_or(0, |r| r.service.extension_max_days);
-            zh.push(format!("延期{}日，批准人「{approver}」，该事项延期上限{max}日", e.days()));
-            en.push(format!("extension of {} days approved by \"{approver}\"; the service allows at most {max} days", e.days()));
+            zh.push(format_args!("延期{}日，批准人「{approver}」，该事项延期上限{max}日", e.days()));
+            en.push(format_args!("extension of {} days approved by \"{approver}\"; the service allows at most {max} days", e.days()));
         }
         AlertKind::SeparationOfDuties => {
             let review = v.resolved.and_then(|r| r.service.review_step);
@@ -316,13 +343,18 @@ fn event_rule_facts(v: &View<'_>, f: &Fact, e: &Ev, zh: &mut Vec<String>, en: &m
                 })
                 .map(|x| format!("{} {}", v.item.event_id(x), v.t(x.at)))
                 .collect();
-            zh.push(format!("同一人办结审核环节的事件：{}", list.join("、")));
-            en.push(format!("review step completed by the same official in: {}", list.join(", ")));
+            zh.push(format_args!("同一人办结审核环节的事件：{}", list.join("、")));
+            en.push(format_args!("review step completed by the same official in: {}", list.join(", ")));
         }
         AlertKind::LateReport => {
             let arrived = e.at + i64::from(e.delay_ms);
-            zh.push(format!("到达时间{}，迟报{}，报送时限{}", v.t(arrived), duration(i64::from(e.delay_ms)), duration(v.late_limit_ms)));
-            en.push(format!(
+            zh.push(format_args!(
+                "到达时间{}，迟报{}，报送时限{}",
+                v.t(arrived),
+                duration(i64::from(e.delay_ms)),
+                duration(v.late_limit_ms)
+            ));
+            en.push(format_args!(
                 "arrived {}, {} late; the limit is {}",
                 v.t(arrived),
                 duration(i64::from(e.delay_ms)),
@@ -333,12 +365,12 @@ fn event_rule_facts(v: &View<'_>, f: &Fact, e: &Ev, zh: &mut Vec<String>, en: &m
             let acc = v.item.events.iter().find(|x| x.ty == EventType::Accepted);
             match acc {
                 Some(a) => {
-                    zh.push(format!("受理事件{}发生于{}，晚于本事件", v.item.event_id(a), v.t(a.at)));
-                    en.push(format!("the acceptance {} happened at {}, after this event", v.item.event_id(a), v.t(a.at)));
+                    zh.push(format_args!("受理事件{}发生于{}，晚于本事件", v.item.event_id(a), v.t(a.at)));
+                    en.push(format_args!("the acceptance {} happened at {}, after this event", v.item.event_id(a), v.t(a.at)));
                 }
                 None => {
-                    zh.push("本件尚无受理记录（或在受理期限届满前发生）".into());
-                    en.push("the item has no acceptance (or this happened before the acceptance window ran out)".into());
+                    zh.push("本件尚无受理记录（或在受理期限届满前发生）");
+                    en.push("the item has no acceptance (or this happened before the acceptance window ran out)");
                 }
             }
         }
@@ -346,15 +378,15 @@ fn event_rule_facts(v: &View<'_>, f: &Fact, e: &Ev, zh: &mut Vec<String>, en: &m
     }
 }
 
-fn clock_facts(v: &View<'_>, f: &Fact, tr: &Trace, zh: &mut Vec<String>, en: &mut Vec<String>) {
+fn clock_facts(v: &View<'_>, f: &Fact, tr: &Trace, zh: &mut Lines, en: &mut Lines) {
     let c = Counter { calendar: v.calendar, kind: tr.kind };
     let unit = c.unit();
     let (origin_zh, origin_en) = origin(v, tr.origin);
     let anchor = c.anchor(tr.start);
-    zh.push(format!("起算：{origin_zh}，{}", v.t(tr.start)));
-    en.push(format!("start: {origin_en} at {}", v.t(tr.start)));
-    zh.push(format!("起算当日不计入（民法典第二百零一条），自{}起计算", v.t(anchor)));
-    en.push(format!("the start day is not counted (Civil Code art. 201): counting from {}", v.t(anchor)));
+    zh.push(format_args!("起算：{origin_zh}，{}", v.t(tr.start)));
+    en.push(format_args!("start: {origin_en} at {}", v.t(tr.start)));
+    zh.push(format_args!("起算当日不计入（民法典第二百零一条），自{}起计算", v.t(anchor)));
+    en.push(format_args!("the start day is not counted (Civil Code art. 201): counting from {}", v.t(anchor)));
     let budget_days = days(tr.budget, unit);
     let (label_zh, label_en) = match f.kind {
         AlertKind::PromisedDeadlineNear => ("承诺时限预警点", "promised-limit warning point"),
@@ -367,22 +399,22 @@ fn clock_facts(v: &View<'_>, f: &Fact, tr: &Trace, zh: &mut Vec<String>, en: &mu
         _ => ("时限", "limit"),
     };
     let office = if v.calendar.has_office_hours() && tr.kind == DayKind::Working { "（按办公时间计）" } else { "" };
-    zh.push(format!("{label_zh}{budget_days}{}{office}", kind_zh(tr.kind)));
-    en.push(format!("{label_en}: {budget_days} {}{}", kind_en(tr.kind), if office.is_empty() { "" } else { " (office hours)" }));
+    zh.push(format_args!("{label_zh}{budget_days}{}{office}", kind_zh(tr.kind)));
+    en.push(format_args!("{label_en}: {budget_days} {}{}", kind_en(tr.kind), if office.is_empty() { "" } else { " (office hours)" }));
 
     let changes = if tr.pauses_only { v.step_changes } else { v.changes };
     for ch in changes.iter().take(tr.applied as usize) {
         match *ch {
             ClockChange::Pause(p) => {
                 let excluded = c.elapsed(p.to.max(anchor)) - c.elapsed(p.from.max(anchor));
-                zh.push(format!(
+                zh.push(format_args!(
                     "特别程序{}至{}不计入（扣除{}{}，行政许可法第四十五条）",
                     v.t(p.from),
                     v.t(p.to),
                     days(excluded.max(0), unit),
                     kind_zh(tr.kind)
                 ));
-                en.push(format!(
+                en.push(format_args!(
                     "suspension {} to {} excluded ({} {}, ALL art. 45)",
                     v.t(p.from),
                     v.t(p.to),
@@ -391,8 +423,8 @@ fn clock_facts(v: &View<'_>, f: &Fact, tr: &Trace, zh: &mut Vec<String>, en: &mu
                 ));
             }
             ClockChange::Extend { at, budget } => {
-                zh.push(format!("{}依法延期{}日", v.t(at), days(budget, unit)));
-                en.push(format!("lawfully extended by {} days at {}", days(budget, unit), v.t(at)));
+                zh.push(format_args!("{}依法延期{}日", v.t(at), days(budget, unit)));
+                en.push(format_args!("lawfully extended by {} days at {}", days(budget, unit), v.t(at)));
             }
         }
     }
@@ -400,14 +432,14 @@ fn clock_facts(v: &View<'_>, f: &Fact, tr: &Trace, zh: &mut Vec<String>, en: &mu
         let skipped = v.item.events.iter().filter(|e| e.ty == EventType::Suspended).count()
             > changes.iter().take(tr.applied as usize).filter(|c| matches!(c, ClockChange::Pause(_))).count();
         if skipped && f.kind != AlertKind::SuspensionOverdue {
-            zh.push("其他挂起不属依法中止或发生在期限届满之后，不中止计时".into());
-            en.push("other suspensions were not lawful or came after the deadline and paused nothing".into());
+            zh.push("其他挂起不属依法中止或发生在期限届满之后，不中止计时");
+            en.push("other suspensions were not lawful or came after the deadline and paused nothing");
         }
     }
     calendar_facts(v, anchor, f.at, tr.kind, zh, en);
     let last_day = v.calendar.date_of(Timestamp(f.at - 1));
-    zh.push(format!("期限届满：{}（即{}当日结束）", v.t(f.at), last_day));
-    en.push(format!("deadline: {} (end of {})", v.t(f.at), last_day));
+    zh.push(format_args!("期限届满：{}（即{}当日结束）", v.t(f.at), last_day));
+    en.push(format_args!("deadline: {} (end of {})", v.t(f.at), last_day));
 }
 
 fn origin(v: &View<'_>, o: Origin) -> (String, String) {
@@ -441,7 +473,7 @@ fn origin(v: &View<'_>, o: Origin) -> (String, String) {
 }
 
 /// Holidays and adjusted working days crossed between the anchor and the deadline.
-fn calendar_facts(v: &View<'_>, anchor: i64, deadline: i64, kind: DayKind, zh: &mut Vec<String>, en: &mut Vec<String>) {
+fn calendar_facts(v: &View<'_>, anchor: i64, deadline: i64, kind: DayKind, zh: &mut Lines, en: &mut Lines) {
     let cal = v.calendar;
     if deadline <= anchor {
         return;
@@ -467,29 +499,28 @@ fn calendar_facts(v: &View<'_>, anchor: i64, deadline: i64, kind: DayKind, zh: &
     }
     let cal_name = cal.name();
     if holidays.is_empty() {
-        zh.push(format!("期间无法定节假日（日历{cal_name}）"));
-        en.push(format!("no public holidays in the period (calendar {cal_name})"));
+        zh.push(format_args!("期间无法定节假日（日历{cal_name}）"));
+        en.push(format_args!("no public holidays in the period (calendar {cal_name})"));
     } else {
         let list_zh: Vec<String> =
             holidays.iter().map(|h| if h.2 == h.3 { format!("{} {}", h.0, h.2) } else { format!("{} {}至{}", h.0, h.2, h.3) }).collect();
         let list_en: Vec<String> =
             holidays.iter().map(|h| if h.2 == h.3 { format!("{} {}", h.1, h.2) } else { format!("{} {} to {}", h.1, h.2, h.3) }).collect();
-        zh.push(format!("跨越法定节假日：{}（日历{cal_name}）", list_zh.join("、")));
-        en.push(format!("public holidays crossed: {} (calendar {cal_name})", list_en.join(", ")));
+        zh.push(format_args!("跨越法定节假日：{}（日历{cal_name}）", list_zh.join("、")));
+        en.push(format_args!("public holidays crossed: {} (calendar {cal_name})", list_en.join(", ")));
     }
     if !adjusted.is_empty() {
-        zh.push(format!("调休上班日计入：{}", adjusted.join("、")));
-        en.push(format!("adjusted working days counted: {}", adjusted.join(", ").replace('（', " (").replace('）', ")")));
+        zh.push(format_args!("调休上班日计入：{}", adjusted.join("、")));
+        en.push(format_args!("adjusted working days counted: {}", adjusted.join(", ").replace('（', " (").replace('）', ")")));
     }
     if kind == DayKind::Working && !cal.has_office_hours() {
-        zh.push(format!("期间共{working}个工作日"));
-        en.push(format!("{working} working days in the period"));
+        zh.push(format_args!("期间共{working}个工作日"));
+        en.push(format_args!("{working} working days in the period"));
     }
     if kind == DayKind::Natural && cal.is_working_day(cal.day_of(deadline - 1)) {
-        zh.push("按自然日计算；期间最后一日为法定休假日的，以休假日结束的次日（工作日）为最后一日（民法典第二百零三条）".into());
+        zh.push("按自然日计算；期间最后一日为法定休假日的，以休假日结束的次日（工作日）为最后一日（民法典第二百零三条）");
         en.push(
-            "counted in natural days; a period whose last day is a day off runs to the end of the next working day (Civil Code art. 203)"
-                .into(),
+            "counted in natural days; a period whose last day is a day off runs to the end of the next working day (Civil Code art. 203)",
         );
     }
     let years: Vec<i32> = {
@@ -499,8 +530,8 @@ fn calendar_facts(v: &View<'_>, anchor: i64, deadline: i64, kind: DayKind, zh: &
     };
     if !years.is_empty() {
         let list = years.iter().map(|y| y.to_string()).collect::<Vec<_>>().join(", ");
-        zh.push(format!("注意：日历缺少{list}年节假日安排，暂按周一至周五计算"));
-        en.push(format!("note: no holiday notice for {list}; counted Mon-Fri until it is loaded"));
+        zh.push(format_args!("注意：日历缺少{list}年节假日安排，暂按周一至周五计算"));
+        en.push(format_args!("note: no holiday notice for {list}; counted Mon-Fri until it is loaded"));
     }
 }
 
