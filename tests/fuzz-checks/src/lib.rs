@@ -6,7 +6,7 @@
 use jiancha_core::calendar::Calendar;
 use jiancha_core::catalog::DayKind;
 use jiancha_core::clock::{Counter, Pause};
-use jiancha_core::event::{Event, MAX_ID_CHARS, parse_json_event};
+use jiancha_core::event::{Event, MAX_ID_CHARS, RawEvent, parse_json_event};
 use jiancha_core::{Calendars, Catalog, Timestamp};
 use prost::Message as _;
 use std::sync::OnceLock;
@@ -47,6 +47,13 @@ fn accepted(event: &Event) {
 pub fn event_json(data: &[u8]) {
     if let Ok(e) = parse_json_event(data) {
         accepted(&e.event);
+    }
+    // The one-pass reading of the common line reads any object as serde_json reads it.
+    if let Ok(text) = std::str::from_utf8(data)
+        && text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{')
+        && let Ok(by_serde) = serde_json::from_str::<RawEvent<'_>>(text)
+    {
+        assert_eq!(RawEvent::from_json(data).ok(), Some(by_serde), "{text}");
     }
 }
 
