@@ -224,11 +224,15 @@ impl<'a> Reader<'a> {
         let start = self.at;
         let mut n: i128 = 0;
         while let Some(c @ b'0'..=b'9') = self.peek() {
+            // Given up on before the sum can overflow, however long the digits run.
+            if self.at - start == 18 {
+                return None;
+            }
             n = n * 10 + i128::from(c - b'0');
             self.at += 1;
         }
         let digits = self.at - start;
-        if digits == 0 || digits > 18 || (digits > 1 && self.b[start] == b'0') || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+        if digits == 0 || (digits > 1 && self.b[start] == b'0') || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
             return None;
         }
         Some(Some(if negative { -n } else { n }))
@@ -278,6 +282,7 @@ mod tests {
             r#"{"seq":01}"#,
             r#"{"seq":1e3}"#,
             r#"{"seq":1234567890123456789}"#,
+            &format!(r#"{{"seq":{}}}"#, "4".repeat(60)),
             r#"{"item_id":"a",}"#,
             r#"{"item_id":"a"} x"#,
             r#"{"item_id":"a"}{}"#,
