@@ -48,6 +48,10 @@ pub struct Shared {
     pub latency_window: Mutex<Histogram<u64>>,
     /// Timer lateness (publication − deadline), µs, for deadlines inside the run.
     pub lateness: Mutex<Histogram<u64>>,
+    /// The most records, at any sample, that the broker had dropped from the start of
+    /// the event topic (retention) before the monitors had committed them: they may never
+    /// have read them.
+    pub dropped_unread: AtomicU64,
     /// Stop the readers.
     pub stop: AtomicBool,
 }
@@ -66,6 +70,7 @@ impl Shared {
             alerts: AtomicU64::new(0),
             latency: Mutex::new(histogram()),
             latency_window: Mutex::new(histogram()),
+            dropped_unread: AtomicU64::new(0),
             lateness: Mutex::new(histogram()),
             stop: AtomicBool::new(false),
         }
@@ -321,6 +326,18 @@ impl OffsetWatch {
         Some((held, dropped))
     }
 
+    /// Records the broker has dropped from the start of the topic (retention) that the
+    /// group had not committed: its start offset past the group's committed one, summed.
+    pub fn dropped_uncommitted(&self) -> Option<u64> {
+        let committed = self.committed()?;
+        let mut sum = 0;
+        for (&p, c) in self.partitions.iter().zip(committed) {
+            let (low, _) = self.group.fetch_watermarks(&self.topic, p, Duration::from_secs(5)).ok()?;
+            sum += (low - c).max(0) as u64;
+        }
+        Some(sum)
+    }
+
     /// The end offset of each partition.
     pub fn ends(&self) -> Option<Vec<i64>> {
         self.partitions.iter().map(|&p| self.group.fetch_watermarks(&self.topic, p, Duration::from_secs(5)).ok().map(|w| w.1)).collect()
@@ -377,6 +394,9 @@ pub fn sample_seconds(watch: &OffsetWatch, shared: &Shared, pids: &[u32], ticks:
         let alerts = shared.alerts.load(Ordering::Relaxed);
         let committed: Option<i64> = watch.committed().map(|c| c.iter().sum());
         let end = watch.end();
+        if let Some(n) = watch.dropped_uncommitted() {
+            shared.dropped_unread.fetch_max(n, Ordering::Relaxed);
+        }
         let window = std::mem::replace(&mut *shared.latency_window.lock().expect("lock"), histogram());
         let ms = |q: f64| (!window.is_empty()).then(|| window.value_at_quantile(q) as f64 / 1000.0);
         let (mut rss, mut cpu) = (0, 0.0);

@@ -663,8 +663,18 @@ fn drive(
         ""
     };
     let dead_lettered = OffsetWatch::new(client.clone(), "jiancha-loadtest-reader", &rig.config.topics.dead_letter)?.end().unwrap_or(-1);
+    let dropped_unread = shared.dropped_unread.load(Ordering::Relaxed);
     let (check, check_skipped) = if !drained {
         (None, Some("the monitors had not caught up when the drain timeout passed".to_owned()))
+    } else if dropped_unread > 0 {
+        // The monitors' consumer skips to the broker's start when its position was
+        // dropped: what they applied is not the stream a replay would apply.
+        (
+            None,
+            Some(format!(
+                "the broker dropped up to {dropped_unread} records (retention; the embedded broker keeps about 5 MB a partition) before the monitors had committed them: they may never have read them, so no replay is the stream they saw"
+            )),
+        )
     } else if !own {
         (None, Some("the running monitors' earlier state is not known to a replay of this run's records".to_owned()))
     } else if source.is_empty() {
