@@ -7,4 +7,5 @@
 //! the catalog loader come from `jiancha-platform`.
 
 pub mod monitor;
+mod offset_reset;
 pub mod telemetry;

@@ -22,6 +22,7 @@ use jiancha_platform::codec;
 use jiancha_platform::kafka::{KafkaFailure, ensure_topics};
 use jiancha_platform::rules::{RulesError, RulesWatch};
 use prost::Message as _;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
@@ -303,6 +304,22 @@ struct MonitorContext {
 }
 
 impl ClientContext for MonitorContext {
+    /// librdkafka's lines as tracing events (as rdkafka does by default), and a reset past
+    /// records the broker deleted unread counted and logged as the loss it is.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, line: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                error!(target: "librdkafka", "librdkafka: {fac} {line}")
+            }
+            RDKafkaLogLevel::Warning => warn!(target: "librdkafka", "librdkafka: {fac} {line}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => info!(target: "librdkafka", "librdkafka: {fac} {line}"),
+            RDKafkaLogLevel::Debug => debug!(target: "librdkafka", "librdkafka: {fac} {line}"),
+        }
+        if let Some(reset) = crate::offset_reset::parse(fac, line) {
+            reset.report();
+        }
+    }
+
     fn stats(&self, stats: Statistics) {
         let mut shared = self.shared.lock();
         for (name, topic) in &stats.topics {
