@@ -52,12 +52,13 @@ fn leading_number(text: &str) -> Option<i64> {
 impl Reset<'_> {
     /// Logs the loss and counts it.
     pub fn report(&self) {
-        let (topic, partition) = (self.topic.to_owned(), self.partition.to_string());
-        metrics::counter!(m::OFFSET_RESETS, "topic" => topic.clone(), "partition" => partition.clone()).increment(1);
+        // Without labels, so that the series exists at zero from the start and a rule's
+        // `increase()` sees the first reset; the log line names the partition.
+        metrics::counter!(m::OFFSET_RESETS).increment(1);
         match self.to {
             Some(to) if to > self.from => {
                 let lost = (to - self.from) as u64;
-                metrics::counter!(m::EVENTS_LOST, "topic" => topic, "partition" => partition).increment(lost);
+                metrics::counter!(m::EVENTS_LOST).increment(lost);
                 tracing::error!(
                     topic = self.topic,
                     partition = self.partition,

@@ -16,9 +16,9 @@ pub const OPEN_ITEMS: &str = "jiancha_open_items";
 pub const ITEMS: &str = "jiancha_items";
 /// Consumer lag in records, by `partition`.
 pub const CONSUMER_LAG: &str = "jiancha_consumer_lag";
-/// Resets of a partition's position past records the broker deleted unread, by `topic`, `partition`.
+/// Resets of a partition's position past records the broker deleted unread.
 pub const OFFSET_RESETS: &str = "jiancha_consumer_offset_resets_total";
-/// Records the broker deleted before the monitor read them, by `topic`, `partition`.
+/// Records the broker deleted before the monitor read them.
 pub const EVENTS_LOST: &str = "jiancha_events_lost_total";
 /// Wall clock minus deadline when a timer fires.
 pub const TIMER_LATENESS: &str = "jiancha_timer_lateness_seconds";
@@ -56,9 +56,11 @@ pub fn describe() {
     describe_gauge!(CONSUMER_LAG, "Consumer lag in records, by partition (0 once the partition moved to another instance)");
     describe_counter!(
         OFFSET_RESETS,
-        "Resets of a partition's position past records the broker deleted before they were read (retention), by topic and partition"
+        "Resets of a partition's position past records the broker deleted before they were read (retention); the log names each"
     );
-    describe_counter!(EVENTS_LOST, "Records the broker deleted before this monitor read them (never applied), by topic and partition");
+    metrics::counter!(OFFSET_RESETS).increment(0);
+    describe_counter!(EVENTS_LOST, "Records the broker deleted before this monitor read them (never applied)");
+    metrics::counter!(EVENTS_LOST).increment(0);
     describe_histogram!(TIMER_LATENESS, Unit::Seconds, "Wall clock minus deadline when a timer fires");
     describe_histogram!(PROCESSING, Unit::Seconds, "Engine time to process one record");
     describe_histogram!(END_TO_END, Unit::Seconds, "Record timestamp to effects acknowledged by the broker");
