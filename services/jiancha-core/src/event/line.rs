@@ -23,92 +23,61 @@ pub(super) fn scan(text: &str) -> Option<RawEvent<'_>> {
     let mut seen = 0u32;
     r.ws();
     r.expect(b'{')?;
-    r.ws();
-    if r.peek()? == b'}' {
-        r.at += 1;
-    } else {
-        loop {
-            r.expect(b'"')?;
-            let key = r.string_body()?;
-            r.ws();
-            r.expect(b':')?;
-            r.ws();
-            let bit = field_bit(key)?;
-            if seen & bit != 0 {
-                return None;
-            }
-            seen |= bit;
-            match key {
-                "seq" => raw.seq = r.integer()?,
-                "expected_days" => raw.expected_days = r.integer()?,
-                "days" => raw.days = r.integer()?,
-                "amount_fen" => raw.amount_fen = r.integer()?,
-                "materials" => raw.materials = r.texts()?,
-                _ => {
-                    let value = r.text()?;
-                    *text_field(&mut raw, key)? = value;
-                }
-            }
-            r.ws();
-            match r.peek()? {
-                b',' => {
-                    r.at += 1;
-                    r.ws();
-                }
-                b'}' => {
-                    r.at += 1;
-                    break;
-                }
-                _ => return None,
-            }
+    r.sequence(b'}', |r| {
+        r.expect(b'"')?;
+        let key = r.string_body()?;
+        r.ws();
+        r.expect(b':')?;
+        r.ws();
+        let (bit, field) = field(&mut raw, key)?;
+        if seen & bit != 0 {
+            return None;
         }
-    }
+        seen |= bit;
+        match field {
+            Field::Text(f) => *f = r.text()?,
+            Field::Integer(f) => *f = r.integer()?,
+            Field::Texts(f) => *f = r.texts()?,
+        }
+        Some(())
+    })?;
     r.ws();
     (r.at == r.b.len()).then_some(raw)
 }
 
-/// The field's bit in the set of fields read, for refusing a repeated key.
-fn field_bit(key: &str) -> Option<u32> {
-    const KEYS: [&str; 18] = [
-        "event_id",
-        "item_id",
-        "service_code",
-        "department_code",
-        "type",
-        "occurred_at",
-        "actor",
-        "seq",
-        "materials",
-        "reason",
-        "step",
-        "suspension_kind",
-        "expected_days",
-        "days",
-        "approver",
-        "amount_fen",
-        "outcome",
-        "received_at",
-    ];
-    KEYS.iter().position(|k| *k == key).map(|i| 1 << i)
+/// Where a key's value goes.
+enum Field<'r, 'a> {
+    Text(&'r mut Option<Cow<'a, str>>),
+    Integer(&'r mut Option<i128>),
+    Texts(&'r mut Option<Vec<Cow<'a, str>>>),
 }
 
-fn text_field<'r, 'a>(raw: &'r mut RawEvent<'a>, key: &str) -> Option<&'r mut Option<Cow<'a, str>>> {
-    Some(match key {
-        "event_id" => &mut raw.event_id,
-        "item_id" => &mut raw.item_id,
-        "service_code" => &mut raw.service_code,
-        "department_code" => &mut raw.department_code,
-        "type" => &mut raw.type_name,
-        "occurred_at" => &mut raw.occurred_at,
-        "actor" => &mut raw.actor,
-        "reason" => &mut raw.reason,
-        "step" => &mut raw.step,
-        "suspension_kind" => &mut raw.suspension_kind,
-        "approver" => &mut raw.approver,
-        "outcome" => &mut raw.outcome,
-        "received_at" => &mut raw.received_at,
+/// The field a key names, with its bit in the set of fields read (for refusing a
+/// repeated key); `None` for a key `RawEvent` does not have.
+fn field<'r, 'a>(raw: &'r mut RawEvent<'a>, key: &str) -> Option<(u32, Field<'r, 'a>)> {
+    use Field::*;
+    let (n, field) = match key {
+        "event_id" => (0, Text(&mut raw.event_id)),
+        "item_id" => (1, Text(&mut raw.item_id)),
+        "service_code" => (2, Text(&mut raw.service_code)),
+        "department_code" => (3, Text(&mut raw.department_code)),
+        "type" => (4, Text(&mut raw.type_name)),
+        "occurred_at" => (5, Text(&mut raw.occurred_at)),
+        "actor" => (6, Text(&mut raw.actor)),
+        "seq" => (7, Integer(&mut raw.seq)),
+        "materials" => (8, Texts(&mut raw.materials)),
+        "reason" => (9, Text(&mut raw.reason)),
+        "step" => (10, Text(&mut raw.step)),
+        "suspension_kind" => (11, Text(&mut raw.suspension_kind)),
+        "expected_days" => (12, Integer(&mut raw.expected_days)),
+        "days" => (13, Integer(&mut raw.days)),
+        "approver" => (14, Text(&mut raw.approver)),
+        "amount_fen" => (15, Integer(&mut raw.amount_fen)),
+        "outcome" => (16, Text(&mut raw.outcome)),
+        "received_at" => (17, Text(&mut raw.received_at)),
         _ => return None,
-    })
+    };
+    Some((1 << n, field))
 }
 
 /// The position of the first `"` or control character (below 0x20), eight bytes at a
@@ -187,24 +156,34 @@ impl<'a> Reader<'a> {
             return Some(None);
         }
         self.expect(b'[')?;
-        self.ws();
         let mut list = Vec::new();
-        if self.peek()? == b']' {
+        self.sequence(b']', |r| {
+            r.expect(b'"')?;
+            list.push(Cow::Borrowed(r.string_body()?));
+            Some(())
+        })?;
+        Some(Some(list))
+    }
+
+    /// After `{` or `[`: items read by `item`, separated by commas, up to `close`, which
+    /// it passes; whitespace anywhere between.
+    fn sequence(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.ws();
+        if self.peek()? == close {
             self.at += 1;
-            return Some(Some(list));
+            return Some(());
         }
         loop {
-            self.expect(b'"')?;
-            list.push(Cow::Borrowed(self.string_body()?));
+            item(self)?;
             self.ws();
             match self.peek()? {
                 b',' => {
                     self.at += 1;
                     self.ws();
                 }
-                b']' => {
+                c if c == close => {
                     self.at += 1;
-                    return Some(Some(list));
+                    return Some(());
                 }
                 _ => return None,
             }
