@@ -295,13 +295,19 @@ impl OffsetWatch {
         Ok(OffsetWatch { group, topic: topic.to_owned(), partitions })
     }
 
-    /// The sum of the end offsets (None when the broker did not answer in time).
+    /// Each partition's start and end offsets (None when the broker did not answer in time).
+    pub fn watermarks(&self) -> Option<Vec<(i64, i64)>> {
+        self.partitions.iter().map(|&p| self.group.fetch_watermarks(&self.topic, p, Duration::from_secs(5)).ok()).collect()
+    }
+
+    /// The sum of the end offsets.
     pub fn end(&self) -> Option<i64> {
-        let mut sum = 0;
-        for &p in &self.partitions {
-            sum += self.group.fetch_watermarks(&self.topic, p, Duration::from_secs(5)).ok()?.1;
-        }
-        Some(sum)
+        Some(self.watermarks()?.iter().map(|w| w.1).sum())
+    }
+
+    /// The end offset of each partition.
+    pub fn ends(&self) -> Option<Vec<i64>> {
+        Some(self.watermarks()?.into_iter().map(|w| w.1).collect())
     }
 
     /// The committed offsets per partition (0 where nothing is committed yet).
@@ -317,31 +323,15 @@ impl OffsetWatch {
     /// The records the topic still holds (end − start, summed), and how many it has
     /// dropped from its start (retention; the embedded broker keeps a few MB a partition).
     pub fn held(&self) -> Option<(i64, i64)> {
-        let (mut held, mut dropped) = (0, 0);
-        for &p in &self.partitions {
-            let (low, high) = self.group.fetch_watermarks(&self.topic, p, Duration::from_secs(5)).ok()?;
-            held += high - low;
-            dropped += low;
-        }
-        Some((held, dropped))
+        let marks = self.watermarks()?;
+        Some((marks.iter().map(|(low, high)| high - low).sum(), marks.iter().map(|w| w.0).sum()))
     }
+}
 
-    /// Records the broker has dropped from the start of the topic (retention) that the
-    /// group had not committed: its start offset past the group's committed one, summed.
-    pub fn dropped_uncommitted(&self) -> Option<u64> {
-        let committed = self.committed()?;
-        let mut sum = 0;
-        for (&p, c) in self.partitions.iter().zip(committed) {
-            let (low, _) = self.group.fetch_watermarks(&self.topic, p, Duration::from_secs(5)).ok()?;
-            sum += (low - c).max(0) as u64;
-        }
-        Some(sum)
-    }
-
-    /// The end offset of each partition.
-    pub fn ends(&self) -> Option<Vec<i64>> {
-        self.partitions.iter().map(|&p| self.group.fetch_watermarks(&self.topic, p, Duration::from_secs(5)).ok().map(|w| w.1)).collect()
-    }
+/// Records the broker has dropped from the start of a topic (retention) that the group
+/// had not committed: each partition's start offset past its committed one, summed.
+fn dropped_uncommitted(marks: &[(i64, i64)], committed: &[i64]) -> u64 {
+    marks.iter().zip(committed).map(|((low, _), c)| (low - c).max(0) as u64).sum()
 }
 
 /// One second of a run.
@@ -392,11 +382,14 @@ pub fn sample_seconds(watch: &OffsetWatch, shared: &Shared, pids: &[u32], ticks:
         next += Duration::from_secs(1);
         let acked = shared.acked.load(Ordering::Relaxed);
         let alerts = shared.alerts.load(Ordering::Relaxed);
-        let committed: Option<i64> = watch.committed().map(|c| c.iter().sum());
-        let end = watch.end();
-        if let Some(n) = watch.dropped_uncommitted() {
-            shared.dropped_unread.fetch_max(n, Ordering::Relaxed);
+        // One fetch of each: the committed offsets and the watermarks serve the rate, the
+        // lag and the records dropped unread alike.
+        let (committed_each, marks) = (watch.committed(), watch.watermarks());
+        if let (Some(c), Some(w)) = (&committed_each, &marks) {
+            shared.dropped_unread.fetch_max(dropped_uncommitted(w, c), Ordering::Relaxed);
         }
+        let committed: Option<i64> = committed_each.map(|c| c.iter().sum());
+        let end: Option<i64> = marks.map(|w| w.iter().map(|w| w.1).sum());
         let window = std::mem::replace(&mut *shared.latency_window.lock().expect("lock"), histogram());
         let ms = |q: f64| (!window.is_empty()).then(|| window.value_at_quantile(q) as f64 / 1000.0);
         let (mut rss, mut cpu) = (0, 0.0);
@@ -595,6 +588,13 @@ mod tests {
     use super::*;
     use crate::loadtest::stream;
     use chrono::TimeZone;
+
+    #[test]
+    fn records_dropped_unread_are_those_before_a_start_past_the_committed_offset() {
+        // Partition 0 dropped 10 unread, 1 dropped only what was committed, 2 nothing.
+        assert_eq!(dropped_uncommitted(&[(110, 500), (40, 500), (0, 0)], &[100, 60, 0]), 10);
+        assert_eq!(dropped_uncommitted(&[(0, 5)], &[5]), 0);
+    }
 
     /// Three probe items due at `due`, as stored records, and the rules that know the probe service.
     fn probe_run() -> (Vec<Stored>, Arc<jiancha_core::Catalog>, jiancha_core::Calendars, i64) {
