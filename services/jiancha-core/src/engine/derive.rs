@@ -266,7 +266,8 @@ pub(crate) fn derivation(v: &View<'_>, f: &Fact) -> Bilingual {
     Bilingual { zh: zh.end("。"), en: en.end(".") }
 }
 
-/// The lines of a derivation, written into one text as they come.
+/// Parts written into one text as they come, with a separator between them: the lines of
+/// a derivation, the reasons of an irregular extension.
 pub(crate) struct Lines {
     text: String,
     separator: &'static str,
@@ -557,30 +558,30 @@ fn extension_days(v: &View<'_>, f: &Fact) -> String {
 fn extension_reasons(v: &View<'_>, f: &Fact) -> (String, String) {
     let e = event_index(f).map(|i| *v.ev(i));
     let max = v.resolved.map_or(0, |r| r.service.extension_max_days);
-    let mut zh = Vec::new();
-    let mut en = Vec::new();
+    let mut zh = Lines::new("，");
+    let mut en = Lines::new(", ");
     if f.info & EXT_NOT_FIRST != 0 {
-        zh.push("非首次延期（只能延期一次）".to_owned());
-        en.push("not the first extension (only one is allowed)".to_owned());
+        zh.push("非首次延期（只能延期一次）");
+        en.push("not the first extension (only one is allowed)");
     }
     if f.info & EXT_NO_APPROVER != 0 {
-        zh.push("未经负责人批准（无批准人）".to_owned());
-        en.push("no approver".to_owned());
+        zh.push("未经负责人批准（无批准人）");
+        en.push("no approver");
     }
     if f.info & EXT_SELF_APPROVED != 0 {
-        zh.push("批准人与经办人为同一人".to_owned());
-        en.push("approved by its own actor".to_owned());
+        zh.push("批准人与经办人为同一人");
+        en.push("approved by its own actor");
     }
     if f.info & EXT_OVER_MAX != 0 {
         let d = e.map_or(0, |e| e.days());
-        zh.push(format!("延期{d}日超过上限{max}日"));
-        en.push(format!("{d} days is over the {max}-day maximum"));
+        zh.push(format_args!("延期{d}日超过上限{max}日"));
+        en.push(format_args!("{d} days is over the {max}-day maximum"));
     }
     if f.info & EXT_AFTER_DEADLINE != 0 {
-        zh.push("法定时限届满后才延期".to_owned());
-        en.push("made after the statutory deadline had passed".to_owned());
+        zh.push("法定时限届满后才延期");
+        en.push("made after the statutory deadline had passed");
     }
-    (zh.join("，"), en.join(", "))
+    (zh.end(""), en.end(""))
 }
 
 fn yuan(fen: u64) -> String {
