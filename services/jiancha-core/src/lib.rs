@@ -12,6 +12,7 @@ pub mod clock;
 pub mod engine;
 pub mod event;
 pub mod intern;
+pub mod json;
 pub mod time;
 
 pub use alert::{Alert, AlertKind, AlertStatus, Level};

@@ -6,7 +6,7 @@ use clap::Args;
 use jiancha_core::{Engine, Replay, Timestamp};
 use jiancha_platform::rules::load_rules;
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -37,6 +37,10 @@ pub struct ReplayArgs {
 
 /// Lines handed from the reading thread to the engine at a time.
 const BATCH: usize = 1024;
+
+/// Bytes of alert lines the writing thread gathers before it writes them out: a buffer
+/// well inside a core's L2 cache, which the engine's thread shares (see [`Lines`]).
+const OUT_BUFFER: usize = 128 * 1024;
 
 /// A line's number and what it holds.
 type Parsed = (usize, Result<jiancha_core::event::JsonEvent, jiancha_core::InvalidEvent>);
@@ -112,12 +116,20 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let (alerts_tx, alerts_rx) = std::sync::mpsc::sync_channel::<Vec<jiancha_core::Alert>>(8);
     let writer = std::thread::spawn(move || -> std::io::Result<()> {
         let stdout = std::io::stdout();
-        let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-        for alert in alerts_rx.into_iter().flatten() {
-            alert.write_json(&mut out).map_err(std::io::Error::from)?;
-            out.write_all(b"\n")?;
+        let mut stdout = stdout.lock();
+        let mut out = Vec::with_capacity(OUT_BUFFER + 64 * 1024);
+        for alerts in alerts_rx {
+            for alert in &alerts {
+                alert.write_json(&mut out);
+                out.push(b'\n');
+                if out.len() >= OUT_BUFFER {
+                    stdout.write_all(&out)?;
+                    out.clear();
+                }
+            }
         }
-        out.flush()
+        stdout.write_all(&out)?;
+        stdout.flush()
     });
     let mut raised: Vec<jiancha_core::Alert> = Vec::with_capacity(BATCH);
     let mut sink = |alert: jiancha_core::Alert| {
@@ -153,25 +165,29 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         let _ = tx.send(batch);
         Ok(())
     });
-    for (line, parsed) in rx.into_iter().flatten() {
-        match parsed {
-            Ok(j) => {
-                events += 1;
-                let arrival = j.received_at.unwrap_or(j.event.occurred_at);
-                if replay.arrive(&j.event, arrival, &mut sink) == jiancha_core::Applied::Duplicate {
-                    duplicates += 1;
+    // Each batch is read where it lies and dropped whole: moving its elements (two
+    // hundred bytes each) out one by one was 2 % of the replay.
+    for batch in rx {
+        for (line, parsed) in &batch {
+            match parsed {
+                Ok(j) => {
+                    events += 1;
+                    let arrival = j.received_at.unwrap_or(j.event.occurred_at);
+                    if replay.arrive(&j.event, arrival, &mut sink) == jiancha_core::Applied::Duplicate {
+                        duplicates += 1;
+                    }
                 }
-            }
-            Err(bad) => {
-                invalid += 1;
-                let report = serde_json::json!({
-                    "line": line,
-                    "event_id": bad.event_id,
-                    "reason": bad.reason.as_str(),
-                    "field": bad.field,
-                    "message": bad.message,
-                });
-                writeln!(err, "{report}")?;
+                Err(bad) => {
+                    invalid += 1;
+                    let report = serde_json::json!({
+                        "line": line,
+                        "event_id": bad.event_id,
+                        "reason": bad.reason.as_str(),
+                        "field": bad.field,
+                        "message": bad.message,
+                    });
+                    writeln!(err, "{report}")?;
+                }
             }
         }
     }

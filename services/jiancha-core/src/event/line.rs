@@ -13,11 +13,6 @@ use std::borrow::Cow;
 
 /// Reads `text` (already known to be UTF-8) as a flat event object, or gives up.
 pub(super) fn scan(text: &str) -> Option<RawEvent<'_>> {
-    // An escape anywhere is serde_json's to read; without one, each string ends at the
-    // next quote.
-    if memchr::memchr(b'\\', text.as_bytes()).is_some() {
-        return None;
-    }
     let mut r = Reader { text, b: text.as_bytes(), at: 0 };
     let mut raw = RawEvent::default();
     let mut seen = 0u32;
@@ -80,27 +75,6 @@ fn field<'r, 'a>(raw: &'r mut RawEvent<'a>, key: &str) -> Option<(u32, Field<'r,
     Some((1 << n, field))
 }
 
-/// The position of the first `"` or control character (below 0x20), eight bytes at a
-/// time: a byte-by-byte loop was a third of a line's reading.
-fn quote_or_control(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = b.chunks_exact(8);
-    let mut at = 0;
-    for chunk in chunks.by_ref() {
-        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        let q = x ^ (ONES * u64::from(b'"'));
-        // The high bit of each byte that is zero after the XOR (a quote) or below 0x20;
-        // the lowest one found is exact (a borrow only marks bytes above a match).
-        let found = ((q.wrapping_sub(ONES) & !q) | (x.wrapping_sub(ONES * 0x20) & !x)) & HIGHS;
-        if found != 0 {
-            return Some(at + found.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    chunks.remainder().iter().position(|&c| c == b'"' || c < 0x20).map(|p| at + p)
-}
-
 struct Reader<'a> {
     text: &'a str,
     b: &'a [u8],
@@ -123,10 +97,11 @@ impl<'a> Reader<'a> {
     }
 
     /// After the opening quote: the text up to the closing one, which it passes; `None`
-    /// at a control character (serde_json refuses it). The line holds no escape.
+    /// at a control character (serde_json refuses it) or a backslash (an escape, which
+    /// is serde_json's to read).
     fn string_body(&mut self) -> Option<&'a str> {
         let start = self.at;
-        let end = start + quote_or_control(&self.b[start..])?;
+        let end = start + crate::json::special(&self.b[start..])?;
         if self.b[end] != b'"' {
             return None;
         }
@@ -231,24 +206,6 @@ mod tests {
         assert!(matches!(raw.item_id, Some(Cow::Borrowed("WJW-1"))));
         assert!(matches!(raw.materials.as_deref(), Some([Cow::Borrowed("身份证"), Cow::Borrowed("营业执照")])));
         assert_eq!(raw.seq, Some(1));
-    }
-
-    #[test]
-    fn finds_the_first_quote_or_control_character() {
-        let slow = |b: &[u8]| b.iter().position(|&c| c == b'"' || c < 0x20);
-        let mut text = [b'a'; 24];
-        assert_eq!(quote_or_control(&text), None);
-        for at in 0..text.len() {
-            for stop in [b'"', 0, 0x1f, b'\n'] {
-                for after in [b'a', b'"', 0x80, 0xff, 0x20, 0x21] {
-                    text = [0x7f; 24];
-                    text[at] = stop;
-                    text[(at + 1).min(23)..].fill(after);
-                    assert_eq!(quote_or_control(&text), slow(&text), "{text:?}");
-                    assert_eq!(quote_or_control(&text[..at]), slow(&text[..at]));
-                }
-            }
-        }
     }
 
     #[test]
