@@ -206,6 +206,33 @@ mod tests {
         std::iter::from_fn(|| timers.pop_due(Timestamp(now), engine)).map(|(i, at)| (i.0, at.0)).collect()
     }
 
+    proptest::proptest! {
+        /// Timers set, moved and cancelled at random instants (before the clock too),
+        /// the clock moving forward in random steps: the queue fires what a sorted set of
+        /// every item's timer says is due, in (instant, item) order, each once.
+        #[test]
+        fn fires_what_is_due_in_deadline_then_item_order(
+            steps in proptest::collection::vec((0u32..40, proptest::option::of(-50i64..1_000_000), 0i64..40_000), 1..300)
+        ) {
+            let (mut e, mut t) = (engine(40), TimerQueue::default());
+            let mut now = 0;
+            for (item, at, step) in steps {
+                set(&mut e, &mut t, item, at);
+                now += step;
+                let mut due: Vec<(i64, u32)> =
+                    (0..40).filter_map(|i| e.timer_of(ItemRef(i)).map(|at| (at.0, i))).filter(|&(at, _)| at <= now).collect();
+                due.sort_unstable();
+                let fired = drain(&mut t, &e, now);
+                proptest::prop_assert_eq!(fired, due.iter().map(|&(at, i)| (i, at)).collect::<Vec<_>>());
+                // A fired timer is done with, as the engine's firing would leave it.
+                for (_, i) in due {
+                    e.items[i as usize].next_due = NO_TIMER;
+                }
+                t.compact(&e);
+            }
+        }
+    }
+
     #[test]
     fn a_timer_that_moves_later_keeps_one_entry_and_fires_once_at_its_instant() {
         let (mut e, mut t) = (engine(1), TimerQueue::default());
