@@ -691,7 +691,7 @@ impl Ctx<'_> {
     /// A required, non-blank text within the length and character rules, borrowed.
     fn required_str<'v>(&self, field: &'static str, value: Option<&'v str>) -> Result<&'v str, InvalidEvent> {
         match value {
-            Some(v) if !v.trim().is_empty() => {
+            Some(v) if !blank(v) => {
                 self.check_text(field, v)?;
                 Ok(v)
             }
@@ -705,7 +705,7 @@ impl Ctx<'_> {
     }
 
     fn optional_text(&self, field: &'static str, value: Option<Cow<'_, str>>) -> Result<Option<String>, InvalidEvent> {
-        Ok(self.bounded(field, value)?.filter(|v| !v.trim().is_empty()))
+        Ok(self.bounded(field, value)?.filter(|v| !blank(v)))
     }
 
     fn check_text(&self, field: &'static str, v: &str) -> Result<(), InvalidEvent> {
@@ -714,7 +714,7 @@ impl Ctx<'_> {
             return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` is longer than {MAX_TEXT_CHARS} characters")));
         }
         // Databases refuse NUL in text (PostgreSQL), and a NUL would let one text pose as two.
-        if v.contains('\0') {
+        if has_nul(v.as_bytes()) {
             return Err(self.err(InvalidReason::OutOfRange, field, format!("field `{field}` must not contain a NUL character")));
         }
         Ok(())
@@ -729,6 +729,16 @@ impl Ctx<'_> {
 
     /// Checks a required id (kept by the caller as it came).
     fn id(&self, field: &'static str, value: Option<&str>) -> Result<(), InvalidEvent> {
+        // The common id — printable ASCII, not starting with a space, not too long —
+        // passes every rule below in one look at its bytes (it is not blank, has as many
+        // characters as bytes and neither NUL nor another control character).
+        if let Some(v) = value
+            && v.len() <= MAX_ID_CHARS
+            && v.as_bytes().first().is_some_and(|&b| b != b' ')
+            && v.bytes().all(|b| (0x20..0x7F).contains(&b))
+        {
+            return Ok(());
+        }
         let v = self.required_str(field, value)?;
         if v.len() > MAX_ID_CHARS {
             let n = v.chars().count();
@@ -781,6 +791,23 @@ impl Ctx<'_> {
     }
 }
 
+/// Whether `v` is empty or white space only (`str::trim`'s white space, Unicode's),
+/// without trimming a text that starts with a visible ASCII character.
+fn blank(v: &str) -> bool {
+    !v.as_bytes().first().is_some_and(|b| (0x21..0x7F).contains(b)) && v.trim().is_empty()
+}
+
+/// Whether `b` holds a NUL byte, eight bytes at a time (`contains` sets up a search
+/// that costs more than these short texts).
+fn has_nul(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut chunks = b.chunks_exact(8);
+    chunks.by_ref().any(|c| {
+        let x = u64::from_le_bytes(c.try_into().expect("eight bytes"));
+        x.wrapping_sub(ONES) & !x & (ONES << 7) != 0
+    }) || chunks.remainder().contains(&0)
+}
+
 fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -799,6 +826,23 @@ fn names<const N: usize>(list: [&str; N]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_and_nul_checks_agree_with_the_plain_ones() {
+        for v in ["", " ", "\u{3000}", "\u{b}", " a", "a", "审", "\t\n", "~", "\u{7f}", "\u{85}x"] {
+            assert_eq!(blank(v), v.trim().is_empty(), "{v:?}");
+        }
+        for len in 0..20 {
+            for at in 0..len {
+                let mut b = vec![0xffu8; len];
+                assert!(!has_nul(&b));
+                b[at] = 0;
+                assert!(has_nul(&b), "{len} {at}");
+                b[at] = 0x80;
+                assert!(!has_nul(&b));
+            }
+        }
+    }
 
     fn parse(json: &str) -> Result<Event, InvalidEvent> {
         parse_json_event(json.as_bytes()).map(|e| e.event)
