@@ -17,15 +17,43 @@ use std::collections::BinaryHeap;
 /// moves earlier adds an entry, and the one it replaces is skipped when popped. An item
 /// whose deadlines move with each of its events thus costs one entry, not one an event
 /// (a heap of stale entries was 6 % of a replay's CPU, most of it cache misses).
-#[derive(Debug, Default)]
+///
+/// Entries are kept as a radix heap, since they are taken in order of a clock that never
+/// goes back: those due by the instant of the last one taken (`last`) in a small binary
+/// heap, the others in buckets by the highest bit in which their instant differs from
+/// `last`. Taking from an empty small heap moves the lowest bucket's earliest entries
+/// into it and spreads the rest over lower buckets; an entry moves a few times in all,
+/// a bucket at a time, where a binary heap of every entry (a replay's top cost once the
+/// item lookups were prefetched) sifted through a few megabytes for each one taken.
+/// Entries come out in (instant, item) order either way.
+#[derive(Debug)]
 pub struct TimerQueue {
-    heap: BinaryHeap<Reverse<(i64, u32)>>,
+    /// Entries due at or before `last`.
+    current: BinaryHeap<Reverse<(i64, u32)>>,
+    /// Entries due after `last`, bucket `b` those whose instant first differs from
+    /// `last` at bit `b` ([`order`]).
+    buckets: [Vec<(i64, u32)>; 64],
+    /// The instant, in [`order`], up to which entries are in `current`.
+    last: u64,
+    /// Entries in `current` and the buckets.
+    len: usize,
     /// The instant of each item's live entry ([`NO_ENTRY`]: none), by [`ItemRef`].
     queued: Vec<i64>,
 }
 
 /// No entry in the queue for the item.
 const NO_ENTRY: i64 = i64::MAX;
+
+/// An instant as an unsigned number of the same order.
+fn order(at: i64) -> u64 {
+    (at as u64) ^ (1 << 63)
+}
+
+impl Default for TimerQueue {
+    fn default() -> TimerQueue {
+        TimerQueue { current: BinaryHeap::new(), buckets: std::array::from_fn(|_| Vec::new()), last: 0, len: 0, queued: Vec::new() }
+    }
+}
 
 impl TimerQueue {
     /// Records a timer effect (other effects are ignored).
@@ -43,17 +71,54 @@ impl TimerQueue {
         // An entry at or before `at` is pending: it moves to `at` when it comes due.
         if at < self.queued[slot] {
             self.queued[slot] = at;
-            self.heap.push(Reverse((at, item.0)));
+            self.push(at, item.0);
         }
+    }
+
+    fn push(&mut self, at: i64, item: u32) {
+        self.len += 1;
+        let key = order(at);
+        if key <= self.last {
+            self.current.push(Reverse((at, item)));
+        } else {
+            self.buckets[63 - (key ^ self.last).leading_zeros() as usize].push((at, item));
+        }
+    }
+
+    /// The earliest entry if it is due by `now`, else `None`. When `current` is empty,
+    /// the lowest bucket, if it can hold an entry due by then, is spread: `last` moves to
+    /// its earliest entry or to `now`, whichever comes first, so that `current` only ever
+    /// holds entries due (a later `last` would send every timer set before it, due or
+    /// not, to the binary heap).
+    fn peek_due(&mut self, now: i64) -> Option<(i64, u32)> {
+        if self.current.is_empty() {
+            let b = self.buckets.iter().position(|b| !b.is_empty())?;
+            // The earliest instant bucket `b` can hold: `last`'s bits above `b`, bit `b` set.
+            let floor = ((self.last >> b) | 1) << b;
+            let now = order(now);
+            if now < floor {
+                return None;
+            }
+            let mut bucket = std::mem::take(&mut self.buckets[b]);
+            let earliest = bucket.iter().map(|&(at, _)| order(at)).min().expect("a bucket with entries");
+            // Every entry goes to `current` or to a bucket below `b`: like the new `last`
+            // (at least `floor`, at most the bucket's entries) it has `last`'s bits above
+            // `b` and bit `b` set.
+            self.last = earliest.min(now);
+            self.len -= bucket.len();
+            for (at, item) in bucket.drain(..) {
+                self.push(at, item);
+            }
+            self.buckets[b] = bucket;
+        }
+        self.current.peek().map(|&Reverse(e)| e).filter(|&(at, _)| at <= now)
     }
 
     /// The earliest timer of `engine` due at or before `now`, removed from the queue.
     pub fn pop_due(&mut self, now: Timestamp, engine: &Engine) -> Option<(ItemRef, Timestamp)> {
-        while let Some(&Reverse((at, item))) = self.heap.peek() {
-            if at > now.0 {
-                return None;
-            }
-            self.heap.pop();
+        while let Some((at, item)) = self.peek_due(now.0) {
+            self.current.pop();
+            self.len -= 1;
             let slot = item as usize;
             if self.queued.get(slot) != Some(&at) {
                 continue; // replaced by an earlier entry
@@ -68,29 +133,30 @@ impl TimerQueue {
         None
     }
 
-    /// The instant of the earliest entry: at or before the earliest pending timer.
-    pub fn next(&self) -> Option<Timestamp> {
-        self.heap.peek().map(|Reverse((at, _))| Timestamp(*at))
-    }
-
-    /// Drops replaced entries once they outnumber live ones (a large heap only);
+    /// Drops replaced entries once they outnumber live ones (a large queue only);
     /// otherwise does nothing.
     pub fn compact(&mut self, engine: &Engine) {
-        if self.heap.len() <= 4096 || self.heap.len() <= 2 * engine.len() {
+        let len = self.len();
+        if len <= 4096 || len <= 2 * engine.len() {
             return;
         }
         let queued = &self.queued;
-        self.heap.retain(|Reverse((at, item))| queued.get(*item as usize) == Some(at));
+        let live = |at: i64, item: u32| queued.get(item as usize) == Some(&at);
+        self.current.retain(|&Reverse((at, item))| live(at, item));
+        for bucket in &mut self.buckets {
+            bucket.retain(|&(at, item)| live(at, item));
+        }
+        self.len = self.current.len() + self.buckets.iter().map(Vec::len).sum::<usize>();
     }
 
     /// Entries in the queue, replaced ones included.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.len
     }
 
     /// Whether the queue holds no entry.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.len == 0
     }
 }
 
