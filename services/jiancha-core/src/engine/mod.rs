@@ -101,10 +101,11 @@ pub enum Prefetch {
     History,
 }
 
-/// How far ahead of the event being applied each stage is asked for: an event costs the
-/// engine about a microsecond, ten times a miss, so one event's time is enough for a
-/// stage to arrive, and nearer stages stay in the first-level cache.
-pub const PREFETCH_AHEAD: [(usize, Prefetch); 3] = [(3, Prefetch::Index), (2, Prefetch::Slot), (1, Prefetch::History)];
+/// How far ahead of the event being applied each stage is asked for, two events apart.
+/// An event costs the engine a microsecond or two, ten times a miss, yet stages one event
+/// apart (3, 2, 1) left the engine's thread 9 % more samples than these over three
+/// alternated replays (docs/performance.md); 12, 8, 4 could not be told from these.
+pub const PREFETCH_AHEAD: [(usize, Prefetch); 3] = [(6, Prefetch::Index), (4, Prefetch::Slot), (2, Prefetch::History)];
 
 /// The engine of one partition (or of a whole replay).
 #[derive(Debug)]
