@@ -9,6 +9,11 @@
 #
 # ITEMS (200000) and SHARE (0.3) shape the stream; it is generated once into
 # $WORK (target/replay-bench) and reused while its parameters stay the same.
+#
+# THREADS=1 records each run with `perf record -F 999` (linux-perf) and prints the CPU
+# samples of its busiest thread — the engine's, which sets the pace — and their median
+# per build: steadier than the wall clock on a machine whose speed moves, and the figure
+# that shows a change of the engine's cache misses (instruction counts do not).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +28,10 @@ for b in "${builds[@]}"; do
     [ -x "$b" ] || { echo "no executable at $b (cargo build --release)" >&2; exit 2; }
 done
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
+THREADS=${THREADS:-0}
+if [ "$THREADS" = 1 ]; then
+    command -v perf > /dev/null || { echo "THREADS=1 needs perf (apt-get install linux-perf)" >&2; exit 2; }
+fi
 
 mkdir -p "$WORK"
 events="$WORK/events-$ITEMS-$SHARE.jsonl"
@@ -34,19 +43,27 @@ fi
 lines=$(grep -c . "$events")
 echo "stream: $events, $lines events; $(nproc) CPUs; $RUNS runs a build"
 
-declare -A rates
+declare -A rates busiest
 reference=""
 for run in $(seq "$RUNS"); do
     for b in "${builds[@]}"; do
-        /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$b" replay --catalog "$CATALOG" --events "$events" > "$WORK/alerts.jsonl"
+        record=()
+        [ "$THREADS" = 1 ] && record=(perf record -q -F 999 -o "$WORK/perf.data" --)
+        /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "${record[@]}" "$b" replay --catalog "$CATALOG" --events "$events" > "$WORK/alerts.jsonl"
         read -r wall user sys rss < "$WORK/time"
+        thread=""
+        if [ "$THREADS" = 1 ]; then
+            samples=$(perf script -i "$WORK/perf.data" -F tid 2> /dev/null | sort | uniq -c | sort -rn | awk 'NR == 1 { print $1 }')
+            busiest[$b]+="$samples "
+            thread="  busiest thread $samples samples"
+        fi
         sum=$(md5sum < "$WORK/alerts.jsonl" | cut -c1-32)
         [ -n "$reference" ] || reference=$sum
         same=$([ "$sum" = "$reference" ] && echo "same alerts" || echo "ALERTS DIFFER")
         rate=$(awk -v n="$lines" -v s="$wall" 'BEGIN { printf "%d", n / s }')
         rates[$b]+="$rate "
-        printf '%-28s run %d: %5.2f s  %8d events/s  user %5.2f s  sys %4.2f s  %4d MiB  %s (%s)\n' \
-            "$b" "$run" "$wall" "$rate" "$user" "$sys" $((rss / 1024)) "$same" "$sum"
+        printf '%-28s run %d: %5.2f s  %8d events/s  user %5.2f s  sys %4.2f s  %4d MiB  %s (%s)%s\n' \
+            "$b" "$run" "$wall" "$rate" "$user" "$sys" $((rss / 1024)) "$same" "$sum" "$thread"
     done
 done
 for b in "${builds[@]}"; do
@@ -54,6 +71,11 @@ for b in "${builds[@]}"; do
     sorted=$(printf '%s\n' ${rates[$b]} | sort -n)
     best=$(tail -1 <<< "$sorted")
     median=$(awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }' <<< "$sorted")
-    echo "$b: fastest $best events/s, median $median events/s"
+    line="$b: fastest $best events/s, median $median events/s"
+    if [ "$THREADS" = 1 ]; then
+        # shellcheck disable=SC2086
+        line+=", busiest thread median $(printf '%s\n' ${busiest[$b]} | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }') samples"
+    fi
+    echo "$line"
 done
 [ "$(md5sum < "$WORK/alerts.jsonl" | cut -c1-32)" = "$reference" ]
