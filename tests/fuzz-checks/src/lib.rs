@@ -43,7 +43,8 @@ fn accepted(event: &Event) {
     assert_eq!(&back, event);
 }
 
-/// JSON events as department systems send them.
+/// JSON events as department systems send them (and, the input being text, the same
+/// text written as a JSON string).
 pub fn event_json(data: &[u8]) {
     if let Ok(e) = parse_json_event(data) {
         accepted(&e.event);
@@ -54,6 +55,12 @@ pub fn event_json(data: &[u8]) {
         && let Ok(by_serde) = serde_json::from_str::<RawEvent<'_>>(text)
     {
         assert_eq!(RawEvent::from_json(data).ok(), Some(by_serde), "{text}");
+    }
+    // Any text is written as a JSON string as serde_json writes it (the replay's alert lines).
+    if let Ok(text) = std::str::from_utf8(data) {
+        let mut written = Vec::new();
+        jiancha_core::json::string_into(&mut written, text);
+        assert_eq!(written, serde_json::to_vec(text).expect("a string"), "{text:?}");
     }
 }
 
