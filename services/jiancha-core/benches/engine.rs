@@ -149,33 +149,51 @@ fn benches(c: &mut Criterion) {
             total
         })
     });
-    group.bench_function(format!("apply/{n}-open/event-on-random-open-item"), |b| {
-        let mut k = 0u64;
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let take = left.min(50_000);
-                let events: Vec<Event> = (0..take)
-                    .map(|_| {
-                        k += 1;
-                        let item = (k * 7919) % n;
-                        let mut e = event(item, 7, BASE + 2 * DAY_MS + 2 * HOUR_MS, EventBody::StepCompleted { step: "审核".into() });
-                        e.event_id = format!("{}-x{k}", e.item_id);
-                        e
-                    })
-                    .collect();
-                let start = Instant::now();
-                for e in &events {
-                    engine.apply(e, e.occurred_at, now, &mut fx);
-                    fx.clear();
+    // One more event on an open item picked at random, applied one by one as a caller
+    // with one event at a time does, then as a batch applied in order with the items of
+    // the next events asked for ahead (`Engine::prefetch_batch`, as `replay` does). The
+    // two variants take the even and the odd items. Each event is new, and an item takes
+    // at most one: when a variant's half is used up the engine is populated again (a
+    // counter restarted with each criterion sample re-sent the same events, which the
+    // duplicate check answered; one never restarted grew the items sample after sample).
+    let mut used = [0u64; 2];
+    for prefetched in [false, true] {
+        let half = usize::from(prefetched);
+        let name = if prefetched { "event-on-random-open-item-prefetched" } else { "event-on-random-open-item" };
+        group.bench_function(format!("apply/{n}-open/{name}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let take = left.min(50_000).min((n / 2).max(1));
+                    if used[half] + take > (n / 2).max(1) {
+                        engine = populate(n, false);
+                        used = [0, 0];
+                    }
+                    let events: Vec<Event> = (used[half]..used[half] + take)
+                        .map(|k| {
+                            let item = (k * 7919) % (n / 2).max(1) * 2 + half as u64;
+                            let mut e = event(item, 7, BASE + 2 * DAY_MS + 2 * HOUR_MS, EventBody::StepCompleted { step: "审核".into() });
+                            e.event_id = format!("{}-x", e.item_id);
+                            e
+                        })
+                        .collect();
+                    used[half] += take;
+                    let start = Instant::now();
+                    for (at, e) in events.iter().enumerate() {
+                        if prefetched {
+                            engine.prefetch_batch(at, |i| events.get(i).map(|e| e.item_id.as_str()));
+                        }
+                        engine.apply(e, e.occurred_at, now, &mut fx);
+                        fx.clear();
+                    }
+                    total += start.elapsed();
+                    left -= take;
                 }
-                total += start.elapsed();
-                left -= take;
-            }
-            total
-        })
-    });
+                total
+            })
+        });
+    }
     group.finish();
 
     let calendars = Calendars::builtin();
