@@ -157,6 +157,7 @@ fn benches(c: &mut Criterion) {
     // counter restarted with each criterion sample re-sent the same events, which the
     // duplicate check answered; one never restarted grew the items sample after sample).
     let mut used = [0u64; 2];
+    let half_of_items = (n / 2).max(1);
     for prefetched in [false, true] {
         let half = usize::from(prefetched);
         let name = if prefetched { "event-on-random-open-item-prefetched" } else { "event-on-random-open-item" };
@@ -165,14 +166,14 @@ fn benches(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 let mut left = iters;
                 while left > 0 {
-                    let take = left.min(50_000).min((n / 2).max(1));
-                    if used[half] + take > (n / 2).max(1) {
+                    let take = left.min(50_000).min(half_of_items);
+                    if used[half] + take > half_of_items {
                         engine = populate(n, false);
                         used = [0, 0];
                     }
                     let events: Vec<Event> = (used[half]..used[half] + take)
                         .map(|k| {
-                            let item = (k * 7919) % (n / 2).max(1) * 2 + half as u64;
+                            let item = (k * 7919) % half_of_items * 2 + half as u64;
                             let mut e = event(item, 7, BASE + 2 * DAY_MS + 2 * HOUR_MS, EventBody::StepCompleted { step: "审核".into() });
                             e.event_id = format!("{}-x", e.item_id);
                             e

@@ -358,17 +358,18 @@ impl Engine {
     /// the engine does not hold costs a hash.
     pub fn prefetch(&self, item_id: &str, what: Prefetch) {
         let hash = self.hasher.hash_one(item_id);
-        if what == Prefetch::Index {
-            return self.index.prefetch(hash);
-        }
         // The first candidate: another department's item of the same id is rare, and
         // a wrong guess costs only the time it was meant to save.
-        let Some(slot) = self.index.candidates(hash).next() else { return };
-        let it = &self.items[slot as usize];
+        let item = || self.index.candidates(hash).next().map(|slot| &self.items[slot as usize]);
         match what {
-            Prefetch::Index => {}
-            Prefetch::Slot => prefetch(it),
+            Prefetch::Index => self.index.prefetch(hash),
+            Prefetch::Slot => {
+                if let Some(it) = item() {
+                    prefetch(it);
+                }
+            }
             Prefetch::History => {
+                let Some(it) = item() else { return };
                 if let Some(first) = it.text.as_bytes().first() {
                     prefetch(first);
                 }
