@@ -125,8 +125,9 @@ pub async fn up(
         .then(|| tokio::spawn(simulator(config.kafka_bootstrap.clone(), config.clone(), Duration::from_secs(10), shutdown.clone())));
     println!("alerts: jiancha alerts --kafka-bootstrap {} --follow", config.kafka_bootstrap);
     jiancha_platform::lifecycle::wait_for_signal().await;
-    info!("Signal received; stopping");
+    // Listening for a second signal before saying so: whoever reads the line may send it.
     jiancha_platform::lifecycle::force_exit_after(config.shutdown());
+    info!("Signal received; stopping");
     let _ = stop.send(true);
     if let Some(s) = simulator {
         let _ = s.await;

@@ -132,7 +132,14 @@ fn exit_statuses_tell_usage_configuration_unavailable_and_verification_apart() {
 }
 
 /// `jiancha up` on free ports, with `config` as its configuration; returns once it serves.
-fn start_up(dir: &std::path::Path, config: &str) -> std::process::Child {
+/// A running `jiancha up`: the process, its console's address and its stderr, line by line.
+struct Up {
+    child: std::process::Child,
+    console: String,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+fn start_up(dir: &std::path::Path, config: &str) -> Up {
     use std::io::BufRead;
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("jiancha.toml"), config).unwrap();
@@ -143,19 +150,41 @@ fn start_up(dir: &std::path::Path, config: &str) -> std::process::Child {
         .arg(dir.join("jiancha.toml"))
         .current_dir(dir)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let (tx, stderr) = std::sync::mpsc::channel();
+    let err = std::io::BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || err.lines().map_while(Result::ok).for_each(|line| drop(tx.send(line))));
     let out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut lines = out.lines();
-    if lines.by_ref().map_while(Result::ok).any(|line| line.starts_with("console login INSPECTOR")) {
-        // Keep reading, so that what it prints while stopping does not meet a closed pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        return child;
+    let mut console = None;
+    for line in lines.by_ref().map_while(Result::ok) {
+        if let Some(url) = line.strip_prefix("console: ") {
+            console = Some(url.trim_end_matches('/').to_string());
+        }
+        if line.starts_with("console login INSPECTOR") {
+            // Keep reading, so that what it prints while stopping does not meet a closed pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            return Up { child, console: console.expect("the console's address is printed before its logins"), stderr };
+        }
     }
     let _ = child.kill();
     let _ = child.wait();
     panic!("jiancha up did not start");
+}
+
+/// Waits for a stderr line containing `text`.
+fn await_stderr(up: &Up, text: &str) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
+        match up.stderr.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    panic!("no stderr line with {text:?}");
 }
 
 fn signal(child: &std::process::Child) {
@@ -181,14 +210,37 @@ fn a_second_signal_or_the_shutdown_deadline_ends_the_process() {
     let config = "metrics_listen = \"\"\n[accountability]\nlisten = \"127.0.0.1:0\"\n";
     // Two signals: the second ends it at once, whatever the clean stop is waiting for.
     let mut up = start_up(&base.join("twice"), config);
-    signal(&up);
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    signal(&up);
-    assert_eq!(wait(&mut up, std::time::Duration::from_secs(20)), Some(jiancha_platform::lifecycle::FORCED_EXIT));
+    let held = hold_a_request(&up);
+    signal(&up.child);
+    // Said once the second signal is listened for.
+    await_stderr(&up, "Signal received; stopping");
+    signal(&up.child);
+    assert_eq!(wait(&mut up.child, std::time::Duration::from_secs(20)), Some(jiancha_platform::lifecycle::FORCED_EXIT));
+    drop(held);
     // A clean stop that takes longer than shutdown_timeout ends with its own status.
-    let mut up = start_up(&base.join("deadline"), &format!("shutdown_timeout = \"1ms\"\n{config}"));
-    signal(&up);
-    assert_eq!(wait(&mut up, std::time::Duration::from_secs(20)), Some(jiancha_platform::lifecycle::SHUTDOWN_TIMED_OUT));
+    let mut up = start_up(&base.join("deadline"), &format!("shutdown_timeout = \"1s\"\n{config}"));
+    let held = hold_a_request(&up);
+    signal(&up.child);
+    assert_eq!(wait(&mut up.child, std::time::Duration::from_secs(20)), Some(jiancha_platform::lifecycle::SHUTDOWN_TIMED_OUT));
+    drop(held);
+}
+
+/// Starts a request to `up`'s console whose body never comes, so that a clean stop (which
+/// lets requests in progress finish) waits for it. The server has begun the request once
+/// it answers `100 Continue`: it asks for the body when the handler reads it.
+fn hold_a_request(up: &Up) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let address = up.console.trim_start_matches("http://");
+    let mut held = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        held,
+        "POST /progress HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = [0u8; 21];
+    held.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 100 Continue", "{}", String::from_utf8_lossy(&answer));
+    held
 }
 
 #[test]
