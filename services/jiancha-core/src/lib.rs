@@ -18,6 +18,6 @@ pub mod time;
 pub use alert::{Alert, AlertKind, AlertStatus, Level};
 pub use calendar::{Calendar, Calendars};
 pub use catalog::Catalog;
-pub use engine::{Applied, Effect, Engine, ItemRef, Prefetch, Replay, TimerQueue};
+pub use engine::{Applied, Effect, Engine, ItemRef, Merge, Place, Prefetch, Replay, Shard, TimerQueue};
 pub use event::{Event, EventBody, EventType, InvalidEvent, RawEvent, parse_json_event};
 pub use time::Timestamp;

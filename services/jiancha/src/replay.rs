@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use jiancha_core::{Engine, Replay, Timestamp};
+use jiancha_core::{Alert, Engine, Merge, Place, Shard, Timestamp};
 use jiancha_platform::rules::load_rules;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -33,6 +33,10 @@ pub struct ReplayArgs {
     /// Print a human-readable summary on stderr at the end.
     #[arg(long)]
     summary: bool,
+    /// Threads that apply events, each to its share of the items (0: one a CPU). The
+    /// output is the same whatever the number.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 /// Lines handed from the reading thread to the engine at a time.
@@ -104,127 +108,179 @@ fn parse_instant(text: &str) -> Result<Timestamp, String> {
 pub fn run(args: ReplayArgs) -> Result<()> {
     let (catalog, calendars) = load_rules(Some(&args.catalog), &args.calendars)?;
     let file = std::fs::File::open(&args.events).with_context(|| format!("opening events {}", args.events.display()))?;
-    let mut replay = Replay::new(Engine::new(catalog, calendars));
+    let shards = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
 
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
-    let mut counts: BTreeMap<(&'static str, &'static str), usize> = BTreeMap::new();
-    let (mut events, mut invalid, mut duplicates) = (0usize, 0usize, 0usize);
+    // A reading thread parses the lines and hands each batch to every shard; each shard's
+    // thread replays the whole stream's clock and its own items' events (`Shard`); a
+    // writing thread merges the shards' alerts of each batch into the sequential
+    // replay's order (`Merge`) and writes them. Batches keep the hand-overs cheap; the
+    // bounded channels keep memory flat however large the file.
+    let mut to_shards = Vec::with_capacity(shards);
+    let mut from_shards = Vec::with_capacity(shards);
+    let mut shard_threads = Vec::with_capacity(shards);
+    // Batches go back to the reading thread to be dropped where their texts were
+    // allocated: freeing them on an engine's thread cost it 5 % (a block freed by another
+    // thread goes through the allocator's shared list).
+    let (applied_tx, applied_rx) = std::sync::mpsc::sync_channel::<Batch>(8 * shards);
+    for k in 0..shards {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
+        let (alerts_tx, alerts_rx) = std::sync::mpsc::sync_channel::<Vec<(Place, Alert)>>(8);
+        let mut shard = Shard::new(Engine::new(catalog.clone(), calendars.clone()), k, shards);
+        let applied_tx = applied_tx.clone();
+        let until = args.until;
+        shard_threads.push(std::thread::spawn(move || -> ShardEnd {
+            let mut duplicates = 0;
+            let mut mine = Vec::with_capacity(BATCH);
+            for batch in rx {
+                let mut raised = Vec::new();
+                let mut sink = |place, alert| raised.push((place, alert));
+                // This shard's events, whose items the engine is asked for a few events
+                // ahead while it applies one (`Engine::prefetch_batch`).
+                mine.clear();
+                mine.extend(
+                    batch.iter().enumerate().filter(|(_, (_, p))| p.as_ref().is_ok_and(|j| shard.owns(&j.event.item_id))).map(|(i, _)| i),
+                );
+                let item_id = |k: usize| mine.get(k).and_then(|&i| batch[i].1.as_ref().ok()).map(|j| j.event.item_id.as_str());
+                let mut next = 0;
+                for (i, (_, parsed)) in batch.iter().enumerate() {
+                    let Ok(j) = parsed else { continue };
+                    let arrival = j.received_at.unwrap_or(j.event.occurred_at);
+                    if mine.get(next) == Some(&i) {
+                        shard.engine().prefetch_batch(next, item_id);
+                        next += 1;
+                        if shard.arrive(&j.event, arrival, &mut sink) == jiancha_core::Applied::Duplicate {
+                            duplicates += 1;
+                        }
+                    } else {
+                        shard.pass(arrival, &mut sink);
+                    }
+                }
+                // Full (or the reader done): dropped here.
+                let _ = applied_tx.try_send(batch);
+                if alerts_tx.send(raised).is_err() {
+                    break; // the writer failed; its error is reported
+                }
+            }
+            let mut raised = Vec::new();
+            shard.finish(until, &mut |place, alert| raised.push((place, alert)));
+            let _ = alerts_tx.send(raised);
+            ShardEnd { duplicates, items: shard.engine().len(), clock: shard.clock() }
+        }));
+        to_shards.push(tx);
+        from_shards.push(alerts_rx);
+    }
+    drop(applied_tx);
 
-    // The alert lines are written by a thread of their own, in the order the engine
-    // raised them: the engine's thread only counts and hands them over in batches.
-    let (alerts_tx, alerts_rx) = std::sync::mpsc::sync_channel::<Vec<jiancha_core::Alert>>(8);
-    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+    // Alert lines in the sequential replay's order, counted by kind and status.
+    let writer = std::thread::spawn(move || -> std::io::Result<BTreeMap<(&'static str, &'static str), usize>> {
+        let mut counts = BTreeMap::new();
         let stdout = std::io::stdout();
         let mut stdout = stdout.lock();
         let mut out = Vec::with_capacity(OUT_BUFFER + 64 * 1024);
-        for alerts in alerts_rx {
-            for alert in &alerts {
+        let mut merge = Merge::default();
+        let mut failed = None;
+        'batches: loop {
+            let mut raised = Vec::with_capacity(from_shards.len());
+            for rx in &from_shards {
+                match rx.recv() {
+                    Ok(r) => raised.push(r),
+                    Err(_) => break 'batches,
+                }
+            }
+            merge.merge(raised, &mut |alert| {
+                *counts.entry((alert.kind.as_str(), alert.status.as_str())).or_default() += 1;
                 alert.write_json(&mut out);
                 out.push(b'\n');
-                if out.len() >= OUT_BUFFER {
-                    stdout.write_all(&out)?;
+                if out.len() >= OUT_BUFFER && failed.is_none() {
+                    failed = stdout.write_all(&out).err();
                     out.clear();
                 }
+            });
+            if let Some(e) = failed {
+                return Err(e);
             }
         }
         stdout.write_all(&out)?;
-        stdout.flush()
+        stdout.flush()?;
+        Ok(counts)
     });
-    let mut raised: Vec<jiancha_core::Alert> = Vec::with_capacity(BATCH);
-    let mut sink = |alert: jiancha_core::Alert| {
-        *counts.entry((alert.kind.as_str(), alert.status.as_str())).or_default() += 1;
-        raised.push(alert);
-        // A writer that failed has hung up; its error is reported at the end.
-        if raised.len() == BATCH {
-            let _ = alerts_tx.send(std::mem::replace(&mut raised, Vec::with_capacity(BATCH)));
-        }
-    };
 
-    // Three stages on three threads: this one reads and parses the lines (about half of
-    // the work), the caller's applies them in file order, the writer writes the alerts
-    // in the order raised, so the output is exactly the sequential replay's. Batches
-    // keep the hand-overs cheap; the bounded channels keep memory flat however large
-    // the file.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Parsed>>(8);
-    // Applied batches go back to this thread to be dropped where their texts were
-    // allocated: freeing them on the engine's thread, the busier one, cost it 5 % (a
-    // block freed by another thread goes through the allocator's shared list).
-    let (applied_tx, applied_rx) = std::sync::mpsc::sync_channel::<Vec<Parsed>>(8);
-    let path = args.events.clone();
-    let reader = std::thread::spawn(move || -> Result<()> {
-        let next_batch = || match applied_rx.try_recv() {
-            Ok(mut old) => {
+    // This thread reads and parses; an invalid line is reported here, in line order.
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    let (mut events, mut invalid) = (0usize, 0usize);
+    let next_batch = || {
+        // A batch every shard has handed back is reused; one a shard still holds is
+        // let go (that shard's hand-back frees it).
+        while let Ok(old) = applied_rx.try_recv() {
+            if let Ok(mut old) = std::sync::Arc::try_unwrap(old) {
                 old.clear();
-                old
-            }
-            Err(_) => Vec::with_capacity(BATCH),
-        };
-        let mut batch = next_batch();
-        let mut lines = Lines::new(file);
-        let mut n = 0;
-        while let Some(line) = lines.next_line().with_context(|| format!("reading {}", path.display()))? {
-            n += 1;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            batch.push((n, jiancha_core::parse_json_event(line)));
-            if batch.len() == BATCH && tx.send(std::mem::replace(&mut batch, next_batch())).is_err() {
-                return Ok(());
+                return old;
             }
         }
-        let _ = tx.send(batch);
-        Ok(())
-    });
-    // Each batch is read where it lies and handed back whole: moving its elements (two
-    // hundred bytes each) out one by one was 2 % of the replay.
-    // The engine is asked for the items of the next few events while it applies one
-    // (`Engine::prefetch_batch`): their lookups no longer wait on memory.
-    for batch in rx {
-        let item_id = |i: usize| batch.get(i).and_then(|(_, p)| p.as_ref().ok()).map(|j| j.event.item_id.as_str());
-        for (at, (line, parsed)) in batch.iter().enumerate() {
-            replay.engine().prefetch_batch(at, item_id);
-            match parsed {
-                Ok(j) => {
-                    events += 1;
-                    let arrival = j.received_at.unwrap_or(j.event.occurred_at);
-                    if replay.arrive(&j.event, arrival, &mut sink) == jiancha_core::Applied::Duplicate {
-                        duplicates += 1;
-                    }
-                }
-                Err(bad) => {
-                    invalid += 1;
-                    let report = serde_json::json!({
-                        "line": line,
-                        "event_id": bad.event_id,
-                        "reason": bad.reason.as_str(),
-                        "field": bad.field,
-                        "message": bad.message,
-                    });
-                    writeln!(err, "{report}")?;
-                }
+        Vec::with_capacity(BATCH)
+    };
+    let mut batch = next_batch();
+    let mut lines = Lines::new(file);
+    let mut n = 0;
+    let send = |batch: Vec<Parsed>| {
+        let batch = std::sync::Arc::new(batch);
+        // A shard that stopped has seen its writer fail: the writer's error is reported.
+        to_shards.iter().all(|tx| tx.send(batch.clone()).is_ok())
+    };
+    while let Some(line) = lines.next_line().with_context(|| format!("reading {}", args.events.display()))? {
+        n += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let parsed = jiancha_core::parse_json_event(line);
+        match &parsed {
+            Ok(_) => events += 1,
+            Err(bad) => {
+                invalid += 1;
+                let report = serde_json::json!({
+                    "line": n,
+                    "event_id": bad.event_id,
+                    "reason": bad.reason.as_str(),
+                    "field": bad.field,
+                    "message": bad.message,
+                });
+                writeln!(err, "{report}")?;
             }
         }
-        // Full (or the reader done): dropped here.
-        let _ = applied_tx.try_send(batch);
+        batch.push((n, parsed));
+        if batch.len() == BATCH && !send(std::mem::replace(&mut batch, next_batch())) {
+            break;
+        }
     }
-    reader.join().map_err(|_| anyhow::anyhow!("the reading thread panicked"))??;
-    replay.finish(args.until, &mut sink);
-    let _ = alerts_tx.send(raised);
-    drop(alerts_tx);
-    writer.join().map_err(|_| anyhow::anyhow!("the writing thread panicked"))?.context("writing alerts to stdout")?;
+    send(batch);
+    drop(to_shards);
+    let ends: Vec<ShardEnd> =
+        shard_threads.into_iter().map(|t| t.join().map_err(|_| anyhow::anyhow!("a replay thread panicked"))).collect::<Result<_>>()?;
+    let counts = writer.join().map_err(|_| anyhow::anyhow!("the writing thread panicked"))?.context("writing alerts to stdout")?;
     if args.summary {
-        writeln!(
-            err,
-            "replayed {events} events ({duplicates} duplicates, {invalid} invalid) over {} items; clock at {}",
-            replay.engine().len(),
-            replay.clock()
-        )?;
+        let duplicates: usize = ends.iter().map(|e| e.duplicates).sum();
+        let items: usize = ends.iter().map(|e| e.items).sum();
+        let clock = ends.first().map_or(Timestamp(i64::MIN), |e| e.clock);
+        writeln!(err, "replayed {events} events ({duplicates} duplicates, {invalid} invalid) over {items} items; clock at {clock}")?;
         for ((kind, status), n) in &counts {
             writeln!(err, "  {kind:<24} {status:<9} {n}")?;
         }
     }
     Ok(())
+}
+
+/// A batch of parsed lines, shared by the shards.
+type Batch = std::sync::Arc<Vec<Parsed>>;
+
+/// What a shard's thread reports at the end.
+struct ShardEnd {
+    duplicates: usize,
+    items: usize,
+    clock: Timestamp,
 }
 
 #[cfg(test)]

@@ -40,6 +40,21 @@ fn replay_prints_alerts_on_stdout_and_invalid_events_on_stderr() {
 }
 
 #[test]
+fn the_output_is_the_same_whatever_the_threads() {
+    // The demo stream: every alert kind, invalid lines, a missing calendar year.
+    let args = ["replay", "--catalog", "deploy/demo/catalog.toml", "--events", "deploy/demo/events.jsonl", "--summary"];
+    let one = jiancha(&[&args[..], &["--threads", "1"]].concat());
+    assert!(one.status.success());
+    assert!(String::from_utf8_lossy(&one.stdout).contains("CALENDAR_MISSING"));
+    for threads in ["2", "3", "7", "0"] {
+        let many = jiancha(&[&args[..], &["--threads", threads]].concat());
+        assert!(many.status.success());
+        assert!(many.stdout == one.stdout, "--threads {threads}: alerts differ");
+        assert_eq!(String::from_utf8_lossy(&many.stderr), String::from_utf8_lossy(&one.stderr), "--threads {threads}");
+    }
+}
+
+#[test]
 fn until_moves_only_the_final_clock() {
     let args = ["replay", "--catalog", "tests/golden/catalog.toml", "--events", "tests/golden/suspensions.events.jsonl"];
     let plain = jiancha(&args);

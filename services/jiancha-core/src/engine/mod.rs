@@ -14,7 +14,7 @@ mod state;
 mod tests;
 mod timeline;
 
-pub use replay::{Replay, TimerQueue};
+pub use replay::{Merge, Place, Replay, Shard, TimerQueue};
 pub use state::{HeldAlert, HeldAlertRef, ItemState, StateRef, StoredEvent, StoredEventRef};
 pub use timeline::{ClockStatus, ClockView, ItemStatus, ItemSummary, Timeline};
 

@@ -2,11 +2,13 @@
 //! loop that `jiancha replay`, the golden tests and the property tests share.
 
 use super::{Applied, Effect, Engine, ItemRef};
-use crate::alert::Alert;
+use crate::alert::{Alert, AlertKind};
 use crate::event::{Event, InvalidEvent, parse_json_event};
 use crate::time::Timestamp;
+use rustc_hash::FxHasher;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::hash::Hasher;
 
 /// Pending timers in deadline order, for an engine that keeps each item's timer
 /// ([`Engine::timer_of`]).
@@ -227,10 +229,15 @@ impl Replay {
 
     /// Moves the clock to `to` (if later) and fires every timer due by then.
     pub fn advance(&mut self, to: Timestamp, sink: &mut impl FnMut(Alert)) {
+        self.advance_with(to, &mut |_, alert| sink(alert));
+    }
+
+    /// [`Replay::advance`], each alert given with the timer that raised it.
+    fn advance_with(&mut self, to: Timestamp, sink: &mut impl FnMut(Option<(ItemRef, Timestamp)>, Alert)) {
         self.clock = self.clock.max(to);
         while let Some((item, at)) = self.timers.pop_due(self.clock, &self.engine) {
             self.engine.fire(item, at, &mut self.effects);
-            self.dispatch(sink);
+            self.dispatch(&mut |alert| sink(Some((item, at)), alert));
         }
         self.timers.compact(&self.engine);
     }
@@ -241,6 +248,145 @@ impl Replay {
                 Effect::Alert(alert) => sink(*alert),
                 other => self.timers.record(&other),
             }
+        }
+    }
+}
+
+/// Where an alert falls in a sequential replay's output ([`Shard`]): alerts sorted by
+/// place, each shard's in the order it raised them, are the sequential replay's alerts.
+///
+/// At each arrival a sequential replay first fires the timers due, earliest first and,
+/// at the same instant, the item created first first (its queue's (instant, slot)
+/// order), then applies the event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Place {
+    /// Events that had arrived before (the stream's length for [`Shard::finish`]).
+    arrival: u64,
+    /// 0: a timer due at this arrival; 1: the event itself.
+    phase: u8,
+    /// The timer's instant (0 for the event).
+    at: i64,
+    /// The arrival that created the timer's item (0 for the event).
+    item: u64,
+}
+
+/// One of several replays over the same stream that together give the alerts of one
+/// sequential [`Replay`], each holding the items whose id [`Shard::shard_of`] gives it
+/// (an id's items of every department together, for [`Effect::ItemIdShared`]).
+///
+/// Every shard is given every event, in the stream's order: its clock is the stream's,
+/// so its timers fall due at the arrivals they would in one replay; it applies only its
+/// own. Items never meet across shards: an item's alerts depend on its events, the
+/// clock, the catalog and the calendars alone. The one thing shared is that a missing
+/// calendar year is reported once ([`Merge`] drops the later shards' reports). Each
+/// alert comes with its [`Place`]; [`Merge`] puts the shards' alerts back in order.
+#[derive(Debug)]
+pub struct Shard {
+    replay: Replay,
+    shard: usize,
+    shards: usize,
+    /// The arrival that created each item, by slot (items are never retired: slots are
+    /// given in order of creation).
+    created: Vec<u64>,
+    arrivals: u64,
+}
+
+impl Shard {
+    /// Shard `shard` (from 0) of `shards`, over a new engine without a retention window.
+    pub fn new(engine: Engine, shard: usize, shards: usize) -> Shard {
+        assert!(shard < shards, "shard {shard} of {shards}");
+        assert!(engine.is_empty() && engine.retention_ms.is_none(), "a shard starts empty and keeps every item");
+        Shard { replay: Replay::new(engine), shard, shards, created: Vec::new(), arrivals: 0 }
+    }
+
+    /// The shard of `shards` that holds the items with this id.
+    pub fn shard_of(item_id: &str, shards: usize) -> usize {
+        // Not the engine's index hash: a shard's ids would otherwise share bits of it.
+        let mut h = FxHasher::default();
+        h.write_u8(0x5a);
+        h.write(item_id.as_bytes());
+        (((h.finish() >> 32) * shards as u64) >> 32) as usize
+    }
+
+    /// Whether this shard holds the items with this id.
+    pub fn owns(&self, item_id: &str) -> bool {
+        Shard::shard_of(item_id, self.shards) == self.shard
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        self.replay.engine()
+    }
+
+    /// The stream's clock.
+    pub fn clock(&self) -> Timestamp {
+        self.replay.clock()
+    }
+
+    /// The stream's next event, this shard's ([`Shard::owns`]): the clock moves, the
+    /// timers due fire, the event is applied.
+    pub fn arrive(&mut self, event: &Event, arrival: Timestamp, sink: &mut impl FnMut(Place, Alert)) -> Applied {
+        debug_assert!(self.owns(&event.item_id));
+        self.timers_due(arrival, sink);
+        let place = Place { arrival: self.arrivals, phase: 1, at: 0, item: 0 };
+        let applied = self.replay.engine.apply(event, arrival, self.replay.clock, &mut self.replay.effects);
+        let created = self.replay.engine.items.len();
+        self.created.resize(created, self.arrivals);
+        self.replay.dispatch(&mut |alert| sink(place, alert));
+        self.arrivals += 1;
+        applied
+    }
+
+    /// The stream's next event, another shard's: the clock moves, the timers due fire.
+    pub fn pass(&mut self, arrival: Timestamp, sink: &mut impl FnMut(Place, Alert)) {
+        self.timers_due(arrival, sink);
+        self.arrivals += 1;
+    }
+
+    /// The end of the stream ([`Replay::finish`]).
+    pub fn finish(&mut self, until: Option<Timestamp>, sink: &mut impl FnMut(Place, Alert)) {
+        let clock = self.replay.clock;
+        self.timers_due(until.unwrap_or(clock), sink);
+    }
+
+    fn timers_due(&mut self, to: Timestamp, sink: &mut impl FnMut(Place, Alert)) {
+        let (arrival, created) = (self.arrivals, &self.created);
+        self.replay.advance_with(to, &mut |timer, alert| {
+            let (item, at) = timer.expect("alerts of an advance come from timers");
+            sink(Place { arrival, phase: 0, at: at.0, item: created[item.0 as usize] }, alert);
+        });
+    }
+}
+
+/// Puts the alerts of [`Shard`]s back in the order of one sequential replay.
+#[derive(Debug, Default)]
+pub struct Merge {
+    /// Ids of the missing-calendar alerts given out.
+    calendars_missing: rustc_hash::FxHashSet<String>,
+}
+
+impl Merge {
+    /// The alerts every shard raised over the same arrivals, each shard's in the order
+    /// raised, handed to `out` in the sequential order; arrivals handed in earlier calls
+    /// come before. A shard's report of a missing calendar year already given is dropped.
+    pub fn merge(&mut self, shards: Vec<Vec<(Place, Alert)>>, out: &mut impl FnMut(Alert)) {
+        let mut shards: Vec<_> = shards.into_iter().map(|s| s.into_iter().peekable()).collect();
+        loop {
+            // The earliest head; no two shards raise alerts at the same place.
+            let mut next: Option<(usize, Place)> = None;
+            for (i, s) in shards.iter_mut().enumerate() {
+                if let Some(&(place, _)) = s.peek()
+                    && next.is_none_or(|(_, p)| place < p)
+                {
+                    next = Some((i, place));
+                }
+            }
+            let Some((i, _)) = next else { return };
+            let (_, alert) = shards[i].next().expect("a head");
+            if alert.kind == AlertKind::CalendarMissing && !self.calendars_missing.insert(alert.alert_id.clone()) {
+                continue;
+            }
+            out(alert);
         }
     }
 }
