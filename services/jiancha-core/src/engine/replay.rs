@@ -35,6 +35,9 @@ pub struct TimerQueue {
     /// Entries due after `last`, bucket `b` those whose instant first differs from
     /// `last` at bit `b` ([`order`]).
     buckets: [Vec<(i64, u32)>; 64],
+    /// Bit `b` set when bucket `b` holds entries: the lowest is found in one instruction
+    /// (a shard of a replay looks for due timers at every event of the stream).
+    filled: u64,
     /// The instant, in [`order`], up to which entries are in `current`.
     last: u64,
     /// Entries in `current` and the buckets.
@@ -53,7 +56,14 @@ fn order(at: i64) -> u64 {
 
 impl Default for TimerQueue {
     fn default() -> TimerQueue {
-        TimerQueue { current: BinaryHeap::new(), buckets: std::array::from_fn(|_| Vec::new()), last: 0, len: 0, queued: Vec::new() }
+        TimerQueue {
+            current: BinaryHeap::new(),
+            buckets: std::array::from_fn(|_| Vec::new()),
+            filled: 0,
+            last: 0,
+            len: 0,
+            queued: Vec::new(),
+        }
     }
 }
 
@@ -83,7 +93,9 @@ impl TimerQueue {
         if key <= self.last {
             self.current.push(Reverse((at, item)));
         } else {
-            self.buckets[63 - (key ^ self.last).leading_zeros() as usize].push((at, item));
+            let b = 63 - (key ^ self.last).leading_zeros() as usize;
+            self.buckets[b].push((at, item));
+            self.filled |= 1 << b;
         }
     }
 
@@ -94,7 +106,10 @@ impl TimerQueue {
     /// not, to the binary heap).
     fn peek_due(&mut self, now: i64) -> Option<(i64, u32)> {
         if self.current.is_empty() {
-            let b = self.buckets.iter().position(|b| !b.is_empty())?;
+            if self.filled == 0 {
+                return None;
+            }
+            let b = self.filled.trailing_zeros() as usize;
             // The earliest instant bucket `b` can hold: `last`'s bits above `b`, bit `b` set.
             let floor = ((self.last >> b) | 1) << b;
             let now = order(now);
@@ -102,6 +117,7 @@ impl TimerQueue {
                 return None;
             }
             let mut bucket = std::mem::take(&mut self.buckets[b]);
+            self.filled &= !(1 << b);
             let earliest = bucket.iter().map(|&(at, _)| order(at)).min().expect("a bucket with entries");
             // Every entry goes to `current` or to a bucket below `b`: like the new `last`
             // (at least `floor`, at most the bucket's entries) it has `last`'s bits above
@@ -145,8 +161,12 @@ impl TimerQueue {
         let queued = &self.queued;
         let live = |at: i64, item: u32| queued.get(item as usize) == Some(&at);
         self.current.retain(|&Reverse((at, item))| live(at, item));
-        for bucket in &mut self.buckets {
+        self.filled = 0;
+        for (b, bucket) in self.buckets.iter_mut().enumerate() {
             bucket.retain(|&(at, item)| live(at, item));
+            if !bucket.is_empty() {
+                self.filled |= 1 << b;
+            }
         }
         self.len = self.current.len() + self.buckets.iter().map(Vec::len).sum::<usize>();
     }
