@@ -330,7 +330,7 @@ impl Shard {
 
     /// Whether this shard holds the items with this id.
     pub fn owns(&self, item_id: &str) -> bool {
-        Shard::shard_of(item_id, self.shards) == self.shard
+        self.shards == 1 || Shard::shard_of(item_id, self.shards) == self.shard
     }
 
     /// The engine.
