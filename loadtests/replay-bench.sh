@@ -10,6 +10,8 @@
 # ITEMS (200000) and SHARE (0.3) shape the stream; it is generated once into
 # $WORK (target/replay-bench) and reused while its parameters stay the same.
 #
+# REPLAY_ARGS are added to each replay's arguments (`--threads 1`: one shard).
+#
 # THREADS=1 records each run with `perf record -F 999` (linux-perf) and prints the CPU
 # samples of its busiest thread — the engine's, which sets the pace — and their median
 # per build: steadier than the wall clock on a machine whose speed moves, and the figure
@@ -29,6 +31,7 @@ for b in "${builds[@]}"; do
 done
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
 THREADS=${THREADS:-0}
+REPLAY_ARGS=${REPLAY_ARGS:-}
 if [ "$THREADS" = 1 ]; then
     command -v perf > /dev/null || { echo "THREADS=1 needs perf (apt-get install linux-perf)" >&2; exit 2; }
 fi
@@ -49,7 +52,7 @@ for run in $(seq "$RUNS"); do
     for b in "${builds[@]}"; do
         record=()
         [ "$THREADS" = 1 ] && record=(perf record -q -F 999 -o "$WORK/perf.data" --)
-        /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "${record[@]}" "$b" replay --catalog "$CATALOG" --events "$events" > "$WORK/alerts.jsonl"
+        /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "${record[@]}" "$b" replay --catalog "$CATALOG" --events "$events" $REPLAY_ARGS > "$WORK/alerts.jsonl"
         read -r wall user sys rss < "$WORK/time"
         thread=""
         if [ "$THREADS" = 1 ]; then
