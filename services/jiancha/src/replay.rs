@@ -33,10 +33,10 @@ pub struct ReplayArgs {
     /// Print a human-readable summary on stderr at the end.
     #[arg(long)]
     summary: bool,
-    /// Threads that apply events, each to its share of the items (0: one a CPU). The
-    /// output is the same whatever the number.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    /// Threads that apply events, each to its share of the items (0: one a CPU, at most
+    /// 256). The output is the same whatever the number.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+    threads: u16,
 }
 
 /// Lines handed from the reading thread to the engine at a time.
@@ -109,8 +109,8 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let (catalog, calendars) = load_rules(Some(&args.catalog), &args.calendars)?;
     let file = std::fs::File::open(&args.events).with_context(|| format!("opening events {}", args.events.display()))?;
     let shards = match args.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(256)),
+        n => usize::from(n),
     };
 
     // A reading thread parses the lines and hands each batch to every shard; each shard's

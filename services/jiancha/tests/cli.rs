@@ -52,6 +52,9 @@ fn the_output_is_the_same_whatever_the_threads() {
         assert!(many.stdout == one.stdout, "--threads {threads}: alerts differ");
         assert_eq!(String::from_utf8_lossy(&many.stderr), String::from_utf8_lossy(&one.stderr), "--threads {threads}");
     }
+    let too_many = jiancha(&[&args[..], &["--threads", "300"]].concat());
+    assert_eq!(too_many.status.code(), Some(i32::from(jiancha::exit::USAGE)));
+    assert!(String::from_utf8_lossy(&too_many.stderr).contains("--threads"), "{}", String::from_utf8_lossy(&too_many.stderr));
 }
 
 #[test]
