@@ -272,12 +272,14 @@ impl Replay {
     }
 }
 
-/// Where an alert falls in a sequential replay's output ([`Shard`]): alerts sorted by
-/// place, each shard's in the order it raised them, are the sequential replay's alerts.
+/// Where an alert falls in a sequential replay's output ([`Shard`]).
 ///
 /// At each arrival a sequential replay first fires the timers due, earliest first and,
 /// at the same instant, the item created first first (its queue's (instant, slot)
-/// order), then applies the event.
+/// order), then applies the event. Each shard raises its alerts in that order among its
+/// own items, so taking, of every shard's next alert, the one with the earliest place
+/// ([`Merge`]) gives the sequential replay's order — also where a timer that fires sets
+/// one due earlier still, which both then fire next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Place {
     /// Events that had arrived before (the stream's length for [`Shard::finish`]).
