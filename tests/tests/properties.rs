@@ -220,16 +220,8 @@ proptest! {
     fn shards_merged_give_the_sequential_replay(seed in any::<u64>(), shards in 1usize..5, batch in 1usize..200, late_in_the_year in any::<bool>()) {
         let catalog = load_catalog(&repo_root().join("deploy/demo/catalog.toml"));
         let first_day = if late_in_the_year { (2026, 11, 20) } else { (2025, 3, 3) };
-        let config = jiancha_sim::SimConfig {
-            seed,
-            items: 60,
-            first_day: chrono::NaiveDate::from_ymd_opt(first_day.0, first_day.1, first_day.2).unwrap(),
-            spread_days: 10,
-            irregular_share: 0.5,
-        };
-        let stream = jiancha_sim::simulate(&catalog, &Calendars::builtin(), &config);
-        let lines: Vec<String> = stream.iter().map(|e| e.json.to_string()).collect();
-        let until = Some(Timestamp::parse_rfc3339("2027-06-01T00:00:00+08:00").unwrap());
+        let lines = simulated(&catalog, seed, first_day);
+        let until = Some(Timestamp::parse_rfc3339(SHARDED_UNTIL).unwrap());
         let sequential = replay_lines(&catalog, lines.iter().map(String::as_str), until);
         prop_assert_eq!(sharded(&catalog, &lines, shards, batch, until), sequential);
     }
@@ -246,15 +238,7 @@ fn sharded(catalog: &jiancha_core::Catalog, lines: &[String], shards: usize, bat
             .iter_mut()
             .map(|shard| {
                 let mut raised = Vec::new();
-                let mut sink = |place, alert| raised.push((place, alert));
-                for e in chunk {
-                    let arrival = e.received_at.unwrap_or(e.event.occurred_at);
-                    if shard.owns(&e.event.item_id) {
-                        shard.arrive(&e.event, arrival, &mut sink);
-                    } else {
-                        shard.pass(arrival, &mut sink);
-                    }
-                }
+                feed(shard, chunk, &mut |place, alert| raised.push((place, alert)));
                 raised
             })
             .collect();
@@ -272,29 +256,45 @@ fn sharded(catalog: &jiancha_core::Catalog, lines: &[String], shards: usize, bat
     out
 }
 
+/// Gives a shard the stream's next events: its own applied, the others' passed.
+fn feed(shard: &mut Shard, events: &[jiancha_core::event::JsonEvent], sink: &mut impl FnMut(Place, Alert)) {
+    for e in events {
+        let arrival = e.received_at.unwrap_or(e.event.occurred_at);
+        if shard.owns(&e.event.item_id) {
+            shard.arrive(&e.event, arrival, sink);
+        } else {
+            shard.pass(arrival, sink);
+        }
+    }
+}
+
+/// Where the sharded replays' clocks end: past the built-in calendars' last year.
+const SHARDED_UNTIL: &str = "2027-06-01T00:00:00+08:00";
+
+/// A simulated stream of 60 items over ten days from `first_day`, as JSON lines.
+fn simulated(catalog: &jiancha_core::Catalog, seed: u64, (year, month, day): (i32, u32, u32)) -> Vec<String> {
+    let config = jiancha_sim::SimConfig {
+        seed,
+        items: 60,
+        first_day: chrono::NaiveDate::from_ymd_opt(year, month, day).unwrap(),
+        spread_days: 10,
+        irregular_share: 0.5,
+    };
+    jiancha_sim::simulate(catalog, &Calendars::builtin(), &config).iter().map(|e| e.json.to_string()).collect()
+}
+
 /// The property test above covers what matters only if its streams hold what it names:
 /// one such stream, checked for it.
 #[test]
 fn a_sharded_stream_holds_same_instant_timers_and_a_missing_year() {
     let catalog = load_catalog(&repo_root().join("deploy/demo/catalog.toml"));
-    let config = jiancha_sim::SimConfig {
-        seed: 7,
-        items: 60,
-        first_day: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
-        spread_days: 10,
-        irregular_share: 0.5,
-    };
-    let stream = jiancha_sim::simulate(&catalog, &Calendars::builtin(), &config);
-    let lines: Vec<String> = stream.iter().map(|e| e.json.to_string()).collect();
-    let until = Some(Timestamp::parse_rfc3339("2027-06-01T00:00:00+08:00").unwrap());
+    let lines = simulated(&catalog, 7, (2026, 11, 20));
+    let until = Some(Timestamp::parse_rfc3339(SHARDED_UNTIL).unwrap());
     let sequential = replay_lines(&catalog, lines.iter().map(String::as_str), until);
     let missing: Vec<_> = sequential.iter().filter(|a| a.kind == AlertKind::CalendarMissing).collect();
     assert_eq!(missing.len(), 1, "one report of 2027's missing calendar");
-    let mut owners = std::collections::BTreeSet::new();
-    for line in &lines {
-        let e = parse_json_event(line.as_bytes()).unwrap();
-        owners.insert(Shard::shard_of(&e.event.item_id, 3));
-    }
+    let events: Vec<_> = lines.iter().map(|l| parse_json_event(l.as_bytes()).unwrap()).collect();
+    let owners: std::collections::BTreeSet<usize> = events.iter().map(|e| Shard::shard_of(&e.event.item_id, 3)).collect();
     assert_eq!(owners.len(), 3, "items in every shard");
     let timers: Vec<_> =
         sequential.iter().filter(|a| a.kind.is_timer() && a.status == AlertStatus::Fired).map(|a| a.triggered_at).collect();
@@ -309,15 +309,7 @@ fn a_sharded_stream_holds_same_instant_timers_and_a_missing_year() {
             let mut shard = Shard::new(Engine::new(Arc::new(catalog.clone()), Calendars::builtin()), k, 3);
             let mut n = 0;
             let mut sink = |_: Place, a: Alert| n += usize::from(a.kind == AlertKind::CalendarMissing);
-            for line in &lines {
-                let e = parse_json_event(line.as_bytes()).unwrap();
-                let arrival = e.received_at.unwrap_or(e.event.occurred_at);
-                if shard.owns(&e.event.item_id) {
-                    shard.arrive(&e.event, arrival, &mut sink);
-                } else {
-                    shard.pass(arrival, &mut sink);
-                }
-            }
+            feed(&mut shard, &events, &mut sink);
             shard.finish(until, &mut sink);
             n
         })
