@@ -253,11 +253,11 @@ impl Replay {
     }
 
     /// [`Replay::advance`], each alert given with the timer that raised it.
-    fn advance_with(&mut self, to: Timestamp, sink: &mut impl FnMut(Option<(ItemRef, Timestamp)>, Alert)) {
+    fn advance_with(&mut self, to: Timestamp, sink: &mut impl FnMut((ItemRef, Timestamp), Alert)) {
         self.clock = self.clock.max(to);
         while let Some((item, at)) = self.timers.pop_due(self.clock, &self.engine) {
             self.engine.fire(item, at, &mut self.effects);
-            self.dispatch(&mut |alert| sink(Some((item, at)), alert));
+            self.dispatch(&mut |alert| sink((item, at), alert));
         }
         self.timers.compact(&self.engine);
     }
@@ -373,8 +373,7 @@ impl Shard {
 
     fn timers_due(&mut self, to: Timestamp, sink: &mut impl FnMut(Place, Alert)) {
         let (arrival, created) = (self.arrivals, &self.created);
-        self.replay.advance_with(to, &mut |timer, alert| {
-            let (item, at) = timer.expect("alerts of an advance come from timers");
+        self.replay.advance_with(to, &mut |(item, at), alert| {
             sink(Place { arrival, phase: 0, at: at.0, item: created[item.0 as usize] }, alert);
         });
     }
