@@ -386,6 +386,11 @@ impl Calendar {
 
     /// The (Chinese, English) festival name of a holiday.
     pub fn holiday_name(&self, i: usize) -> Option<(&str, &str)> {
+        // Only a holiday has a name: the flag answers the other days without hashing
+        // (a derivation asks for every day of its period).
+        if !self.is_holiday(i) {
+            return None;
+        }
         self.holiday_of.get(&(i as u32)).map(|&n| {
             let (zh, en) = &self.holiday_names[n as usize];
             (zh.as_str(), en.as_str())
