@@ -3,7 +3,7 @@
 /// mimalloc: replay and the monitor allocate and free many small strings and vectors per
 /// event; glibc's malloc spent a fifth of a replay (docs/performance.md). Built without
 /// transparent huge pages (`no_thp`): on a VM whose host takes freed memory back, faulting
-/// 2 MiB pages in made a replay a third slower.
+/// 2 MiB pages in made a replay a quarter slower.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
