@@ -462,7 +462,7 @@ impl<'a> RawEvent<'a> {
         // below, whose errors name the field. The line's UTF-8 is checked once, as a
         // whole, so that neither reader checks every string again.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-            && let Ok(text) = std::str::from_utf8(bytes)
+            && let Ok(text) = simdutf8::basic::from_utf8(bytes)
         {
             if let Some(fast) = line::scan(text) {
                 return Ok(fast);
