@@ -301,8 +301,45 @@ mod tests {
             .prop_map(|(lead, members, comma, tail, trail)| format!("{lead}{{{}}}{tail}{trail}", members.join(comma)))
     }
 
+    /// A flat line as department systems write it: known keys, each once, in any order,
+    /// with values of their types — strings without escapes (empty, ASCII, Chinese),
+    /// small integers, lists of strings — and spaces, or none, around the punctuation.
+    fn flat_line() -> impl Strategy<Value = String> {
+        let text = prop_oneof!["[a-zA-Z0-9:+. -]{0,12}", "[\\u{80}-\\u{10FFFF}]{0,3}", Just(String::new())];
+        let string = text.clone().prop_map(|t| format!("\"{t}\""));
+        let list = prop::collection::vec(text, 0..3)
+            .prop_map(|l| format!("[{}]", l.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(",")));
+        let integer = "-?[1-9][0-9]{0,5}|0";
+        let texts = ["event_id", "item_id", "service_code", "department_code", "type", "occurred_at", "actor", "reason", "step"];
+        let integers = ["seq", "expected_days", "days", "amount_fen"];
+        let members = (
+            prop::collection::vec(string, texts.len()),
+            prop::collection::vec(integer, integers.len()),
+            list,
+            prop::sample::subsequence((0..texts.len() + integers.len() + 1).collect::<Vec<_>>(), 0..=14).prop_shuffle(),
+            prop::sample::select(vec!["", " "]),
+        );
+        members.prop_map(move |(strings, numbers, list, chosen, space)| {
+            let member = |k: usize| match k {
+                k if k < texts.len() => format!("\"{}\"{space}:{space}{}", texts[k], strings[k]),
+                k if k < texts.len() + integers.len() => format!("\"{}\":{}", integers[k - texts.len()], numbers[k - texts.len()]),
+                _ => format!("\"materials\":{space}{list}"),
+            };
+            format!("{{{}}}", chosen.into_iter().map(member).collect::<Vec<_>>().join(&format!(",{space}")))
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+
+        /// The scanner reads every flat line (it does not give up on what it is for), to
+        /// what serde_json reads.
+        #[test]
+        fn it_reads_every_flat_line(line in flat_line()) {
+            let raw = scan(&line);
+            prop_assert!(raw.is_some(), "gave up on {}", line);
+            prop_assert_eq!(raw, serde_json::from_str::<RawEvent<'_>>(&line).ok(), "{}", line);
+        }
 
         /// Every line the scanner reads, serde_json reads to the same event.
         #[test]
