@@ -800,8 +800,7 @@ fn blank(v: &str) -> bool {
 /// Whether every byte of `b` is printable ASCII (0x20 to 0x7E), eight bytes at a time:
 /// the ids of every event are checked so (a byte at a time was 2 % of a replay).
 fn printable_ascii(b: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = ONES << 7;
+    use crate::json::{HIGHS, ONES};
     let mut chunks = b.chunks_exact(8);
     chunks.by_ref().all(|c| {
         let x = u64::from_le_bytes(c.try_into().expect("eight bytes"));
@@ -816,11 +815,11 @@ fn printable_ascii(b: &[u8]) -> bool {
 /// Whether `b` holds a NUL byte, eight bytes at a time (`contains` sets up a search
 /// that costs more than these short texts).
 fn has_nul(b: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
+    use crate::json::{HIGHS, ONES};
     let mut chunks = b.chunks_exact(8);
     chunks.by_ref().any(|c| {
         let x = u64::from_le_bytes(c.try_into().expect("eight bytes"));
-        x.wrapping_sub(ONES) & !x & (ONES << 7) != 0
+        x.wrapping_sub(ONES) & !x & HIGHS != 0
     }) || chunks.remainder().contains(&0)
 }
 

@@ -7,8 +7,10 @@
 //! between them whole; the text they write is serde_json's, byte for byte (a property
 //! test holds the two equal).
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
+/// A one in every byte of a word, and every byte's high bit: the words of the byte
+/// checks here and of the event's text checks (`event.rs`).
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
+pub(crate) const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The position of the first byte a JSON string cannot hold as it is: `"`, `\` or a
 /// control character (below 0x20).
