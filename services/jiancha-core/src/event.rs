@@ -455,6 +455,15 @@ impl<'a> RawEvent<'a> {
     /// Reads the JSON form. Unknown fields are ignored; a field of the wrong JSON type is
     /// refused with its name.
     pub fn from_json(bytes: &'a [u8]) -> Result<RawEvent<'a>, InvalidEvent> {
+        let mut raw = RawEvent::default();
+        raw.read_json(bytes)?;
+        Ok(raw)
+    }
+
+    /// [`RawEvent::from_json`] into `self`, which holds no field yet: the reading thread
+    /// of a replay fills one where it lies instead of copying its 500 bytes on each
+    /// return. `self` holds nothing of use after an error.
+    fn read_json(&mut self, bytes: &'a [u8]) -> Result<(), InvalidEvent> {
         // The common case, a well-formed object with fields of the right types, straight
         // into the fields without building a map of values: the flat line department
         // systems write in one pass ([`line::scan`]), any other object through serde;
@@ -464,11 +473,12 @@ impl<'a> RawEvent<'a> {
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
             && let Ok(text) = simdutf8::basic::from_utf8(bytes)
         {
-            if let Some(fast) = line::scan(text) {
-                return Ok(fast);
+            if line::scan(text, self) {
+                return Ok(());
             }
             if let Ok(read) = serde_json::from_str::<RawEvent<'a>>(text) {
-                return Ok(read);
+                *self = read;
+                return Ok(());
             }
         }
         let value: Value = serde_json::from_slice(bytes).map_err(|e| InvalidEvent {
@@ -532,7 +542,7 @@ impl<'a> RawEvent<'a> {
             ),
             Some(other) => return Err(fail("materials", "a list of strings", other)),
         };
-        Ok(RawEvent {
+        *self = RawEvent {
             event_id: string("event_id")?,
             item_id: string("item_id")?,
             service_code: string("service_code")?,
@@ -551,11 +561,17 @@ impl<'a> RawEvent<'a> {
             amount_fen: integer("amount_fen")?,
             outcome: string("outcome")?,
             received_at: string("received_at")?,
-        })
+        };
+        Ok(())
     }
 
     /// Applies every field rule of DOMAIN §2.
-    pub fn validate(self) -> Result<Event, InvalidEvent> {
+    pub fn validate(mut self) -> Result<Event, InvalidEvent> {
+        self.take_valid()
+    }
+
+    /// [`RawEvent::validate`], taking the texts out of `self` rather than moving all of it.
+    fn take_valid(&mut self) -> Result<Event, InvalidEvent> {
         let ctx = Ctx { event_id: self.event_id.as_deref(), item_id: self.item_id.as_deref() };
         ctx.id("event_id", self.event_id.as_deref())?;
         ctx.id("item_id", self.item_id.as_deref())?;
@@ -570,11 +586,11 @@ impl<'a> RawEvent<'a> {
         })?;
         let occurred_text = ctx.required_str("occurred_at", self.occurred_at.as_deref())?;
         let occurred_at = ctx.timestamp("occurred_at", occurred_text)?;
-        let service_code = ctx.optional_text("service_code", self.service_code)?;
+        let service_code = ctx.optional_text("service_code", self.service_code.take())?;
         if event_type == EventType::Submitted && service_code.is_none() {
             return Err(ctx.err(InvalidReason::MissingField, "service_code", "field `service_code` is required on SUBMITTED".into()));
         }
-        let actor = ctx.optional_text("actor", self.actor)?;
+        let actor = ctx.optional_text("actor", self.actor.take())?;
         if actor.is_none() && !event_type.actor_optional() {
             return Err(ctx.err(
                 InvalidReason::MissingField,
@@ -590,11 +606,11 @@ impl<'a> RawEvent<'a> {
                 ctx.err(InvalidReason::OutOfRange, "seq", format!("field `seq` must be an unsigned 64-bit integer, got {n}"))
             })?),
         };
-        let reason = ctx.bounded("reason", self.reason)?;
+        let reason = ctx.bounded("reason", self.reason.take())?;
         let body = match event_type {
             EventType::Submitted => EventBody::Submitted,
             EventType::CorrectionRequested => {
-                let materials: Vec<String> = self.materials.unwrap_or_default().into_iter().map(Cow::into_owned).collect();
+                let materials: Vec<String> = self.materials.take().unwrap_or_default().into_iter().map(Cow::into_owned).collect();
                 if materials.iter().all(|m| m.trim().is_empty()) {
                     return Err(ctx.err(
                         InvalidReason::MissingField,
@@ -618,7 +634,7 @@ impl<'a> RawEvent<'a> {
             EventType::Resumed => EventBody::Resumed,
             EventType::Extended => EventBody::Extended {
                 days: ctx.positive_days("days", self.days)?,
-                approver: ctx.bounded("approver", self.approver)?.unwrap_or_default(),
+                approver: ctx.bounded("approver", self.approver.take())?.unwrap_or_default(),
             },
             EventType::FeeCharged => {
                 let amount = self.amount_fen.ok_or_else(|| {
@@ -653,16 +669,18 @@ impl<'a> RawEvent<'a> {
         };
         // Checked above: present.
         let owned = |id: Option<Cow<'_, str>>| id.map(Cow::into_owned).unwrap_or_default();
-        let (event_id, item_id, department_code) = (owned(self.event_id), owned(self.item_id), owned(self.department_code));
+        let (event_id, item_id, department_code) =
+            (owned(self.event_id.take()), owned(self.item_id.take()), owned(self.department_code.take()));
         Ok(Event { event_id, item_id, service_code, department_code, occurred_at, actor, seq, body })
     }
 }
 
 /// Reads and validates one JSON line of an events file.
 pub fn parse_json_event(bytes: &[u8]) -> Result<JsonEvent, InvalidEvent> {
-    let mut raw = RawEvent::from_json(bytes)?;
+    let mut raw = RawEvent::default();
+    raw.read_json(bytes)?;
     let received = raw.received_at.take();
-    let event = raw.validate()?;
+    let event = raw.take_valid()?;
     let ctx = Ctx { event_id: Some(&event.event_id), item_id: Some(&event.item_id) };
     let received_at = match received {
         None => None,

@@ -82,26 +82,57 @@ pub struct Short {
 
 impl fmt::Display for Short {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use chrono::{Datelike, Timelike};
+        use chrono::Offset;
+        // The zone's offset from chrono-tz; the wall-clock reading counted here
+        // (`civil_from_days`) and written digit by digit: chrono's `format` parses its
+        // pattern on every call, `{:02}` pads through the formatter, and its date fields
+        // are decoded one call each; derivation texts cite several instants an alert.
         let t = self.at.in_zone(self.tz);
-        // Written digit by digit: chrono's `format` parses its pattern on every call, and
-        // `{:02}` pads through the formatter; derivation texts cite several instants an
-        // alert. Outside years 0–9999 `%Y` adds a sign, so those take chrono's way.
-        let year = t.year();
+        let local = self.at.0 + i64::from(t.offset().fix().local_minus_utc()) * 1000;
+        let (year, month, day) = civil_from_days(local.div_euclid(DAY_MS));
+        // Outside years 0–9999 `%Y` adds a sign, so those take chrono's way.
         if !(0..=9999).contains(&year) {
             return write!(f, "{}", t.format("%Y-%m-%d %H:%M"));
         }
+        let minutes = (local.rem_euclid(DAY_MS) / 60_000) as u32;
         let two = |n: u32| [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
         let y = year as u32;
-        let [m1, m2] = two(t.month());
-        let [d1, d2] = two(t.day());
-        let [h1, h2] = two(t.hour());
-        let [n1, n2] = two(t.minute());
+        let [m1, m2] = two(month);
+        let [d1, d2] = two(day);
+        let [h1, h2] = two(minutes / 60);
+        let [n1, n2] = two(minutes % 60);
         let [y1, y2] = two(y / 100);
         let [y3, y4] = two(y % 100);
         let text = [y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2, b' ', h1, h2, b':', n1, n2];
         f.write_str(std::str::from_utf8(&text).expect("ASCII digits"))
     }
+}
+
+/// Days since 1970-01-01 of a date of the proleptic Gregorian calendar (chrono's), by
+/// Howard Hinnant's `days_from_civil`: years counted from 1 March, so that a leap day
+/// ends its year.
+#[inline]
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * i64::from((month + 9) % 12) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The date (year, month, day) of a count of days since 1970-01-01: the inverse of
+/// [`days_from_civil`] (Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let march_month = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * march_month + 2) / 5 + 1) as u32;
+    let month = if march_month < 10 { march_month + 3 } else { march_month - 9 } as u32;
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
 }
 
 impl fmt::Display for Timestamp {
@@ -116,8 +147,7 @@ impl fmt::Display for Timestamp {
 ///
 /// chrono's parser walks a list of format items for every instant (46 ns, against 26 ns
 /// with this layout read field by field and chrono's dates; an event carries two). The
-/// date's days are counted here too, by Howard Hinnant's days-from-civil formula over the
-/// proleptic Gregorian calendar that chrono's dates use, instead of through a `NaiveDate`.
+/// date's days are counted here too ([`days_from_civil`]), instead of through a `NaiveDate`.
 /// Tests hold the two equal over valid and invalid texts and on every day of the years
 /// the engine supports.
 fn parse_common_rfc3339(b: &[u8]) -> Option<i64> {
@@ -187,13 +217,7 @@ fn parse_common_rfc3339(b: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
-    // Days since 1970-01-01: years counted from 1 March, so that the leap day ends a year.
-    let y = i64::from(year) - i64::from(month <= 2);
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * i64::from((month + 9) % 12) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
+    let days = days_from_civil(i64::from(year), month, day);
     let seconds = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_s;
     Some(seconds * 1000 + millis)
 }
