@@ -242,9 +242,9 @@ fn sharded(catalog: &jiancha_core::Catalog, lines: &[String], shards: usize, bat
                 raised
             })
             .collect();
-        merge.merge(raised, &mut |a| out.push(a));
+        merge.merge(&raised, &mut |a| out.push(a.clone()));
     }
-    let raised = parts
+    let raised: Vec<Vec<(Place, Alert)>> = parts
         .iter_mut()
         .map(|shard| {
             let mut raised = Vec::new();
@@ -252,7 +252,7 @@ fn sharded(catalog: &jiancha_core::Catalog, lines: &[String], shards: usize, bat
             raised
         })
         .collect();
-    merge.merge(raised, &mut |a| out.push(a));
+    merge.merge(&raised, &mut |a| out.push(a.clone()));
     out
 }
 

@@ -125,9 +125,13 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     // allocated: freeing them on an engine's thread cost it 5 % (a block freed by another
     // thread goes through the allocator's shared list).
     let (applied_tx, applied_rx) = std::sync::mpsc::sync_channel::<Batch>(8 * shards);
+    // Alerts go back the same way, once written, to the shard that built them.
+    let mut written_txs = Vec::with_capacity(shards);
     for k in 0..shards {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
         let (alerts_tx, alerts_rx) = std::sync::mpsc::sync_channel::<Vec<(Place, Alert)>>(8);
+        let (written_tx, written_rx) = std::sync::mpsc::sync_channel::<Vec<(Place, Alert)>>(8);
+        written_txs.push(written_tx);
         let mut shard = Shard::new(Engine::new(catalog.clone(), calendars.clone()), k, shards);
         let applied_tx = applied_tx.clone();
         let until = args.until;
@@ -135,7 +139,13 @@ pub fn run(args: ReplayArgs) -> Result<()> {
             let mut duplicates = 0;
             let mut mine = Vec::with_capacity(BATCH);
             for batch in rx {
+                // The lists of alerts the writer is done with: dropped here, where their
+                // texts were allocated; the last one's room is used again.
                 let mut raised = Vec::new();
+                while let Ok(written) = written_rx.try_recv() {
+                    raised = written;
+                    raised.clear();
+                }
                 let mut sink = |place, alert| raised.push((place, alert));
                 // This shard's events, whose items the engine is asked for a few events
                 // ahead while it applies one (`Engine::prefetch_batch`).
@@ -190,7 +200,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
                     Err(_) => break 'batches,
                 }
             }
-            merge.merge(raised, &mut |alert| {
+            merge.merge(&raised, &mut |alert| {
                 *counts.entry((alert.kind.as_str(), alert.status.as_str())).or_default() += 1;
                 alert.write_json(&mut out);
                 out.push(b'\n');
@@ -201,6 +211,10 @@ pub fn run(args: ReplayArgs) -> Result<()> {
             });
             if let Some(e) = failed {
                 return Err(e);
+            }
+            // Full (or the shard done): dropped here.
+            for (written, tx) in raised.into_iter().zip(&written_txs) {
+                let _ = tx.try_send(written);
             }
         }
         stdout.write_all(&out)?;

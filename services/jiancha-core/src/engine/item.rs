@@ -145,11 +145,13 @@ impl Item {
     /// Inserts an event in §3.4 order (`occurred_at`, then type, then event id),
     /// appending its id to the text.
     pub fn insert(&mut self, mut ev: Ev, event_id: &str) {
-        let mut text = String::with_capacity(self.text.len() + event_id.len());
-        text.push_str(&self.text);
-        text.push_str(event_id);
         ev.id_off = self.text.len() as u32;
         ev.id_len = event_id.len() as u16;
+        // Grown in place where the allocator's block has room (a reallocation, not a
+        // new text and a copy), and still exactly as long as it holds.
+        let mut text = String::from(std::mem::take(&mut self.text));
+        text.reserve_exact(event_id.len());
+        text.push_str(event_id);
         self.text = text.into_boxed_str();
         let pos = self.events.partition_point(|e| self.order(e, &ev, event_id) == Ordering::Less);
         self.events.reserve_exact(1);

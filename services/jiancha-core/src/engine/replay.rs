@@ -390,20 +390,24 @@ impl Merge {
     /// The alerts every shard raised over the same arrivals, each shard's in the order
     /// raised, handed to `out` in the sequential order; arrivals handed in earlier calls
     /// come before. A shard's report of a missing calendar year already given is dropped.
-    pub fn merge(&mut self, shards: Vec<Vec<(Place, Alert)>>, out: &mut impl FnMut(Alert)) {
-        let mut shards: Vec<_> = shards.into_iter().map(|s| s.into_iter().peekable()).collect();
+    ///
+    /// The alerts are lent, not given: a replay hands each shard's list back to the
+    /// thread that built it, to be dropped there (see `jiancha replay`).
+    pub fn merge<'s>(&mut self, shards: &'s [Vec<(Place, Alert)>], out: &mut impl FnMut(&'s Alert)) {
+        let mut heads = vec![0usize; shards.len()];
         loop {
             // The earliest head; no two shards raise alerts at the same place.
             let mut next: Option<(usize, Place)> = None;
-            for (i, s) in shards.iter_mut().enumerate() {
-                if let Some(&(place, _)) = s.peek()
+            for (i, s) in shards.iter().enumerate() {
+                if let Some(&(place, _)) = s.get(heads[i])
                     && next.is_none_or(|(_, p)| place < p)
                 {
                     next = Some((i, place));
                 }
             }
             let Some((i, _)) = next else { return };
-            let (_, alert) = shards[i].next().expect("a head");
+            let alert = &shards[i][heads[i]].1;
+            heads[i] += 1;
             if alert.kind == AlertKind::CalendarMissing && !self.calendars_missing.insert(alert.alert_id.clone()) {
                 continue;
             }
