@@ -352,6 +352,13 @@ impl Calendar {
         self.day_start(self.day_of(t) + 1)
     }
 
+    /// [`Calendar::end_of_day`] and [`Calendar::working_time`] at that instant, from one
+    /// lookup of the day: W at a midnight is its rank × L.
+    pub fn end_of_day_and_working_time(&self, t: i64) -> (i64, i64) {
+        let i = (self.day_of(t) + 1).min(self.day_start.len() - 1);
+        (self.day_start[i], i64::from(self.rank[i]) * self.day_len)
+    }
+
     /// The local date of day `i`.
     pub fn date(&self, i: usize) -> NaiveDate {
         NaiveDate::from_ymd_opt(TABLE_FIRST_YEAR, 1, 1).expect("valid date") + chrono::Days::new(i as u64)
