@@ -460,7 +460,8 @@ impl Calendar {
         if x <= 0 {
             return self.day_start[0];
         }
-        let k = ((x - 1) / self.day_len) as usize;
+        // Whole days (L = 24 h) are divided by a constant, which compiles to a multiply.
+        let k = if self.office.is_empty() { (x - 1) / DAY_MS } else { (x - 1) / self.day_len } as usize;
         let Some(&day) = self.working_days.get(k) else {
             return *self.day_start.last().expect("non-empty");
         };
