@@ -316,6 +316,20 @@ impl EventBody {
 }
 
 impl Event {
+    /// An event with empty texts, to be read into ([`parse_json_event_into`]).
+    fn blank() -> Event {
+        Event {
+            event_id: String::new(),
+            item_id: String::new(),
+            service_code: None,
+            department_code: String::new(),
+            occurred_at: Timestamp(0),
+            actor: None,
+            seq: None,
+            body: EventBody::Submitted,
+        }
+    }
+
     /// The type of this event.
     pub fn event_type(&self) -> EventType {
         self.body.event_type()
@@ -451,6 +465,14 @@ pub struct JsonEvent {
     pub received_at: Option<Timestamp>,
 }
 
+impl JsonEvent {
+    /// An event with empty texts (not a valid one), to be read into with
+    /// [`parse_json_event_into`].
+    pub fn blank() -> JsonEvent {
+        JsonEvent { event: Event::blank(), received_at: None }
+    }
+}
+
 impl<'a> RawEvent<'a> {
     /// Reads the JSON form. Unknown fields are ignored; a field of the wrong JSON type is
     /// refused with its name.
@@ -572,6 +594,14 @@ impl<'a> RawEvent<'a> {
 
     /// [`RawEvent::validate`], taking the texts out of `self` rather than moving all of it.
     fn take_valid(&mut self) -> Result<Event, InvalidEvent> {
+        let mut event = Event::blank();
+        self.take_valid_into(&mut event)?;
+        Ok(event)
+    }
+
+    /// [`RawEvent::take_valid`] into `event`, whose ids, service code and actor keep
+    /// their buffers where the new texts fit. `event` holds nothing of use after an error.
+    fn take_valid_into(&mut self, event: &mut Event) -> Result<(), InvalidEvent> {
         let ctx = Ctx { event_id: self.event_id.as_deref(), item_id: self.item_id.as_deref() };
         ctx.id("event_id", self.event_id.as_deref())?;
         ctx.id("item_id", self.item_id.as_deref())?;
@@ -586,11 +616,11 @@ impl<'a> RawEvent<'a> {
         })?;
         let occurred_text = ctx.required_str("occurred_at", self.occurred_at.as_deref())?;
         let occurred_at = ctx.timestamp("occurred_at", occurred_text)?;
-        let service_code = ctx.optional_text("service_code", self.service_code.take())?;
+        let service_code = ctx.optional("service_code", self.service_code.take())?;
         if event_type == EventType::Submitted && service_code.is_none() {
             return Err(ctx.err(InvalidReason::MissingField, "service_code", "field `service_code` is required on SUBMITTED".into()));
         }
-        let actor = ctx.optional_text("actor", self.actor.take())?;
+        let actor = ctx.optional("actor", self.actor.take())?;
         if actor.is_none() && !event_type.actor_optional() {
             return Err(ctx.err(
                 InvalidReason::MissingField,
@@ -667,26 +697,61 @@ impl<'a> RawEvent<'a> {
             EventType::Delivered => EventBody::Delivered,
             EventType::Withdrawn => EventBody::Withdrawn,
         };
-        // Checked above: present.
-        let owned = |id: Option<Cow<'_, str>>| id.map(Cow::into_owned).unwrap_or_default();
-        let (event_id, item_id, department_code) =
-            (owned(self.event_id.take()), owned(self.item_id.take()), owned(self.department_code.take()));
-        Ok(Event { event_id, item_id, service_code, department_code, occurred_at, actor, seq, body })
+        // The ids were checked above: present.
+        put(&mut event.event_id, self.event_id.take().unwrap_or_default());
+        put(&mut event.item_id, self.item_id.take().unwrap_or_default());
+        put(&mut event.department_code, self.department_code.take().unwrap_or_default());
+        put_optional(&mut event.service_code, service_code);
+        put_optional(&mut event.actor, actor);
+        event.occurred_at = occurred_at;
+        event.seq = seq;
+        event.body = body;
+        Ok(())
     }
 }
 
 /// Reads and validates one JSON line of an events file.
 pub fn parse_json_event(bytes: &[u8]) -> Result<JsonEvent, InvalidEvent> {
+    let mut read = JsonEvent::blank();
+    parse_json_event_into(bytes, &mut read)?;
+    Ok(read)
+}
+
+/// [`parse_json_event`] into an event read before, whose texts' buffers are used again
+/// where the new texts fit: a replay's reading thread reads each line into an event of
+/// a batch its engines are done with, instead of allocating the texts of every event
+/// and freeing those of the one before. `into` holds nothing of use after an error.
+pub fn parse_json_event_into(bytes: &[u8], into: &mut JsonEvent) -> Result<(), InvalidEvent> {
     let mut raw = RawEvent::default();
     raw.read_json(bytes)?;
     let received = raw.received_at.take();
-    let event = raw.take_valid()?;
+    raw.take_valid_into(&mut into.event)?;
+    let event = &into.event;
     let ctx = Ctx { event_id: Some(&event.event_id), item_id: Some(&event.item_id) };
-    let received_at = match received {
+    into.received_at = match received {
         None => None,
         Some(text) => Some(ctx.timestamp("received_at", &text)?),
     };
-    Ok(JsonEvent { event, received_at })
+    Ok(())
+}
+
+/// `text` into `to`, in the buffer `to` has where it fits.
+fn put(to: &mut String, text: Cow<'_, str>) {
+    match text {
+        Cow::Borrowed(text) => {
+            to.clear();
+            to.push_str(text);
+        }
+        Cow::Owned(text) => *to = text,
+    }
+}
+
+/// [`put`] for an optional text.
+fn put_optional(to: &mut Option<String>, text: Option<Cow<'_, str>>) {
+    match (to.as_mut(), text) {
+        (Some(to), Some(text)) => put(to, text),
+        (_, text) => *to = text.map(Cow::into_owned),
+    }
 }
 
 /// Names the event in errors; borrows its ids, so that a valid event copies nothing for it.
@@ -722,8 +787,12 @@ impl Ctx<'_> {
         self.required_str(field, value).map(str::to_owned)
     }
 
-    fn optional_text(&self, field: &'static str, value: Option<Cow<'_, str>>) -> Result<Option<String>, InvalidEvent> {
-        Ok(self.bounded(field, value)?.filter(|v| !blank(v)))
+    /// An optional text within the length and character rules, absent when blank.
+    fn optional<'v>(&self, field: &'static str, value: Option<Cow<'v, str>>) -> Result<Option<Cow<'v, str>>, InvalidEvent> {
+        if let Some(v) = &value {
+            self.check_text(field, v)?;
+        }
+        Ok(value.filter(|v| !blank(v)))
     }
 
     fn check_text(&self, field: &'static str, v: &str) -> Result<(), InvalidEvent> {
@@ -944,6 +1013,44 @@ mod tests {
             let err = parse(&json).expect_err(&json);
             assert_eq!((err.reason, err.field), (reason, Some(field)), "{json}: {}", err.message);
             assert!(err.message.contains(field), "message names the field: {}", err.message);
+        }
+    }
+
+    /// Lines of every type, with and without their optional texts, escaped and not,
+    /// valid and not, read one after another into the same event: each reads as it
+    /// reads alone, and an error leaves nothing that changes the next line's reading.
+    #[test]
+    fn reading_into_an_event_read_before_gives_what_reading_alone_gives() {
+        let lines = [
+            r#"{"event_id":"E-1","item_id":"I-1","department_code":"D","type":"SUBMITTED","occurred_at":"2025-03-03T09:00:00+08:00","service_code":"S-1","received_at":"2025-03-03T09:00:01.5+08:00","seq":1}"#,
+            r#"{"event_id":"E-2-longer-than-before","item_id":"I-1","department_code":"DEPT","type":"ACCEPTED","occurred_at":"2025-03-03T10:00:00Z","actor":"张三"}"#,
+            r#"{"event_id":"E-3","item_id":"I"1","department_code":"D","type":"CORRECTION_REQUESTED","occurred_at":"2025-03-03T10:00:00Z","actor":"李
+四","materials":["身份证"]}"#,
+            r#"{"event_id":"E-4","item_id":"I-1","department_code":"D","type":"SUBMITTED","occurred_at":"2025-03-03T10:00:00Z"}"#,
+            r#"{"event_id":"E-5","item_id":"I-1","department_code":"D","type":"DECIDED","occurred_at":"2025-03-03T10:00:00Z","actor":"王五","outcome":"DENIED","reason":" "}"#,
+            r#"{"event_id":"E-6","item_id":"I-2","department_code":"D","type":"SUSPENDED","occurred_at":"2025-03-04T10:00:00Z","actor":"a","suspension_kind":"EXPERT_REVIEW","expected_days":3,"service_code":"  "}"#,
+            r#"{"event_id":"E-7","item_id":"I-2","department_code":"D","type":"EXTENDED","occurred_at":"2025-03-05T10:00:00Z","actor":"a","days":5,"approver":"b"}"#,
+            r#"{"event_id":"E-8","item_id":"I-2","department_code":"D","type":"FEE_CHARGED","occurred_at":"2025-03-05T10:00:00Z","actor":"a","amount_fen":100}"#,
+            r#"{"event_id":"E-9","item_id":"I-2","department_code":"D","type":"STEP_COMPLETED","occurred_at":"2025-03-05T10:00:00Z","actor":"a","step":"审查"}"#,
+            r#"{"event_id":"E-10","item_id":"I-2","department_code":"D","type":"ACCEPTED","occurred_at":"2025-03-05T10:00:00Z"}"#,
+            r#"{"event_id":"E-11","item_id":"I-2","department_code":"D","type":"WITHDRAWN","occurred_at":"2025-03-05T10:00:00Z","received_at":"not a time"}"#,
+            r#"{"event_id":"E-12","item_id":"I-3","department_code":"D","type":"NOT_ACCEPTED","occurred_at":"2025-03-05T10:00:00Z","actor":"a","reason":"材料不全"}"#,
+            r#"[1,2]"#,
+            r#"{"event_id":"E-13","item_id":"I-3","department_code":"D","type":"WITHDRAWN","occurred_at":"2025-03-05T10:00:00Z","service_code":"S-2"}"#,
+        ];
+        let mut into = parse_json_event(lines[0].as_bytes()).expect("valid");
+        for _ in 0..2 {
+            for line in lines {
+                let alone = parse_json_event(line.as_bytes());
+                let read = parse_json_event_into(line.as_bytes(), &mut into);
+                match alone {
+                    Ok(alone) => {
+                        assert!(read.is_ok(), "{line}");
+                        assert_eq!(into, alone, "{line}");
+                    }
+                    Err(alone) => assert_eq!(read.expect_err(line), alone),
+                }
+            }
         }
     }
 

@@ -19,5 +19,5 @@ pub use alert::{Alert, AlertKind, AlertStatus, Level};
 pub use calendar::{Calendar, Calendars};
 pub use catalog::Catalog;
 pub use engine::{Applied, Effect, Engine, ItemRef, Merge, Place, Prefetch, Replay, Shard, TimerQueue};
-pub use event::{Event, EventBody, EventType, InvalidEvent, RawEvent, parse_json_event};
+pub use event::{Event, EventBody, EventType, InvalidEvent, RawEvent, parse_json_event, parse_json_event_into};
 pub use time::Timestamp;

@@ -227,20 +227,23 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let mut err = stderr.lock();
     let (mut events, mut invalid) = (0usize, 0usize);
     let next_batch = || {
-        // A batch every shard has handed back is reused; one a shard still holds is
-        // let go (that shard's hand-back frees it).
+        // A batch every shard has handed back is reused, its lines read into the events
+        // it holds (`parse_json_event_into`: their texts' buffers serve again); one a
+        // shard still holds is let go (that shard's hand-back frees it).
         while let Ok(old) = applied_rx.try_recv() {
-            if let Ok(mut old) = std::sync::Arc::try_unwrap(old) {
-                old.clear();
+            if let Ok(old) = std::sync::Arc::try_unwrap(old) {
                 return old;
             }
         }
         Vec::with_capacity(BATCH)
     };
     let mut batch = next_batch();
+    // Lines of this batch so far; the entries after them are the old batch's.
+    let mut filled = 0;
     let mut lines = Lines::new(file);
     let mut n = 0;
-    let send = |batch: Vec<Parsed>| {
+    let send = |mut batch: Vec<Parsed>, filled: usize| {
+        batch.truncate(filled);
         let batch = std::sync::Arc::new(batch);
         // A shard that stopped has seen its writer fail: the writer's error is reported.
         to_shards.iter().all(|tx| tx.send(batch.clone()).is_ok())
@@ -250,8 +253,21 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let parsed = jiancha_core::parse_json_event(line);
-        match &parsed {
+        if filled == batch.len() {
+            batch.push((n, Ok(jiancha_core::event::JsonEvent::blank())));
+        }
+        let (number, parsed) = &mut batch[filled];
+        *number = n;
+        match parsed {
+            Ok(event) => {
+                if let Err(bad) = jiancha_core::parse_json_event_into(line, event) {
+                    *parsed = Err(bad);
+                }
+            }
+            Err(_) => *parsed = jiancha_core::parse_json_event(line),
+        }
+        filled += 1;
+        match &*parsed {
             Ok(_) => events += 1,
             Err(bad) => {
                 invalid += 1;
@@ -265,12 +281,14 @@ pub fn run(args: ReplayArgs) -> Result<()> {
                 writeln!(err, "{report}")?;
             }
         }
-        batch.push((n, parsed));
-        if batch.len() == BATCH && !send(std::mem::replace(&mut batch, next_batch())) {
-            break;
+        if filled == BATCH {
+            filled = 0;
+            if !send(std::mem::replace(&mut batch, next_batch()), BATCH) {
+                break;
+            }
         }
     }
-    send(batch);
+    send(batch, filled);
     drop(to_shards);
     let ends: Vec<ShardEnd> =
         shard_threads.into_iter().map(|t| t.join().map_err(|_| anyhow::anyhow!("a replay thread panicked"))).collect::<Result<_>>()?;
