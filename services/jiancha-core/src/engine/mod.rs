@@ -404,7 +404,7 @@ impl Engine {
         }
         let item = Item {
             text: Box::from(item_id),
-            events: Vec::new(),
+            events: Box::default(),
             held: None,
             service: 0,
             department,

@@ -205,7 +205,7 @@ impl Engine {
         let (slot, _) = self.slot_for(department, &state.item_id);
         let mut item = Item {
             text: Box::from(state.item_id.as_str()),
-            events: Vec::with_capacity(state.events.len()),
+            events: Box::default(),
             held: None,
             service: state.service_code.as_deref().map_or(0, |c| self.names.intern(c)),
             department,
