@@ -46,7 +46,8 @@ const BATCH: usize = 1024;
 /// well inside a core's L2 cache, which the engine's thread shares (see [`Lines`]).
 const OUT_BUFFER: usize = 128 * 1024;
 
-/// A line's number and what it holds.
+/// What a line holds, with the shard its item belongs to ([`Shard::shard_of`]) when it is
+/// valid: found once by the reading thread rather than by every shard for every event.
 type Parsed = (usize, Result<jiancha_core::event::JsonEvent, jiancha_core::InvalidEvent>);
 
 /// The lines of a file, each borrowed from one buffer in turn (a line is parsed where it
@@ -150,9 +151,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
                 // This shard's events, whose items the engine is asked for a few events
                 // ahead while it applies one (`Engine::prefetch_batch`).
                 mine.clear();
-                mine.extend(
-                    batch.iter().enumerate().filter(|(_, (_, p))| p.as_ref().is_ok_and(|j| shard.owns(&j.event.item_id))).map(|(i, _)| i),
-                );
+                mine.extend(batch.iter().enumerate().filter(|(_, (owner, p))| p.is_ok() && *owner == k).map(|(i, _)| i));
                 let item_id = |k: usize| mine.get(k).and_then(|&i| batch[i].1.as_ref().ok()).map(|j| j.event.item_id.as_str());
                 let mut next = 0;
                 for (i, (_, parsed)) in batch.iter().enumerate() {
@@ -254,10 +253,9 @@ pub fn run(args: ReplayArgs) -> Result<()> {
             continue;
         }
         if filled == batch.len() {
-            batch.push((n, Ok(jiancha_core::event::JsonEvent::blank())));
+            batch.push((0, Ok(jiancha_core::event::JsonEvent::blank())));
         }
-        let (number, parsed) = &mut batch[filled];
-        *number = n;
+        let (owner, parsed) = &mut batch[filled];
         match parsed {
             Ok(event) => {
                 if let Err(bad) = jiancha_core::parse_json_event_into(line, event) {
@@ -265,6 +263,9 @@ pub fn run(args: ReplayArgs) -> Result<()> {
                 }
             }
             Err(_) => *parsed = jiancha_core::parse_json_event(line),
+        }
+        if let Ok(event) = parsed {
+            *owner = Shard::shard_of(&event.event.item_id, shards);
         }
         filled += 1;
         match &*parsed {

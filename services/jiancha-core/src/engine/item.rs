@@ -141,7 +141,12 @@ impl Item {
     }
 
     pub fn has_event(&self, event_id: &str) -> bool {
-        self.events.iter().any(|e| self.event_id(e) == event_id)
+        // An item's event ids mostly share all but their last characters (`…-01`,
+        // `…-02`): the length and the last byte tell most apart without comparing the rest.
+        let (len, last) = (event_id.len(), event_id.as_bytes().last());
+        self.events
+            .iter()
+            .any(|e| usize::from(e.id_len) == len && self.event_id(e).as_bytes().last() == last && self.event_id(e) == event_id)
     }
 
     /// Inserts an event in §3.4 order (`occurred_at`, then type, then event id),

@@ -261,8 +261,10 @@ impl Engine {
         if self.items[slot].has_event(&event.event_id) {
             return Applied::Duplicate;
         }
-        let ev = self.compact(event, arrival);
+        // The actor first, then the service: names get their ids in the order they come.
+        let actor = event.actor.as_deref().map_or(0, |a| self.names.intern(a));
         let service = event.service_code.as_deref().map(|c| self.names.intern(c));
+        let ev = self.compact(event, actor, service, arrival);
         let item = &mut self.items[slot];
         let submitted = matches!(event.body, EventBody::Submitted);
         if let Some(code) = service
@@ -434,11 +436,12 @@ impl Engine {
         Some(item_alert_id(it, &self.names, kind, trigger))
     }
 
-    fn compact(&mut self, event: &Event, arrival: Timestamp) -> Ev {
-        let actor = event.actor.as_deref().map_or(0, |a| self.names.intern(a));
+    /// The event as an item holds it; `actor` and `service` are the ids of its actor and
+    /// service code (0 and `None` when absent).
+    fn compact(&mut self, event: &Event, actor: NameId, service: Option<NameId>, arrival: Timestamp) -> Ev {
         let blank = |r: &Option<String>| r.as_deref().is_none_or(|r| r.trim().is_empty());
         let (arg, flags) = match &event.body {
-            EventBody::Submitted => (u64::from(event.service_code.as_deref().map_or(0, |c| self.names.intern(c))), 0),
+            EventBody::Submitted => (u64::from(service.unwrap_or(0)), 0),
             EventBody::StepCompleted { step } => (u64::from(self.names.intern(step)), 0),
             EventBody::Suspended { suspension_kind, expected_days } => {
                 let lawful = LawfulSuspension::parse(suspension_kind).map_or(0, |k| k as u64 + 1);
