@@ -241,9 +241,9 @@ impl Alert {
         optional_into(out, self.service_code.as_deref());
         out.extend_from_slice(b",\"status\":");
         string_into(out, self.status.as_str());
-        out.extend_from_slice(b",\"triggered_at\":");
-        string_into(out, &self.triggered_at.to_rfc3339_in(self.zone));
-        out.push(b'}');
+        out.extend_from_slice(b",\"triggered_at\":\"");
+        self.triggered_at.write_rfc3339_in(self.zone, out);
+        out.extend_from_slice(b"\"}");
     }
 
     /// The replay's JSON line (DOMAIN §8) with the derivation added.

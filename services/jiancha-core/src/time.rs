@@ -61,6 +61,49 @@ impl Timestamp {
         fixed.to_rfc3339_opts(format, true)
     }
 
+    /// Appends [`Timestamp::to_rfc3339_in`]'s text to `out`, written digit by digit (an
+    /// alert line carries one, and chrono's writer pads each field through the formatter).
+    pub fn write_rfc3339_in(self, tz: Tz, out: &mut Vec<u8>) {
+        use chrono::Offset;
+        let offset = self.in_zone(tz).offset().fix().local_minus_utc();
+        let local = self.0 + i64::from(offset) * 1000;
+        let (year, month, day) = civil_from_days(local.div_euclid(DAY_MS));
+        // Outside years 0–9999 chrono adds a sign; an offset of odd seconds (a zone's
+        // local mean time, before 1900) it writes its own way: both left to chrono.
+        if !(0..=9999).contains(&year) || offset % 60 != 0 {
+            out.extend_from_slice(self.to_rfc3339_in(tz).as_bytes());
+            return;
+        }
+        let two = |n: u32| [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        let ms = local.rem_euclid(DAY_MS) as u32;
+        let (seconds, millis) = (ms / 1000, ms % 1000);
+        let y = year as u32;
+        out.extend_from_slice(&two(y / 100));
+        out.extend_from_slice(&two(y % 100));
+        out.push(b'-');
+        out.extend_from_slice(&two(month));
+        out.push(b'-');
+        out.extend_from_slice(&two(day));
+        out.push(b'T');
+        out.extend_from_slice(&two(seconds / 3600));
+        out.push(b':');
+        out.extend_from_slice(&two(seconds / 60 % 60));
+        out.push(b':');
+        out.extend_from_slice(&two(seconds % 60));
+        if millis != 0 {
+            out.extend_from_slice(&[b'.', b'0' + (millis / 100) as u8, b'0' + (millis / 10 % 10) as u8, b'0' + (millis % 10) as u8]);
+        }
+        if offset == 0 {
+            out.push(b'Z');
+        } else {
+            let minutes = offset.unsigned_abs() / 60;
+            out.push(if offset < 0 { b'-' } else { b'+' });
+            out.extend_from_slice(&two(minutes / 60));
+            out.push(b':');
+            out.extend_from_slice(&two(minutes % 60));
+        }
+    }
+
     /// `YYYY-MM-DD HH:MM` in the given zone, for derivation texts a person reads.
     pub fn short_in(self, tz: Tz) -> String {
         self.short(tz).to_string()
@@ -257,6 +300,24 @@ pub fn parse_duration_ms(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rfc3339_writer_writes_what_chrono_writes() {
+        let zones = [Tz::Asia__Shanghai, Tz::UTC, Tz::America__St_Johns, Tz::Asia__Kolkata, Tz::Pacific__Chatham];
+        // From year -248 to 10208, in uneven steps (minutes, days, leap years), with
+        // and without milliseconds.
+        let mut ms = -70_000_000_000_000i64;
+        while ms < 260_000_000_000_000 {
+            for tz in zones {
+                for t in [Timestamp(ms), Timestamp(ms - ms.rem_euclid(1000))] {
+                    let mut out = Vec::new();
+                    t.write_rfc3339_in(tz, &mut out);
+                    assert_eq!(String::from_utf8(out).expect("utf-8"), t.to_rfc3339_in(tz), "{} in {tz}", t.0);
+                }
+            }
+            ms += 7_777_777_777;
+        }
+    }
 
     #[test]
     fn short_in_writes_what_chrono_s_pattern_writes() {
