@@ -1024,8 +1024,8 @@ mod tests {
         let lines = [
             r#"{"event_id":"E-1","item_id":"I-1","department_code":"D","type":"SUBMITTED","occurred_at":"2025-03-03T09:00:00+08:00","service_code":"S-1","received_at":"2025-03-03T09:00:01.5+08:00","seq":1}"#,
             r#"{"event_id":"E-2-longer-than-before","item_id":"I-1","department_code":"DEPT","type":"ACCEPTED","occurred_at":"2025-03-03T10:00:00Z","actor":"张三"}"#,
-            r#"{"event_id":"E-3","item_id":"I"1","department_code":"D","type":"CORRECTION_REQUESTED","occurred_at":"2025-03-03T10:00:00Z","actor":"李
-四","materials":["身份证"]}"#,
+            r#"{"event_id":"E\u002d3","item_id":"I\"1","department_code":"D","type":"CORRECTION_REQUESTED","occurred_at":"2025-03-03T10:00:00Z","actor":"李\n四","materials":["身份证"]}"#,
+            r#"{"event_id":"E-3b","item_id":"I"1","department_code":"D","type":"ACCEPTED","occurred_at":"2025-03-03T10:00:00Z"}"#,
             r#"{"event_id":"E-4","item_id":"I-1","department_code":"D","type":"SUBMITTED","occurred_at":"2025-03-03T10:00:00Z"}"#,
             r#"{"event_id":"E-5","item_id":"I-1","department_code":"D","type":"DECIDED","occurred_at":"2025-03-03T10:00:00Z","actor":"王五","outcome":"DENIED","reason":" "}"#,
             r#"{"event_id":"E-6","item_id":"I-2","department_code":"D","type":"SUSPENDED","occurred_at":"2025-03-04T10:00:00Z","actor":"a","suspension_kind":"EXPERT_REVIEW","expected_days":3,"service_code":"  "}"#,
@@ -1038,6 +1038,8 @@ mod tests {
             r#"[1,2]"#,
             r#"{"event_id":"E-13","item_id":"I-3","department_code":"D","type":"WITHDRAWN","occurred_at":"2025-03-05T10:00:00Z","service_code":"S-2"}"#,
         ];
+        let escaped = parse_json_event(lines[2].as_bytes()).expect("an escaped line is valid");
+        assert_eq!((escaped.event.event_id.as_str(), escaped.event.actor.as_deref()), ("E-3", Some("李\n四")));
         let mut into = parse_json_event(lines[0].as_bytes()).expect("valid");
         for _ in 0..2 {
             for line in lines {

@@ -122,9 +122,10 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let mut to_shards = Vec::with_capacity(shards);
     let mut from_shards = Vec::with_capacity(shards);
     let mut shard_threads = Vec::with_capacity(shards);
-    // Batches go back to the reading thread to be dropped where their texts were
-    // allocated: freeing them on an engine's thread cost it 5 % (a block freed by another
-    // thread goes through the allocator's shared list).
+    // Batches go back to the reading thread, which reads the next lines into their
+    // events (their texts' buffers serve again) or drops them there, where their texts
+    // were allocated: freeing them on an engine's thread cost it 5 % (a block freed by
+    // another thread goes through the allocator's shared list).
     let (applied_tx, applied_rx) = std::sync::mpsc::sync_channel::<Batch>(8 * shards);
     // Alerts go back the same way, once written, to the shard that built them.
     let mut written_txs = Vec::with_capacity(shards);
@@ -152,7 +153,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
                 // ahead while it applies one (`Engine::prefetch_batch`).
                 mine.clear();
                 mine.extend(batch.iter().enumerate().filter(|(_, (owner, p))| p.is_ok() && *owner == k).map(|(i, _)| i));
-                let item_id = |k: usize| mine.get(k).and_then(|&i| batch[i].1.as_ref().ok()).map(|j| j.event.item_id.as_str());
+                let item_id = |at: usize| mine.get(at).and_then(|&i| batch[i].1.as_ref().ok()).map(|j| j.event.item_id.as_str());
                 let mut next = 0;
                 for (i, (_, parsed)) in batch.iter().enumerate() {
                     let Ok(j) = parsed else { continue };
