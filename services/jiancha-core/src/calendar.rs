@@ -417,10 +417,18 @@ impl Calendar {
 
     /// Calls `f` with every year not covered by a notice among the local days of
     /// `[from, to]` (instants), each year once, ascending.
-    pub fn uncovered_years_between(&self, from: i64, to: i64, mut f: impl FnMut(i32)) {
+    // Inlined: the engine asks for every deadline it computes, and the answer is almost
+    // always the first test's.
+    #[inline]
+    pub fn uncovered_years_between(&self, from: i64, to: i64, f: impl FnMut(i32)) {
         if from >= self.covered_span.0 && to < self.covered_span.1 && to >= from {
             return;
         }
+        self.uncovered_years_outside_the_span(from, to, f);
+    }
+
+    #[inline(never)]
+    fn uncovered_years_outside_the_span(&self, from: i64, to: i64, mut f: impl FnMut(i32)) {
         let (a, b) = (self.day_of(from.min(to)), self.day_of(from.max(to)));
         if self.uncovered_before[b + 1] == self.uncovered_before[a] {
             return;

@@ -279,17 +279,35 @@ impl Lines {
         Lines { text: String::with_capacity(256), separator, empty: true }
     }
 
-    fn push(&mut self, line: impl fmt::Display) {
+    fn push(&mut self, line: impl Line) {
         if !self.empty {
             self.text.push_str(self.separator);
         }
         self.empty = false;
-        write!(self.text, "{line}").expect("writing to a String");
+        line.write_to(&mut self.text);
     }
 
     fn end(mut self, end: &str) -> String {
         self.text.push_str(end);
         self.text
+    }
+}
+
+/// What [`Lines::push`] takes: a fixed text, copied as it is, or `format_args!`, written
+/// straight into the text (through `write!` it went through the formatter twice).
+pub(crate) trait Line {
+    fn write_to(self, text: &mut String);
+}
+
+impl Line for &str {
+    fn write_to(self, text: &mut String) {
+        text.push_str(self);
+    }
+}
+
+impl Line for fmt::Arguments<'_> {
+    fn write_to(self, text: &mut String) {
+        text.write_fmt(self).expect("writing to a String");
     }
 }
 
