@@ -61,11 +61,32 @@ impl Timestamp {
         fixed.to_rfc3339_opts(format, true)
     }
 
+    /// The zone's offset from UTC at this instant, in seconds. The last few answers are
+    /// kept, per thread: an alert's texts cite the same instants more than once (its
+    /// deadline in the message, the derivation and `triggered_at`; the clock's start
+    /// in both texts), and each lookup is a binary search over the zone's transitions.
+    pub fn offset_in(self, tz: Tz) -> i32 {
+        use chrono::Offset;
+        use std::cell::Cell;
+        thread_local! {
+            static RECENT: Cell<([(i64, Tz, i32); 4], usize)> = const { Cell::new(([(i64::MIN, Tz::UTC, 0); 4], 0)) };
+        }
+        RECENT.with(|recent| {
+            let (mut entries, next) = recent.get();
+            if let Some(&(_, _, offset)) = entries.iter().find(|&&(at, zone, _)| at == self.0 && zone == tz) {
+                return offset;
+            }
+            let offset = self.in_zone(tz).offset().fix().local_minus_utc();
+            entries[next] = (self.0, tz, offset);
+            recent.set((entries, (next + 1) % entries.len()));
+            offset
+        })
+    }
+
     /// Appends [`Timestamp::to_rfc3339_in`]'s text to `out`, written digit by digit (an
     /// alert line carries one, and chrono's writer pads each field through the formatter).
     pub fn write_rfc3339_in(self, tz: Tz, out: &mut Vec<u8>) {
-        use chrono::Offset;
-        let offset = self.in_zone(tz).offset().fix().local_minus_utc();
+        let offset = self.offset_in(tz);
         let local = self.0 + i64::from(offset) * 1000;
         let (year, month, day) = civil_from_days(local.div_euclid(DAY_MS));
         // Outside years 0–9999 chrono adds a sign; an offset of odd seconds (a zone's
@@ -125,17 +146,15 @@ pub struct Short {
 
 impl fmt::Display for Short {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use chrono::Offset;
         // The zone's offset from chrono-tz; the wall-clock reading counted here
         // (`civil_from_days`) and written digit by digit: chrono's `format` parses its
         // pattern on every call, `{:02}` pads through the formatter, and its date fields
         // are decoded one call each; derivation texts cite several instants an alert.
-        let t = self.at.in_zone(self.tz);
-        let local = self.at.0 + i64::from(t.offset().fix().local_minus_utc()) * 1000;
+        let local = self.at.0 + i64::from(self.at.offset_in(self.tz)) * 1000;
         let (year, month, day) = civil_from_days(local.div_euclid(DAY_MS));
         // Outside years 0–9999 `%Y` adds a sign, so those take chrono's way.
         if !(0..=9999).contains(&year) {
-            return write!(f, "{}", t.format("%Y-%m-%d %H:%M"));
+            return write!(f, "{}", self.at.in_zone(self.tz).format("%Y-%m-%d %H:%M"));
         }
         let minutes = (local.rem_euclid(DAY_MS) / 60_000) as u32;
         let two = |n: u32| [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
