@@ -68,8 +68,10 @@ impl Timestamp {
     pub fn offset_in(self, tz: Tz) -> i32 {
         use chrono::Offset;
         use std::cell::Cell;
+        /// (instant, zone, offset) of the last answers, and where the next one goes.
+        type Recent = ([(i64, Tz, i32); 4], usize);
         thread_local! {
-            static RECENT: Cell<([(i64, Tz, i32); 4], usize)> = const { Cell::new(([(i64::MIN, Tz::UTC, 0); 4], 0)) };
+            static RECENT: Cell<Recent> = const { Cell::new(([(i64::MIN, Tz::UTC, 0); 4], 0)) };
         }
         RECENT.with(|recent| {
             let (mut entries, next) = recent.get();
