@@ -151,24 +151,32 @@ impl Item {
 
     /// Inserts an event in §3.4 order (`occurred_at`, then type, then event id),
     /// appending its id to the text.
-    pub fn insert(&mut self, mut ev: Ev, event_id: &str) {
-        ev.id_off = self.text.len() as u32;
-        ev.id_len = event_id.len() as u16;
-        // Grown in place where the allocator's block has room (a reallocation, not a
-        // new text and a copy), and still exactly as long as it holds.
-        let mut text = String::from(std::mem::take(&mut self.text));
-        text.reserve_exact(event_id.len());
-        text.push_str(event_id);
-        self.text = text.into_boxed_str();
-        let pos = self.events.partition_point(|e| self.order(e, &ev, event_id) == Ordering::Less);
-        let mut events = std::mem::take(&mut self.events).into_vec();
-        events.reserve_exact(1);
-        events.insert(pos, ev);
-        self.events = events.into_boxed_slice();
+    pub fn insert(&mut self, ev: Ev, event_id: &str) {
+        self.insert_all(&[(ev, event_id)]);
     }
 
-    fn order(&self, a: &Ev, b: &Ev, b_id: &str) -> Ordering {
-        a.at.cmp(&b.at).then(a.ty.cmp(&b.ty)).then_with(|| self.event_id(a).cmp(b_id))
+    /// Inserts events as [`Item::insert`] does each, growing the text and the event
+    /// list once for all of them (a restored item's events come all at once).
+    #[inline]
+    pub fn insert_all(&mut self, new: &[(Ev, &str)]) {
+        // Grown in place where the allocator's block has room (a reallocation, not a
+        // new text and a copy), and still exactly as long as they hold.
+        let mut text = String::from(std::mem::take(&mut self.text));
+        text.reserve_exact(new.iter().map(|(_, id)| id.len()).sum());
+        let mut events = std::mem::take(&mut self.events).into_vec();
+        events.reserve_exact(new.len());
+        for &(mut ev, event_id) in new {
+            ev.id_off = text.len() as u32;
+            ev.id_len = event_id.len() as u16;
+            text.push_str(event_id);
+            let id_of = |e: &Ev| &text[e.id_off as usize..e.id_off as usize + e.id_len as usize];
+            // The ids compared only where instant and type tie.
+            let pos =
+                events.partition_point(|e| e.at.cmp(&ev.at).then(e.ty.cmp(&ev.ty)).then_with(|| id_of(e).cmp(event_id)) == Ordering::Less);
+            events.insert(pos, ev);
+        }
+        self.text = text.into_boxed_str();
+        self.events = events.into_boxed_slice();
     }
 
     /// Bytes on the heap owned by this item (text, events, held alerts).

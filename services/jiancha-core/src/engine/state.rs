@@ -215,6 +215,8 @@ impl Engine {
             closed: false,
             legacy_ids: state.legacy_ids,
         };
+        // The events go in all at once: the item's text and event list grow once.
+        let mut events = Vec::with_capacity(state.events.len());
         for e in &state.events {
             let text = e.text.as_deref().map_or(0, |t| self.names.intern(t));
             let arg = match e.event_type {
@@ -237,8 +239,9 @@ impl Engine {
                 ty: e.event_type,
                 flags: if e.blank_reason { BLANK_REASON } else { 0 },
             };
-            item.insert(ev, &e.event_id);
+            events.push((ev, e.event_id.as_str()));
         }
+        item.insert_all(&events);
         if !state.held.is_empty() {
             let held: Vec<Held> =
                 state.held.iter().map(|h| Held { kind: h.kind, key: trigger_key_of_text(&h.trigger), at: h.triggered_at.0 }).collect();
