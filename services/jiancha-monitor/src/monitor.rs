@@ -14,7 +14,7 @@
 //! delivered by a task of its own while the loop goes on, one commit at a time.
 
 use crate::telemetry as m;
-use futures::future::join_all;
+use futures::{FutureExt as _, StreamExt as _};
 use jiancha_core::event::InvalidReason;
 use jiancha_core::{Calendars, Catalog, Effect, Engine, ItemRef, TimerQueue, Timestamp};
 use jiancha_platform::Config;
@@ -25,7 +25,7 @@ use prost::Message as _;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -238,12 +238,12 @@ impl Shared {
         self.generation(p) == generation
     }
 
-    /// The offset after `msg` goes with the next commit.
-    fn note_processed(&mut self, msg: &OwnedMessage) {
-        let offsets = self.processed.entry(msg.partition()).or_default();
-        match offsets.iter_mut().find(|(topic, _)| topic == msg.topic()) {
-            Some((_, next)) => *next = msg.offset() + 1,
-            None => offsets.push((msg.topic().to_owned(), msg.offset() + 1)),
+    /// The offset after a record goes with the next commit.
+    fn note_processed(&mut self, received: &Received) {
+        let offsets = self.processed.entry(received.partition).or_default();
+        match offsets.iter_mut().find(|(topic, _)| **topic == *received.topic) {
+            Some((_, next)) => *next = received.offset + 1,
+            None => offsets.push((received.topic.to_string(), received.offset + 1)),
         }
     }
 
@@ -502,22 +502,40 @@ struct Refusal<'a> {
 }
 
 impl Processor {
+    /// Applies a batch of records under one hold of the lock: each event to its
+    /// partition's engine, or a dead letter.
+    fn process_batch(&mut self, batch: Vec<Received>) -> Result<(), MonitorError> {
+        let handing = self.shared.clone();
+        let mut shared = handing.lock();
+        for received in batch {
+            self.process(&mut shared, received)?;
+        }
+        Ok(())
+    }
+
     /// Applies one record: an event to its partition's engine, or a dead letter.
     /// A record read before its partition was revoked is left alone: the revocation
     /// handed over everything processed before it, and the next owner reads it again.
-    fn process(&mut self, received: Received) -> Result<(), MonitorError> {
-        let Received { msg, generation, decoded } = received;
-        let msg = &msg;
-        let p = msg.partition();
-        if !self.shared.lock().current(p, generation) {
+    fn process(&mut self, shared: &mut Shared, received: Received) -> Result<(), MonitorError> {
+        let p = received.partition;
+        if !shared.current(p, received.generation) {
             return Ok(());
         }
         let started = Instant::now();
-        let record_ts = msg.timestamp().to_millis().unwrap_or_else(|| jiancha_platform::wall_clock().0);
-        let bound = self.config.topics.department_of_topic(msg.topic());
-        match decoded {
+        let record_ts = received.timestamp.unwrap_or_else(|| jiancha_platform::wall_clock().0);
+        if p >= self.config.partitions {
+            let message =
+                format!("partition {p} of {} has no changelog partition (the changelog has {})", received.topic, self.config.partitions);
+            let ts = received.timestamp.unwrap_or(0);
+            self.dead_letter(&received, ts, Refusal { reason: InvalidReason::Malformed, field: None, message })?;
+            self.processed(shared, &received);
+            return Ok(());
+        }
+        let bound = self.config.topics.department_of_topic(&received.topic);
+        match &received.decoded {
             Err(bad) => {
-                self.dead_letter(msg, record_ts, Refusal { reason: bad.reason, field: bad.field, message: bad.message })?;
+                let refusal = Refusal { reason: bad.reason, field: bad.field, message: bad.message.clone() };
+                self.dead_letter(&received, record_ts, refusal)?;
             }
             // DOMAIN §2: on a department's input topic the department is the producer's.
             Ok(event) if bound.is_some_and(|d| d != event.department_code) => {
@@ -527,32 +545,24 @@ impl Processor {
                     bound.unwrap_or_default()
                 );
                 self.dead_letter(
-                    msg,
+                    &received,
                     record_ts,
                     Refusal { reason: InvalidReason::DepartmentMismatch, field: Some("department_code"), message },
                 )?;
             }
             Ok(event) => {
-                let applied = {
-                    let mut shared = self.shared.lock();
-                    let shared = &mut *shared;
-                    if !shared.current(p, generation) {
-                        return Ok(());
-                    }
-                    let Some(pe) = shared.engines.get_mut(&p) else { return Ok(()) };
-                    pe.last_record = Some(pe.last_record.map_or(record_ts, |t| t.max(record_ts)));
-                    let now = pe.clock(self.grace_ms).unwrap_or(record_ts);
-                    // Timers due by now fire before the event is applied.
-                    fire_due(pe, now, &mut self.effects);
-                    let applied = pe.engine.apply(&event, Timestamp(record_ts), Timestamp(now), &mut self.effects);
-                    carry_out(p, pe, &mut self.effects);
-                    // With its effects: a revocation hands over both or neither.
-                    shared.note_processed(msg);
-                    applied
-                };
-                self.counted(msg);
+                let Some(pe) = shared.engines.get_mut(&p) else { return Ok(()) };
+                pe.last_record = Some(pe.last_record.map_or(record_ts, |t| t.max(record_ts)));
+                let now = pe.clock(self.grace_ms).unwrap_or(record_ts);
+                // Timers due by now fire before the event is applied.
+                fire_due(pe, now, &mut self.effects);
+                let applied = pe.engine.apply(event, Timestamp(record_ts), Timestamp(now), &mut self.effects);
+                carry_out(p, pe, &mut self.effects);
+                // With its effects, under the same hold of the lock: a revocation hands
+                // over both or neither.
+                self.processed(shared, &received);
                 metrics::counter!(m::EVENTS_CONSUMED, "type" => event.event_type().as_str()).increment(1);
-                debug!(partition = p, offset = msg.offset(), item = %event.item_id, event = %event.event_id, ?applied, "Event");
+                debug!(partition = p, offset = received.offset, item = %event.item_id, event = %event.event_id, ?applied, "Event");
                 if applied == jiancha_core::Applied::Duplicate {
                     metrics::counter!(m::EVENTS_DUPLICATE).increment(1);
                 }
@@ -564,47 +574,43 @@ impl Processor {
                         event.event_type().as_str(),
                         self.config.closed_item_retention
                     );
-                    self.dead_letter(msg, record_ts, Refusal { reason: InvalidReason::ItemRetired, field: Some("item_id"), message })?;
+                    self.dead_letter(
+                        &received,
+                        record_ts,
+                        Refusal { reason: InvalidReason::ItemRetired, field: Some("item_id"), message },
+                    )?;
                 }
                 metrics::histogram!(m::PROCESSING).record(started.elapsed().as_secs_f64());
                 return Ok(());
             }
         }
-        self.processed(msg, generation);
+        self.processed(shared, &received);
         metrics::histogram!(m::PROCESSING).record(started.elapsed().as_secs_f64());
         Ok(())
     }
 
-    /// Notes that `msg` is processed, unless its partition was revoked since it was
-    /// read: its offset goes with the next commit.
-    fn processed(&mut self, msg: &OwnedMessage, generation: u64) {
-        let mut shared = self.shared.lock();
-        if shared.current(msg.partition(), generation) {
-            shared.note_processed(msg);
-            drop(shared);
-            self.counted(msg);
-        }
-    }
-
-    /// Counts a processed record towards the next commit.
-    fn counted(&mut self, msg: &OwnedMessage) {
+    /// Notes that a record is processed: its offset goes with the next commit, and it
+    /// counts towards starting one.
+    fn processed(&mut self, shared: &mut Shared, received: &Received) {
+        shared.note_processed(received);
         self.uncommitted += 1;
-        if let Some(ts) = msg.timestamp().to_millis() {
+        if let Some(ts) = received.timestamp {
             self.oldest.get_or_insert(ts);
         }
     }
 
     /// Sends a refused record, byte for byte, to the dead-letter topic with its reason.
-    fn dead_letter(&mut self, msg: &OwnedMessage, record_ts: i64, refusal: Refusal<'_>) -> Result<(), MonitorError> {
-        let p = msg.partition();
+    fn dead_letter(&mut self, received: &Received, record_ts: i64, refusal: Refusal<'_>) -> Result<(), MonitorError> {
+        let (topic, p, offset) = received.source();
         metrics::counter!(m::EVENTS_INVALID, "reason" => refusal.reason.as_str()).increment(1);
-        warn!(topic = msg.topic(), partition = p, offset = msg.offset(), reason = refusal.reason.as_str(), message = %refusal.message, "Invalid record sent to the dead-letter topic");
-        let headers = jiancha_platform::kafka::dead_letter_headers(refusal.reason.as_str(), refusal.field, &refusal.message, msg);
+        warn!(topic, partition = p, offset, reason = refusal.reason.as_str(), message = %refusal.message, "Invalid record sent to the dead-letter topic");
+        let headers =
+            jiancha_platform::kafka::dead_letter_headers_at(refusal.reason.as_str(), refusal.field, &refusal.message, received.source());
         let mut record = FutureRecord::<[u8], [u8]>::to(&self.config.topics.dead_letter).headers(headers).timestamp(record_ts);
-        if let Some(key) = msg.key() {
+        if let Some(key) = &received.key {
             record = record.key(key);
         }
-        if let Some(payload) = msg.payload() {
+        if let Some(payload) = &received.payload {
             record = record.payload(payload);
         }
         self.pending.push(send(&self.producer, record)?);
@@ -785,7 +791,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     info!(bootstrap = %config.kafka_bootstrap, group = %config.group_id, topic = %config.topics.events, departments = %pattern, "Monitor started");
 
     // Records are read and decoded by a task of their own, ahead of the engines.
-    let (records_tx, mut records) = tokio::sync::mpsc::channel(RECEIVED_AHEAD);
+    let (records_tx, mut records) = tokio::sync::mpsc::channel::<Vec<Received>>(RECEIVED_AHEAD);
     let receiving = tokio::spawn(receive(consumer.clone(), shared.clone(), records_tx, config.max_record_bytes));
     let mut pr = Processor {
         config: config.clone(),
@@ -831,26 +837,21 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 settled(&consumer, &shared, f.oldest, CommitMode::Async)?;
                 start_commit = pr.uncommitted >= COMMIT_RECORDS;
             }
-            received = records.recv(), if consuming => {
-                let Some(received) = received else {
+            batch = records.recv(), if consuming => {
+                let Some(batch) = batch else {
                     return Err(MonitorError::Delivery("the receiving task stopped".into()));
                 };
-                let p = received.msg.partition();
                 pr.take_rebalances(&catalog, &calendars)?;
-                // Read before the partition was revoked: its next owner processes it.
-                if !shared.lock().current(p, received.generation) {
-                    continue;
+                // The engines of the batch's partitions restored first, outside the lock.
+                let mut restored: Vec<i32> = Vec::new();
+                for received in &batch {
+                    let p = received.partition;
+                    if p < config.partitions && !restored.contains(&p) {
+                        restored.push(p);
+                        pr.restore(p, &catalog, &calendars)?;
+                    }
                 }
-                if p >= config.partitions {
-                    let msg = &received.msg;
-                    let message = format!("partition {p} of {} has no changelog partition (the changelog has {})", msg.topic(), config.partitions);
-                    let ts = msg.timestamp().to_millis().unwrap_or(0);
-                    pr.dead_letter(msg, ts, Refusal { reason: InvalidReason::Malformed, field: None, message })?;
-                    pr.processed(msg, received.generation);
-                    continue;
-                }
-                pr.restore(p, &catalog, &calendars)?;
-                pr.process(received)?;
+                pr.process_batch(batch)?;
                 start_commit = pr.uncommitted >= COMMIT_RECORDS;
             }
             _ = tick.tick() => {
@@ -910,43 +911,101 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     Ok(())
 }
 
-/// Records read and decoded ahead of the engines.
-const RECEIVED_AHEAD: usize = 4096;
+/// Batches of records read and decoded ahead of the engines (up to [`RECEIVE_BATCH`]
+/// records each).
+const RECEIVED_AHEAD: usize = 8;
 
-/// A record read and decoded by [`receive`].
+/// The most records the receiving task hands the loop at once: those the consumer holds
+/// already when it has one, so that the loop takes the lock and wakes once a batch, not
+/// once a record.
+const RECEIVE_BATCH: usize = 512;
+
+/// A record read and decoded by [`receive`]: what the loop needs of it, without the
+/// client's copy of its headers (read once, for the content type).
 struct Received {
-    msg: OwnedMessage,
+    /// The event topic, shared by the records read from it.
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    /// The record's timestamp, when it has one.
+    timestamp: Option<i64>,
+    /// Its key and value, for a dead letter (refused now, or later by the engine).
+    key: Option<Box<[u8]>>,
+    payload: Option<Box<[u8]>>,
     /// Its partition's generation when it was read (see [`Shared::generations`]).
     generation: u64,
     decoded: Result<jiancha_core::Event, jiancha_core::InvalidEvent>,
 }
 
+impl Received {
+    /// Topic, partition and offset, for a dead letter's headers.
+    fn source(&self) -> (&str, i32, i64) {
+        (&self.topic, self.partition, self.offset)
+    }
+}
+
 /// Reads the event topics and decodes each record, ahead of the processing loop (the
-/// decoding is a good part of a record's cost, and runs here on another core). The
-/// consumer's rebalance callbacks run in here, between records.
+/// decoding is a good part of a record's cost, and runs here on another core), handing
+/// the records over in batches of those already read. The consumer's rebalance callbacks
+/// run in here, between records.
 async fn receive(
     consumer: Arc<StreamConsumer<MonitorContext>>,
     shared: Arc<Handing>,
-    records: tokio::sync::mpsc::Sender<Received>,
+    records: tokio::sync::mpsc::Sender<Vec<Received>>,
     max_bytes: usize,
 ) {
+    // One stream for the task's life: a stream per record would register and drop a
+    // waker under the consumer's lock each time.
+    let mut stream = consumer.stream();
+    let mut topics: Vec<Arc<str>> = Vec::new();
     loop {
-        let msg = match consumer.recv().await {
-            Ok(msg) => msg,
-            Err(e) => {
-                warn!(error = %e, "Consume error; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
+        let mut batch = Vec::with_capacity(RECEIVE_BATCH);
+        let mut failed = None;
+        match stream.next().await {
+            Some(Ok(msg)) => batch.push(received(&shared, &mut topics, &msg, max_bytes)),
+            Some(Err(e)) => failed = Some(e),
+            None => return,
+        }
+        while failed.is_none() && batch.len() < RECEIVE_BATCH {
+            match stream.next().now_or_never() {
+                Some(Some(Ok(msg))) => batch.push(received(&shared, &mut topics, &msg, max_bytes)),
+                Some(Some(Err(e))) => failed = Some(e),
+                _ => break,
             }
-        };
-        let generation = shared.lock().generation(msg.partition());
-        let content_type =
-            msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
-        let decoded = codec::decode(content_type, msg.payload(), max_bytes);
-        let received = Received { msg: msg.detach(), generation, decoded };
-        if records.send(received).await.is_err() {
+        }
+        if !batch.is_empty() && records.send(batch).await.is_err() {
             return;
         }
+        if let Some(e) = failed {
+            warn!(error = %e, "Consume error; retrying");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// One record read: decoded, with its partition's generation as the rebalance callbacks
+/// left it when the record was read.
+fn received(shared: &Handing, topics: &mut Vec<Arc<str>>, msg: &BorrowedMessage<'_>, max_bytes: usize) -> Received {
+    let generation = shared.lock().generation(msg.partition());
+    let content_type = msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
+    let decoded = codec::decode(content_type, msg.payload(), max_bytes);
+    let topic = match topics.iter().find(|t| ***t == *msg.topic()) {
+        Some(topic) => topic.clone(),
+        None => {
+            let topic: Arc<str> = msg.topic().into();
+            topics.push(topic.clone());
+            topic
+        }
+    };
+    Received {
+        topic,
+        partition: msg.partition(),
+        offset: msg.offset(),
+        timestamp: msg.timestamp().to_millis(),
+        key: msg.key().map(Box::from),
+        payload: msg.payload().map(Box::from),
+        generation,
+        decoded,
     }
 }
 
@@ -1204,8 +1263,11 @@ fn settled(consumer: &StreamConsumer<MonitorContext>, shared: &Handing, oldest: 
 
 /// Waits for every record handed to the producer to be acknowledged.
 async fn settle(pending: &mut Vec<DeliveryFuture>) -> Result<(), MonitorError> {
-    for result in join_all(pending.drain(..)).await {
-        match result {
+    // In turn: every one must be acknowledged anyway, and awaiting them one after another
+    // wakes this task about once per acknowledged batch of records, where joining them
+    // polled each through a queue of tasks allocated one per record.
+    for future in pending.drain(..) {
+        match future.await {
             Ok(Ok(_)) => {}
             Ok(Err((e, _))) => return Err(kafka("effect delivery")(e)),
             Err(_) => return Err(kafka("effect delivery")(KafkaError::Canceled)),

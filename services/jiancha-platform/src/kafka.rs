@@ -34,13 +34,23 @@ pub fn failure(context: &'static str) -> impl FnOnce(KafkaError) -> KafkaFailure
 /// `jiancha.message`) and where the record came from (`jiancha.source.topic`,
 /// `.partition`, `.offset`). The record itself is copied byte for byte.
 pub fn dead_letter_headers(reason: &str, field: Option<&str>, message: &str, source: &impl Message) -> OwnedHeaders {
+    dead_letter_headers_at(reason, field, message, (source.topic(), source.partition(), source.offset()))
+}
+
+/// [`dead_letter_headers`] for a record known by its topic, partition and offset.
+pub fn dead_letter_headers_at(
+    reason: &str,
+    field: Option<&str>,
+    message: &str,
+    (topic, partition, offset): (&str, i32, i64),
+) -> OwnedHeaders {
     OwnedHeaders::new()
         .insert(Header { key: "jiancha.reason", value: Some(reason) })
         .insert(Header { key: "jiancha.message", value: Some(message) })
         .insert(Header { key: "jiancha.field", value: field })
-        .insert(Header { key: "jiancha.source.topic", value: Some(source.topic()) })
-        .insert(Header { key: "jiancha.source.partition", value: Some(&source.partition().to_string()) })
-        .insert(Header { key: "jiancha.source.offset", value: Some(&source.offset().to_string()) })
+        .insert(Header { key: "jiancha.source.topic", value: Some(topic) })
+        .insert(Header { key: "jiancha.source.partition", value: Some(&partition.to_string()) })
+        .insert(Header { key: "jiancha.source.offset", value: Some(&offset.to_string()) })
 }
 
 /// Properties jiancha sets itself on the clients that need them; the `[kafka]` table
