@@ -95,6 +95,25 @@ fn through_the_grpc_gateway_on_tansu_invalid_events_are_refused_and_the_rest_agr
 }
 
 #[test]
+fn a_backlog_written_while_the_monitor_is_paused_is_drained_and_agrees_with_replay() {
+    let dir = tempfile_dir("backlog");
+    // A second of sending: a monitor left running would commit some of it meanwhile.
+    let r = run(&dir, &["--backlog", "--rate", "10000", "--events", "10000", "--partitions", "4"]);
+    let j = &r["jiancha"];
+    assert_eq!(j["setup"]["backlog"], true);
+    assert_eq!(j["correct"], true, "{j:#}");
+    assert_eq!(n(&j["acknowledged"]), 10000);
+    // Paused for the whole send: every record was still waiting when it was resumed.
+    assert_eq!(j["backlog_when_resumed"].as_i64(), Some(10000), "{j:#}");
+    // No probes: a paused monitor's timers are late on purpose.
+    assert_eq!(n(&j["stream"]["timer_probes"]), 0);
+    assert!(j["consume_seconds"].as_f64().is_some_and(|s| s > 0.0), "{j:#}");
+    let share = j["monitor_share_of_raw"].as_f64().expect("share");
+    let rates = j["consume_rate"].as_f64().unwrap() / j["raw_consume_rate"].as_f64().unwrap();
+    assert!((share - rates).abs() < 1e-9, "the share is the drain rate over the raw rate: {share} {rates}");
+}
+
+#[test]
 fn a_bad_scenario_is_a_usage_error_that_names_the_key() {
     let dir = tempfile_dir("bad");
     let scenario = dir.join("bad.toml");

@@ -113,6 +113,12 @@ pub struct LoadtestArgs {
     /// Raise the rate in steps until the monitors fall behind or p99 passes --max-p99.
     #[arg(long)]
     pub find_max: bool,
+    /// Write the whole stream while the monitors are paused (SIGSTOP), then resume them
+    /// (SIGCONT) and time how fast they drain it: the monitors' capacity measured the way
+    /// the plain consumer's rate is, over a backlog, with nothing else on the machine.
+    /// Write it within the group's session timeout (10 s): `--rate` high enough.
+    #[arg(long, conflicts_with = "find_max")]
+    pub backlog: bool,
     /// --find-max: how long each step sends.
     #[arg(long, default_value = "20s")]
     pub step_duration: String,
@@ -201,6 +207,17 @@ pub fn run(args: LoadtestArgs, exe: &Path) -> Result<report::Outcome> {
         scenario.timers.probes = n;
     }
     scenario.check().map_err(|message| ScenarioError { file: "the command line".into(), message })?;
+    if args.backlog {
+        if args.monitors == 0 {
+            bail!(ScenarioError {
+                file: "the command line".into(),
+                message: "--backlog pauses the monitors the load test starts: it needs --monitors 1 or more".into()
+            });
+        }
+        // A timer probe measures how late a live stream's deadline is raised; the
+        // monitors are paused on purpose here.
+        scenario.timers.probes = 0;
+    }
     if args.monitors == 0 && args.kafka_bootstrap.is_none() {
         bail!(ScenarioError {
             file: "the command line".into(),
@@ -348,6 +365,18 @@ fn start_monitors(args: &LoadtestArgs, rig: &mut Rig, exe: &Path) -> Result<()> 
     Ok(())
 }
 
+/// Sends each monitor process a signal (`-STOP`, `-CONT`).
+fn signal_monitors(rig: &Rig, signal: &str) -> Result<()> {
+    for m in &rig.monitors {
+        let pid = m.child.id().to_string();
+        let status = std::process::Command::new("kill").args([signal, &pid]).status().context("running kill")?;
+        if !status.success() {
+            bail!("kill {signal} {pid} failed ({status})");
+        }
+    }
+    Ok(())
+}
+
 fn check_monitors(rig: &mut Rig) -> Result<()> {
     for m in &mut rig.monitors {
         if let Some(status) = m.exited() {
@@ -491,6 +520,9 @@ fn drive(
     let mut steps = Vec::new();
     let mut max_sustainable = None;
     let mut produce_end_us;
+    // --backlog: when the monitors were resumed, and the records waiting for them then.
+    let mut resumed_us = None;
+    let mut waiting = None;
     let mut drained = true;
 
     // Every record sent, for the replay when the broker no longer holds them all.
@@ -506,6 +538,15 @@ fn drive(
         let step_first_second = seconds.lock().expect("lock").len();
         *shared.latency_window.lock().expect("lock") = measure::histogram();
         let step_latency_from = shared.latency.lock().expect("lock").clone();
+        if args.backlog {
+            // Paused as the first record is due, not through the wait before it: the
+            // group's session timeout (10 s) must not run out while they are stopped.
+            let wait = start_ms - wall_ms() - 20;
+            if wait > 0 {
+                std::thread::sleep(Duration::from_millis(wait as u64));
+            }
+            signal_monitors(rig, "-STOP")?;
+        }
         let sender = {
             let shared = shared.clone();
             let topic = topic.clone();
@@ -533,6 +574,16 @@ fn drive(
             std::thread::sleep(Duration::from_millis(20));
         }
         produce_end_us = shared.now_us();
+        if args.backlog {
+            // The records the paused monitors had not committed: the whole stream when
+            // the pause held.
+            waiting = match (watch.ends(), watch.committed()) {
+                (Some(e), Some(c)) => Some(e.iter().zip(&c).map(|(e, c)| (e - c.max(&0)).max(0)).sum::<i64>()),
+                _ => None,
+            };
+            resumed_us = Some(shared.now_us());
+            signal_monitors(rig, "-CONT")?;
+        }
         let step_end_second = seconds.lock().expect("lock").len();
         if !args.find_max {
             break;
@@ -700,6 +751,7 @@ fn drive(
         "monitors": if own { json!(args.monitors) } else { json!("running (not started by the load test)") },
         "partitions": args.partitions,
         "find_max": args.find_max,
+        "backlog": args.backlog,
         "machine": machine(),
         "started": chrono::DateTime::from_timestamp_millis(start_ms).map(|t| t.to_rfc3339()),
     });
@@ -712,7 +764,8 @@ fn drive(
         failed: shared.failed.load(Ordering::Relaxed),
         first_error: shared.first_error.lock().expect("lock").clone(),
         produce_s: produce_end_us as f64 / 1e6,
-        consume_s: consume_end_us.map_or(0.0, |us| us as f64 / 1e6),
+        consume_s: consume_end_us.map_or(0.0, |us| us.saturating_sub(resumed_us.unwrap_or(0)) as f64 / 1e6),
+        backlog: resumed_us.map(|_| waiting.unwrap_or(-1)),
         drained,
         producer_behind_ms: shared.behind_us.load(Ordering::Relaxed) as f64 / 1000.0,
         message_size,

@@ -28,8 +28,13 @@ pub struct Outcome {
     pub first_error: Option<String>,
     /// Seconds from the first scheduled send to the last acknowledgement.
     pub produce_s: f64,
-    /// Seconds from the first scheduled send until the monitors had committed everything.
+    /// Seconds from the first scheduled send (with `backlog`, from the monitors'
+    /// resumption) until the monitors had committed everything.
     pub consume_s: f64,
+    /// `--backlog`: the stream was written while the monitors were paused, and
+    /// `consume_s` is their drain time; the records they had not committed when resumed
+    /// (-1 when the broker did not say).
+    pub backlog: Option<i64>,
     /// Whether the monitors caught up before the drain timeout.
     pub drained: bool,
     /// The worst delay of a send behind its schedule, ms.
@@ -99,7 +104,11 @@ impl Outcome {
     /// The monitors' rate as a share of the plain consumer's: from `--find-max`'s
     /// sustainable rate when there is one, else from the best five seconds.
     pub fn share_of_raw(&self) -> Option<f64> {
-        let monitor = self.max_sustainable.unwrap_or(self.peak_consume() as f64);
+        let monitor = match self.max_sustainable {
+            Some(rate) => rate,
+            None if self.backlog.is_some() => self.consume_rate(),
+            None => self.peak_consume() as f64,
+        };
         (self.raw_rate > 0.0).then(|| monitor / self.raw_rate)
     }
 
@@ -127,6 +136,7 @@ impl Outcome {
                 "produce_rate": if self.produce_s > 0.0 { self.acked as f64 / self.produce_s } else { 0.0 },
                 "consume_seconds": self.consume_s,
                 "consume_rate": self.consume_rate(),
+                "backlog_when_resumed": self.backlog,
                 "peak_consume_rate": self.peak_consume(),
                 "drained": self.drained,
                 "producer_behind_schedule_max_ms": self.producer_behind_ms,
@@ -215,7 +225,11 @@ impl Outcome {
             ),
             ("producer behind schedule (worst)", format!("{:.1} ms", self.producer_behind_ms)),
             (
-                "monitor consume rate (all records committed)",
+                if self.backlog.is_some() {
+                    "monitor drain rate (the stream written while they were paused; all committed)"
+                } else {
+                    "monitor consume rate (all records committed)"
+                },
                 format!(
                     "{:.0} records/s over {:.1} s{}",
                     self.consume_rate(),
@@ -224,6 +238,10 @@ impl Outcome {
                 ),
             ),
             ("monitor best 5 seconds", format!("{} records/s", self.peak_consume())),
+            (
+                "backlog when the monitors were resumed",
+                self.backlog.map_or("— (not a --backlog run)".into(), |n| format!("{n} records not yet committed")),
+            ),
             ("plain consumer (raw) rate, same broker", {
                 // Warm-up records are on the topic too, so fewer than acknowledged means
                 // the broker dropped the oldest.
@@ -246,6 +264,8 @@ impl Outcome {
                         s * 100.0,
                         if self.max_sustainable.is_some() {
                             " (highest sustainable rate)"
+                        } else if self.backlog.is_some() {
+                            " (drain rate over the same backlog the plain consumer read)"
                         } else {
                             " (best 5 seconds; the monitors' capacity only if they were behind then — see --find-max)"
                         }
@@ -259,13 +279,14 @@ impl Outcome {
             (
                 "event → alert latency p50 / p90 / p99 / p99.9 / max",
                 format!(
-                    "{} / {} / {} / {} / {} ms ({} alerts)",
+                    "{} / {} / {} / {} / {} ms ({} alerts){}",
                     f(q_ms(&self.latency, 0.5)),
                     f(q_ms(&self.latency, 0.9)),
                     f(q_ms(&self.latency, 0.99)),
                     f(q_ms(&self.latency, 0.999)),
                     f(max_ms(&self.latency)),
-                    self.event_alerts
+                    self.event_alerts,
+                    if self.backlog.is_some() { " — with the time the monitors were paused: not a live latency" } else { "" }
                 ),
             ),
             (
