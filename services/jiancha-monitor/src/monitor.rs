@@ -29,6 +29,7 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rustc_hash::FxHashSet;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -274,10 +275,15 @@ impl Shared {
                 let key = jiancha_proto::state_key(state.department_code(), state.item_id());
                 let mut record = StateRecord::of(state);
                 // Updates queued earlier for this key (a restore's rewrite), older first.
-                if let Some(earlier) = batch.changelog.remove(&key).and_then(|pending| pending.state) {
+                // (Both maps are nearly always empty: no key hashed for nothing.)
+                if !batch.changelog.is_empty()
+                    && let Some(earlier) = batch.changelog.remove(&key).and_then(|pending| pending.state)
+                {
                     record.outbox = earlier.outbox;
                 }
-                record.outbox.extend(outboxes.remove(&key).unwrap_or_default());
+                if !outboxes.is_empty() {
+                    record.outbox.extend(outboxes.remove(&key).unwrap_or_default());
+                }
                 batch.changelog.insert(key, Pending { partition: p, state: Some(record) });
             }
         }
@@ -447,8 +453,9 @@ struct PartitionEngine {
     /// Whether the partition's lag was within `catch_up_lag` when the loop last looked
     /// (the client reports lag once a second; the loop looks every tick).
     caught_up: bool,
-    /// Items changed since the last commit started.
-    changed: HashSet<ItemRef>,
+    /// Items changed since the last commit started (the engine's own slot numbers:
+    /// hashed with Fx, as the engine hashes them).
+    changed: FxHashSet<ItemRef>,
     /// Alert updates since the last commit started, in order.
     updates: Vec<jiancha_core::Alert>,
     /// Changelog keys of the items retired since the last commit started.
@@ -462,7 +469,7 @@ impl PartitionEngine {
             timers,
             last_record: None,
             caught_up: false,
-            changed: HashSet::new(),
+            changed: FxHashSet::default(),
             updates: Vec::new(),
             retired: Vec::new(),
         }
@@ -1141,11 +1148,13 @@ pub fn read_changelog(p: i32, config: &Config, engine: &mut Engine, timers: &mut
 }
 
 fn fire_due(pe: &mut PartitionEngine, now: i64, effects: &mut Vec<Effect>) {
-    let wall = jiancha_platform::wall_clock().0;
+    // Read once a timer raises an alert: the loop calls this before every record.
+    let mut wall = None;
     while let Some((item, at)) = pe.timers.pop_due(Timestamp(now), &pe.engine) {
         let before = effects.len();
         pe.engine.fire(item, at, effects);
         if effects[before..].iter().any(|e| matches!(e, Effect::Alert(_))) {
+            let wall = *wall.get_or_insert_with(|| jiancha_platform::wall_clock().0);
             metrics::histogram!(m::TIMER_LATENESS).record(((wall - at.0).max(0)) as f64 / 1000.0);
         }
         // Timers set by this firing that are already due are popped by the loop.
