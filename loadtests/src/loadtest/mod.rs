@@ -234,6 +234,11 @@ pub fn run(args: LoadtestArgs, exe: &Path) -> Result<report::Outcome> {
     let mut rig = runtime.block_on(set_up(&args, &scenario, probes))?;
     let ticks = infra::clock_ticks();
     let result = drive(&args, &scenario, &mut rig, exe, probes, ticks, drain_timeout, max_p99, step_duration);
+    if args.backlog {
+        // A run that failed while they were paused leaves them stopped: a stopped
+        // process cannot act on the SIGTERM below.
+        let _ = signal_monitors(&rig, "-CONT");
+    }
     for m in &mut rig.monitors {
         m.stop(Duration::from_secs(20));
     }
