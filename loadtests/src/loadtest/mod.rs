@@ -439,7 +439,7 @@ fn drive(
 
     // 1. The schedule and when it starts (set_up chose it).
     let duration_ms = if args.find_max { step_duration.as_millis() as i64 } else { scenario.duration_ms() };
-    let (start_ms, due) = (rig.start_ms, rig.due);
+    let (mut start_ms, due) = (rig.start_ms, rig.due);
     let due_utc = due.and_then(chrono::DateTime::from_timestamp_millis);
     // The rules of the check: what the monitors load.
     let (catalog, calendars) = load_rules(rig.rules_files.0.as_ref(), &rig.rules_files.1)?;
@@ -486,11 +486,26 @@ fn drive(
     };
     let first_rate = args.find_max.then_some(scenario.arrival.rate);
     let building = Instant::now();
-    let first = stream_of(first_rate, 0, start_ms);
+    let mut first = stream_of(first_rate, 0, start_ms);
     // How long building a step's stream took: the next step (more records) starts only
     // once its stream is built, or its first records would leave late, in a burst, and
     // count the generator's delay as the system's latency.
     let mut build_ms = building.elapsed().as_millis() as f64;
+    // The same for the first: a large stream on a slow machine can take longer to build
+    // than the set-up allowed, and would then leave in one burst. Without probes nothing
+    // ties the start to the clock, so the stream is built again to start later.
+    if due.is_none() && wall_ms() > start_ms - 500 {
+        let late = wall_ms() - start_ms;
+        start_ms = wall_ms() + 1000 + (build_ms * 1.5) as i64;
+        println!(
+            "the stream took {build_ms:.0} ms to build, {} ms past its start: built again to start {:.1} s from now",
+            late.max(0),
+            (start_ms - wall_ms()) as f64 / 1000.0
+        );
+        let building = Instant::now();
+        first = stream_of(first_rate, 0, start_ms);
+        build_ms = building.elapsed().as_millis() as f64;
+    }
     let wait = start_ms - wall_ms();
     if wait > 1000 {
         println!(
