@@ -463,7 +463,7 @@ pub fn read_all(client: ClientConfig, topic: &str, expected: i64) -> Result<(Vec
         // As the monitor does: with librdkafka's 1 s the reader, having filled its 64 MB
         // queue, waited up to a second before fetching again, and its rate over a
         // 200 000-record topic came out anywhere from 170 000 to 900 000 records/s.
-        .set("fetch.queue.backoff.ms", "100");
+        .set("fetch.queue.backoff.ms", jiancha_platform::kafka::FETCH_QUEUE_BACKOFF_MS);
     let consumer: BaseConsumer = c.create().context("creating the plain consumer")?;
     assign_from_beginning(&consumer, topic)?;
     let mut out = Vec::with_capacity(expected.max(0) as usize);

@@ -431,6 +431,7 @@ pub async fn consume(
         .set("group.id", &config.accountability.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        .set("fetch.queue.backoff.ms", jiancha_platform::kafka::FETCH_QUEUE_BACKOFF_MS)
         .create()
         .map_err(failure("accountability consumer"))?;
     let producer: FutureProducer =

@@ -394,6 +394,7 @@ fn catch_up(config: &Config, gaps: &[(i32, i64, i64)], mut cursor: Vec<i64>, fil
         .set("group.id", "jiancha-gateway-catch-up")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        .set("fetch.queue.backoff.ms", jiancha_platform::kafka::FETCH_QUEUE_BACKOFF_MS)
         .create()
         .map_err(unavailable)?;
     let mut tpl = TopicPartitionList::new();

@@ -205,6 +205,7 @@ pub fn tail(view: Arc<View>, config: Config) -> Result<(), KafkaError> {
         .set("group.id", "jiancha-gateway-view")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        .set("fetch.queue.backoff.ms", jiancha_platform::kafka::FETCH_QUEUE_BACKOFF_MS)
         .create()?;
     let topics = [config.topics.alerts.as_str(), config.topics.state.as_str()];
     let mut tpl = TopicPartitionList::new();

@@ -789,11 +789,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         // Tansu) would otherwise hold each new record up to 500 ms (librdkafka's
         // default); Apache Kafka answers as soon as a record arrives either way.
         .set("fetch.wait.max.ms", "50")
-        // Once its prefetched records pass librdkafka's bounds (64 MB, 100 000 a
-        // partition) the client stops fetching for `fetch.queue.backoff.ms`, 1 s by
-        // default: catching up on a backlog faster than that drains the queue, and the
-        // monitor stood idle for most of the second (docs/performance.md).
-        .set("fetch.queue.backoff.ms", "100")
+        .set("fetch.queue.backoff.ms", jiancha_platform::kafka::FETCH_QUEUE_BACKOFF_MS)
         .create_with_context(context)
         .map(Arc::new)
         .map_err(kafka("consumer"))?;
@@ -1075,6 +1071,7 @@ pub fn read_changelog(p: i32, config: &Config, engine: &mut Engine, timers: &mut
         .set("group.id", format!("{}-restore", config.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
+        .set("fetch.queue.backoff.ms", jiancha_platform::kafka::FETCH_QUEUE_BACKOFF_MS)
         .create()
         .map_err(kafka("restore consumer"))?;
     let topic = &config.topics.state;

@@ -53,6 +53,13 @@ pub fn dead_letter_headers_at(
         .insert(Header { key: "jiancha.source.offset", value: Some(&offset.to_string()) })
 }
 
+/// `fetch.queue.backoff.ms` for every consumer: once a client's prefetched records pass
+/// librdkafka's bounds (64 MB, 100 000 a partition) it stops fetching for this long, 1 s
+/// by default. A reader catching up on a backlog — the monitor after downtime, a restore
+/// or the gateway's view reading a topic from its start — empties its queue well within
+/// that, then stands idle for the rest of the second (docs/performance.md).
+pub const FETCH_QUEUE_BACKOFF_MS: &str = "100";
+
 /// Properties jiancha sets itself on the clients that need them; the `[kafka]` table
 /// may not set them (they decide delivery and partition ownership).
 pub const RESERVED_PROPERTIES: &[&str] = &[
