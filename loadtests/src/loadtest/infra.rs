@@ -148,12 +148,22 @@ impl MonitorProcess {
         self.child.try_wait().ok().flatten()
     }
 
+    /// Sends it a signal (`-TERM`, `-STOP`, `-CONT`).
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().context("running kill")?;
+        if !status.success() {
+            bail!("kill {signal} {pid} failed ({status})");
+        }
+        Ok(())
+    }
+
     /// SIGTERM (a clean stop: flush, commit, leave the group), then wait up to `grace`.
     pub fn stop(&mut self, grace: Duration) {
         if self.exited().is_some() {
             return;
         }
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.signal("-TERM");
         let started = Instant::now();
         while started.elapsed() < grace {
             if self.exited().is_some() {

@@ -372,14 +372,7 @@ fn start_monitors(args: &LoadtestArgs, rig: &mut Rig, exe: &Path) -> Result<()> 
 
 /// Sends each monitor process a signal (`-STOP`, `-CONT`).
 fn signal_monitors(rig: &Rig, signal: &str) -> Result<()> {
-    for m in &rig.monitors {
-        let pid = m.child.id().to_string();
-        let status = std::process::Command::new("kill").args([signal, &pid]).status().context("running kill")?;
-        if !status.success() {
-            bail!("kill {signal} {pid} failed ({status})");
-        }
-    }
-    Ok(())
+    rig.monitors.iter().try_for_each(|m| m.signal(signal))
 }
 
 fn check_monitors(rig: &mut Rig) -> Result<()> {
@@ -598,7 +591,7 @@ fn drive(
             // The records the paused monitors had not committed: the whole stream when
             // the pause held.
             waiting = match (watch.ends(), watch.committed()) {
-                (Some(e), Some(c)) => Some(e.iter().zip(&c).map(|(e, c)| (e - c.max(&0)).max(0)).sum::<i64>()),
+                (Some(e), Some(c)) => Some(e.iter().zip(&c).map(|(e, c)| (e - c).max(0)).sum::<i64>()),
                 _ => None,
             };
             resumed_us = Some(shared.now_us());

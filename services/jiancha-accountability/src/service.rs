@@ -427,11 +427,10 @@ pub async fn consume(
     rules: Arc<crate::Rules>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServiceError> {
-    let consumer: StreamConsumer = jiancha_platform::kafka::client(&config)
+    let consumer: StreamConsumer = jiancha_platform::kafka::consumer(&config)
         .set("group.id", &config.accountability.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.queue.backoff.ms", jiancha_platform::kafka::FETCH_QUEUE_BACKOFF_MS)
         .create()
         .map_err(failure("accountability consumer"))?;
     let producer: FutureProducer =

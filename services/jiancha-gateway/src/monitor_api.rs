@@ -390,11 +390,10 @@ async fn deliver(entry: &Logged, filter: &Filter, cursor: &mut Vec<i64>, tx: &Tx
 fn catch_up(config: &Config, gaps: &[(i32, i64, i64)], mut cursor: Vec<i64>, filter: &Filter, tx: &Tx) -> Result<Vec<i64>, Status> {
     let unavailable = |e: rdkafka::error::KafkaError| Status::unavailable(format!("reading the alert topic: {e}"));
     let topic = config.topics.alerts.as_str();
-    let consumer: BaseConsumer = jiancha_platform::kafka::client(config)
+    let consumer: BaseConsumer = jiancha_platform::kafka::consumer(config)
         .set("group.id", "jiancha-gateway-catch-up")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.queue.backoff.ms", jiancha_platform::kafka::FETCH_QUEUE_BACKOFF_MS)
         .create()
         .map_err(unavailable)?;
     let mut tpl = TopicPartitionList::new();

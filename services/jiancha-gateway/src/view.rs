@@ -201,11 +201,10 @@ impl View {
 /// Reads the alert and state topics from the beginning into `view`, then follows them,
 /// until [`View::stop`]. Runs on its own thread.
 pub fn tail(view: Arc<View>, config: Config) -> Result<(), KafkaError> {
-    let consumer: BaseConsumer = jiancha_platform::kafka::client(&config)
+    let consumer: BaseConsumer = jiancha_platform::kafka::consumer(&config)
         .set("group.id", "jiancha-gateway-view")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.queue.backoff.ms", jiancha_platform::kafka::FETCH_QUEUE_BACKOFF_MS)
         .create()?;
     let topics = [config.topics.alerts.as_str(), config.topics.state.as_str()];
     let mut tpl = TopicPartitionList::new();

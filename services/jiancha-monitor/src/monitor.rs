@@ -771,7 +771,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         .map_err(kafka("producer"))?;
     let shared = Arc::new(Handing { shared: Mutex::new(Shared::default()), done: Condvar::new() });
     let context = MonitorContext { shared: shared.clone(), producer: producer.clone(), topics: config.topics.clone() };
-    let mut consumer_config = jiancha_platform::kafka::client(&config);
+    let mut consumer_config = jiancha_platform::kafka::consumer(&config);
     if let Some(id) = &config.group_instance_id {
         consumer_config.set("group.instance.id", id);
     }
@@ -789,7 +789,6 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         // Tansu) would otherwise hold each new record up to 500 ms (librdkafka's
         // default); Apache Kafka answers as soon as a record arrives either way.
         .set("fetch.wait.max.ms", "50")
-        .set("fetch.queue.backoff.ms", jiancha_platform::kafka::FETCH_QUEUE_BACKOFF_MS)
         .create_with_context(context)
         .map(Arc::new)
         .map_err(kafka("consumer"))?;
@@ -1067,11 +1066,10 @@ pub struct Restored {
 /// Reads partition `p` of the changelog from the beginning to its high watermark into
 /// `engine`.
 pub fn read_changelog(p: i32, config: &Config, engine: &mut Engine, timers: &mut TimerQueue) -> Result<Restored, MonitorError> {
-    let consumer: BaseConsumer = jiancha_platform::kafka::client(config)
+    let consumer: BaseConsumer = jiancha_platform::kafka::consumer(config)
         .set("group.id", format!("{}-restore", config.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .set("fetch.queue.backoff.ms", jiancha_platform::kafka::FETCH_QUEUE_BACKOFF_MS)
         .create()
         .map_err(kafka("restore consumer"))?;
     let topic = &config.topics.state;

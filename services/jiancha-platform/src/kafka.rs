@@ -53,11 +53,12 @@ pub fn dead_letter_headers_at(
         .insert(Header { key: "jiancha.source.offset", value: Some(&offset.to_string()) })
 }
 
-/// `fetch.queue.backoff.ms` for every consumer: once a client's prefetched records pass
-/// librdkafka's bounds (64 MB, 100 000 a partition) it stops fetching for this long, 1 s
-/// by default. A reader catching up on a backlog — the monitor after downtime, a restore
-/// or the gateway's view reading a topic from its start — empties its queue well within
-/// that, then stands idle for the rest of the second (docs/performance.md).
+/// `fetch.queue.backoff.ms` of every consumer ([`consumer`]): once a client's prefetched
+/// records pass librdkafka's bounds (64 MB, 100 000 a partition) it stops fetching for
+/// this long, 1 s by default. A reader catching up on a backlog — the monitor after
+/// downtime, a restore or the gateway's view reading a topic from its start — empties its
+/// queue well within that, then stands idle for the rest of the second
+/// (docs/performance.md).
 pub const FETCH_QUEUE_BACKOFF_MS: &str = "100";
 
 /// Properties jiancha sets itself on the clients that need them; the `[kafka]` table
@@ -77,6 +78,16 @@ pub const RESERVED_PROPERTIES: &[&str] = &[
 /// A client configuration: the bootstrap servers and every `[kafka]` property.
 pub fn client(config: &Config) -> ClientConfig {
     client_for(&config.kafka_bootstrap, config)
+}
+
+/// A consumer's configuration: [`client`], fetching again [`FETCH_QUEUE_BACKOFF_MS`]
+/// after its prefetch queue was full, unless the `[kafka]` table says otherwise.
+pub fn consumer(config: &Config) -> ClientConfig {
+    let mut c = client(config);
+    if c.get("fetch.queue.backoff.ms").is_none() {
+        c.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
+    }
+    c
 }
 
 /// Like [`client`], for another bootstrap address (the embedded broker of `up`).
@@ -143,6 +154,7 @@ pub async fn ensure_topics(config: &Config, departments: &[String]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::KafkaValue;
 
     #[test]
     fn kafka_properties_reach_every_client_and_reserved_ones_are_refused() {
@@ -165,6 +177,11 @@ mod tests {
         assert_eq!(c.get("socket.timeout.ms"), Some("30000"));
         let e = toml::from_str::<Config>("[kafka]\n\"group.id\" = \"x\"\n").unwrap().validate().unwrap_err();
         assert!(e.to_string().contains("group.id"), "{e}");
+        // Consumers fetch again soon after a full queue, unless the table says otherwise.
+        assert_eq!(consumer(&config).get("fetch.queue.backoff.ms"), Some(FETCH_QUEUE_BACKOFF_MS));
+        assert_eq!(consumer(&config).get("socket.timeout.ms"), Some("30000"));
+        config.kafka.insert("fetch.queue.backoff.ms".into(), KafkaValue::Integer(500));
+        assert_eq!(consumer(&config).get("fetch.queue.backoff.ms"), Some("500"));
         config.kafka.clear();
         // A secret from the environment rather than the file.
         let props = Config::kafka_env_properties([("JIANCHA_KAFKA_PROP_SASL_PASSWORD".to_owned(), "s3cret".to_owned())]);
