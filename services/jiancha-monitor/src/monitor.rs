@@ -31,6 +31,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use rustc_hash::FxHashSet;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -133,6 +134,10 @@ struct Batch {
 struct Handing {
     shared: Mutex<Shared>,
     done: Condvar,
+    /// How many revocations changed [`Shared::generations`]: the receiving task reads
+    /// the generations again only when this moved, instead of taking the lock (which the
+    /// loop holds while it applies a batch) for every record.
+    revocations: AtomicU64,
 }
 
 impl Handing {
@@ -409,6 +414,7 @@ impl ConsumerContext for MonitorContext {
                 // and its new owner reports its lag.
                 metrics::gauge!(m::CONSUMER_LAG, "partition" => tp.1.to_string()).set(0.0);
                 *shared.generations.entry(tp.1).or_default() += 1;
+                self.shared.revocations.fetch_add(1, Ordering::Release);
                 // Handed over: no timer of it fires here any more.
                 shared.engines.remove(&tp.1);
                 shared.revoked.push(tp);
@@ -769,7 +775,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         .set("message.timeout.ms", "600000")
         .create()
         .map_err(kafka("producer"))?;
-    let shared = Arc::new(Handing { shared: Mutex::new(Shared::default()), done: Condvar::new() });
+    let shared = Arc::new(Handing { shared: Mutex::new(Shared::default()), done: Condvar::new(), revocations: AtomicU64::new(0) });
     let context = MonitorContext { shared: shared.clone(), producer: producer.clone(), topics: config.topics.clone() };
     let mut consumer_config = jiancha_platform::kafka::consumer(&config);
     if let Some(id) = &config.group_instance_id {
@@ -965,17 +971,18 @@ async fn receive(
     // waker under the consumer's lock each time.
     let mut stream = consumer.stream();
     let mut topics: Vec<Arc<str>> = Vec::new();
+    let mut generations = Generations::default();
     loop {
         let mut batch = Vec::with_capacity(RECEIVE_BATCH);
         let mut failed = None;
         match stream.next().await {
-            Some(Ok(msg)) => batch.push(received(&shared, &mut topics, &msg, max_bytes)),
+            Some(Ok(msg)) => batch.push(received(&shared, &mut generations, &mut topics, &msg, max_bytes)),
             Some(Err(e)) => failed = Some(e),
             None => return,
         }
         while failed.is_none() && batch.len() < RECEIVE_BATCH {
             match stream.next().now_or_never() {
-                Some(Some(Ok(msg))) => batch.push(received(&shared, &mut topics, &msg, max_bytes)),
+                Some(Some(Ok(msg))) => batch.push(received(&shared, &mut generations, &mut topics, &msg, max_bytes)),
                 Some(Some(Err(e))) => failed = Some(e),
                 _ => break,
             }
@@ -990,10 +997,39 @@ async fn receive(
     }
 }
 
+/// The receiving task's copy of [`Shared::generations`], read again whenever a
+/// revocation moved them.
+#[derive(Default)]
+struct Generations {
+    /// [`Handing::revocations`] when the copy was taken.
+    seen: u64,
+    of: HashMap<i32, u64>,
+}
+
+impl Generations {
+    /// Partition `p`'s generation now. The revocation callbacks run on the receiving
+    /// task, inside the consumer's poll, so a record read after a revocation sees it.
+    fn of(&mut self, shared: &Handing, p: i32) -> u64 {
+        let now = shared.revocations.load(Ordering::Acquire);
+        if now != self.seen {
+            let s = shared.lock();
+            self.of = s.generations.clone();
+            self.seen = shared.revocations.load(Ordering::Acquire);
+        }
+        self.of.get(&p).copied().unwrap_or(0)
+    }
+}
+
 /// One record read: decoded, with its partition's generation as the rebalance callbacks
 /// left it when the record was read.
-fn received(shared: &Handing, topics: &mut Vec<Arc<str>>, msg: &BorrowedMessage<'_>, max_bytes: usize) -> Received {
-    let generation = shared.lock().generation(msg.partition());
+fn received(
+    shared: &Handing,
+    generations: &mut Generations,
+    topics: &mut Vec<Arc<str>>,
+    msg: &BorrowedMessage<'_>,
+    max_bytes: usize,
+) -> Received {
+    let generation = generations.of(shared, msg.partition());
     let content_type = msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
     let decoded = codec::decode(content_type, msg.payload(), max_bytes);
     let topic = match topics.iter().find(|t| ***t == *msg.topic()) {
