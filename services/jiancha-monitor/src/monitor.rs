@@ -26,12 +26,12 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use rustc_hash::FxHashSet;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -152,8 +152,8 @@ impl Handing {
     fn hand_over<T>(
         &self,
         take: impl FnOnce(&mut Shared) -> T,
-        send: impl FnOnce(T) -> Result<Vec<DeliveryFuture>, MonitorError>,
-    ) -> Result<Vec<DeliveryFuture>, MonitorError> {
+        send: impl FnOnce(T) -> Result<(), MonitorError>,
+    ) -> Result<(), MonitorError> {
         let staged = {
             let mut shared = self.lock();
             shared.handing = true;
@@ -203,34 +203,34 @@ impl StateRecord {
 /// its alert still holds); a crash between the steps leaves updates in outboxes, which
 /// the next owner publishes again on restore.
 fn write_changelog(
-    producer: &FutureProducer,
+    producer: &EffectProducer,
     topic: &str,
     records: HashMap<Vec<u8>, Pending>,
-) -> Result<Vec<DeliveryFuture>, MonitorError> {
-    let mut futures = Vec::with_capacity(records.len());
+    tally: &Arc<Tally>,
+) -> Result<(), MonitorError> {
     for (key, pending) in records {
         let bytes = pending.state.map(StateRecord::into_bytes);
-        let mut record = FutureRecord::<[u8], [u8]>::to(topic).partition(pending.partition).key(&key);
+        let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(topic, tally.clone()).partition(pending.partition).key(&key);
         if let Some(bytes) = &bytes {
             record = record.payload(bytes);
         }
-        futures.push(send(producer, record)?);
+        send(producer, record)?;
     }
-    Ok(futures)
+    Ok(())
 }
 
 fn publish_alerts(
-    producer: &FutureProducer,
+    producer: &EffectProducer,
     topic: &str,
     alerts: Vec<jiancha_proto::v1::Alert>,
-) -> Result<Vec<DeliveryFuture>, MonitorError> {
-    let mut futures = Vec::with_capacity(alerts.len());
+    tally: &Arc<Tally>,
+) -> Result<(), MonitorError> {
     for alert in alerts {
         let bytes = alert.encode_to_vec();
         let headers = OwnedHeaders::new().insert(Header { key: codec::CONTENT_TYPE, value: Some(codec::PROTOBUF) });
-        futures.push(send(producer, FutureRecord::to(topic).key(alert.alert_id.as_bytes()).payload(&bytes).headers(headers))?);
+        send(producer, BaseRecord::with_opaque_to(topic, tally.clone()).key(alert.alert_id.as_bytes()).payload(&bytes).headers(headers))?;
     }
-    Ok(futures)
+    Ok(())
 }
 
 impl Shared {
@@ -310,7 +310,7 @@ fn lag_of(owned: &HashSet<TopicPartition>, lags: &HashMap<TopicPartition, i64>, 
 
 struct MonitorContext {
     shared: Arc<Handing>,
-    producer: FutureProducer,
+    producer: Arc<EffectProducer>,
     topics: jiancha_platform::config::Topics,
 }
 
@@ -377,23 +377,29 @@ impl ConsumerContext for MonitorContext {
             let staged_changelog = std::mem::take(&mut shared.staged_changelog);
             let staged_alerts = std::mem::take(&mut shared.staged_alerts);
             let Batch { changelog, alerts, offsets } = shared.take_batch();
+            // Each step flushed before the next (the flush waits for every record the
+            // producer holds): the acknowledgements need no tally of their own.
+            let tally = Arc::new(Tally::default());
             let flush = || self.producer.flush(Duration::from_secs(60)).map_err(|e| e.to_string());
-            let handed_over = write_changelog(&self.producer, &self.topics.state, staged_changelog)
+            let handed_over = write_changelog(&self.producer, &self.topics.state, staged_changelog, &tally)
                 .map_err(|e| e.to_string())
-                .and_then(|_| flush())
-                .and_then(|()| publish_alerts(&self.producer, &self.topics.alerts, staged_alerts).map_err(|e| e.to_string()))
-                .and_then(|_| flush())
-                .and_then(|()| write_changelog(&self.producer, &self.topics.state, changelog).map_err(|e| e.to_string()))
-                .and_then(|_| flush())
-                .and_then(|()| publish_alerts(&self.producer, &self.topics.alerts, alerts).map_err(|e| e.to_string()))
-                .and_then(|_| flush());
+                .and_then(|()| flush())
+                .and_then(|()| publish_alerts(&self.producer, &self.topics.alerts, staged_alerts, &tally).map_err(|e| e.to_string()))
+                .and_then(|()| flush())
+                .and_then(|()| write_changelog(&self.producer, &self.topics.state, changelog, &tally).map_err(|e| e.to_string()))
+                .and_then(|()| flush())
+                .and_then(|()| publish_alerts(&self.producer, &self.topics.alerts, alerts, &tally).map_err(|e| e.to_string()))
+                .and_then(|()| flush());
             if let Err(e) = handed_over {
                 warn!(error = %e, "Hand-over write failed; the next owner will reprocess");
             }
             // Every update published: the next owner need not publish outboxes again.
             let partitions: HashSet<i32> = list.elements().iter().map(|e| e.partition()).collect();
             for p in partitions {
-                let marker = FutureRecord::<[u8], [u8]>::to(&self.topics.state).partition(p).key(jiancha_proto::HANDOVER_KEY).payload(b"");
+                let marker = BaseRecord::<[u8], [u8], _>::with_opaque_to(&self.topics.state, tally.clone())
+                    .partition(p)
+                    .key(jiancha_proto::HANDOVER_KEY)
+                    .payload(b"");
                 if let Err(e) = send(&self.producer, marker) {
                     warn!(error = %e, partition = p, "Hand-over marker not written; the next owner will publish outboxes again");
                 }
@@ -494,12 +500,14 @@ impl PartitionEngine {
 /// started (the engines are in [`Shared`]).
 struct Processor {
     config: Config,
-    producer: FutureProducer,
+    producer: Arc<EffectProducer>,
     shared: Arc<Handing>,
     /// Event topic partitions assigned to this instance.
     owned: HashSet<TopicPartition>,
     effects: Vec<Effect>,
-    pending: Vec<DeliveryFuture>,
+    /// The acknowledgements of the records handed to the producer since the last commit
+    /// started (dead letters, republished updates): its first step waits for them too.
+    pending: Arc<Tally>,
     grace_ms: i64,
     /// Records processed since the last commit started.
     uncommitted: usize,
@@ -619,15 +627,16 @@ impl Processor {
         warn!(topic, partition = p, offset, reason = refusal.reason.as_str(), message = %refusal.message, "Invalid record sent to the dead-letter topic");
         let headers =
             jiancha_platform::kafka::dead_letter_headers_at(refusal.reason.as_str(), refusal.field, &refusal.message, received.source());
-        let mut record = FutureRecord::<[u8], [u8]>::to(&self.config.topics.dead_letter).headers(headers).timestamp(record_ts);
+        let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(&self.config.topics.dead_letter, self.pending.clone())
+            .headers(headers)
+            .timestamp(record_ts);
         if let Some(key) = &received.key {
             record = record.key(key);
         }
         if let Some(payload) = &received.payload {
             record = record.payload(payload);
         }
-        self.pending.push(send(&self.producer, record)?);
-        Ok(())
+        send(&self.producer, record)
     }
 
     /// Fires every timer due on each partition's clock.
@@ -743,7 +752,7 @@ impl Processor {
         );
         // After a crash some updates of the outboxes may not have reached the alert
         // topic: publish them again (the same updates under the same ids).
-        self.pending.extend(publish_alerts(&self.producer, &self.config.topics.alerts, restored.outbox)?);
+        publish_alerts(&self.producer, &self.config.topics.alerts, restored.outbox, &self.pending)?;
         let mut shared = self.shared.lock();
         for (old_key, item) in &restored.legacy {
             if let Some(state) = engine.state(*item) {
@@ -768,12 +777,13 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let (mut rules_watch, mut catalog, mut calendars) = RulesWatch::load(&config)?;
     ensure_topics(&config, &catalog_departments(&catalog)).await?;
 
-    let producer: FutureProducer = jiancha_platform::kafka::client(&config)
+    let producer: Arc<EffectProducer> = jiancha_platform::kafka::client(&config)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
         .set("message.timeout.ms", "600000")
-        .create()
+        .create_with_context(Acknowledgements)
+        .map(Arc::new)
         .map_err(kafka("producer"))?;
     let shared = Arc::new(Handing { shared: Mutex::new(Shared::default()), done: Condvar::new(), revocations: AtomicU64::new(0) });
     let context = MonitorContext { shared: shared.clone(), producer: producer.clone(), topics: config.topics.clone() };
@@ -812,7 +822,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         shared: shared.clone(),
         owned: HashSet::new(),
         effects: Vec::new(),
-        pending: Vec::new(),
+        pending: Arc::default(),
         grace_ms: config.grace().as_millis() as i64,
         uncommitted: 0,
         oldest: None,
@@ -1224,19 +1234,82 @@ fn carry_out(p: i32, pe: &mut PartitionEngine, effects: &mut Vec<Effect>) {
     }
 }
 
+/// The producer of the monitor's effects: each record carries the [`Tally`] of the
+/// step that waits for it.
+type EffectProducer = ThreadedProducer<Acknowledgements>;
+
+/// Counts each acknowledgement (or failure) into the record's [`Tally`]: a commit's step
+/// waits for its count to reach zero, woken once, instead of holding a future (and a
+/// channel) for every record.
+struct Acknowledgements;
+
+impl ClientContext for Acknowledgements {}
+
+impl ProducerContext for Acknowledgements {
+    type DeliveryOpaque = Arc<Tally>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tally: Arc<Tally>) {
+        tally.acknowledged(result.as_ref().err().map(|(e, _)| e.clone()));
+    }
+}
+
+/// The acknowledgements one step of a commit waits for: the records handed to the
+/// producer with it and not yet acknowledged, and the first failure.
+#[derive(Default)]
+struct Tally {
+    outstanding: AtomicUsize,
+    failure: Mutex<Option<KafkaError>>,
+    settled: tokio::sync::Notify,
+}
+
+impl Tally {
+    /// A record about to be handed to the producer.
+    fn add(&self) {
+        self.outstanding.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A record acknowledged, or failed (it was not written, or given up).
+    fn acknowledged(&self, failure: Option<KafkaError>) {
+        if let Some(e) = failure {
+            self.failure.lock().expect("tally").get_or_insert(e);
+        }
+        if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Stores a permit when the step is not waiting yet.
+            self.settled.notify_one();
+        }
+    }
+
+    /// Waits until every record counted is acknowledged; the first failure, if any.
+    async fn settled(&self) -> Result<(), MonitorError> {
+        while self.outstanding.load(Ordering::Acquire) > 0 {
+            self.settled.notified().await;
+        }
+        match self.failure.lock().expect("tally").take() {
+            None => Ok(()),
+            Some(e) => Err(kafka("effect delivery")(e)),
+        }
+    }
+}
+
+/// Hands a record to the producer, counted in its tally; waits while the producer's
+/// queue is full.
 fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?Sized>(
-    producer: &FutureProducer,
-    record: FutureRecord<'_, K, P>,
-) -> Result<DeliveryFuture, MonitorError> {
+    producer: &EffectProducer,
+    record: BaseRecord<'_, K, P, Arc<Tally>>,
+) -> Result<(), MonitorError> {
     let mut record = record;
+    record.delivery_opaque.add();
     loop {
-        match producer.send_result(record) {
-            Ok(future) => return Ok(future),
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 record = back;
                 producer.poll(Duration::from_millis(50));
             }
-            Err((e, _)) => return Err(kafka("produce")(e)),
+            Err((e, back)) => {
+                back.delivery_opaque.acknowledged(None);
+                return Err(kafka("produce")(e));
+            }
         }
     }
 }
@@ -1253,19 +1326,17 @@ struct InFlight {
 /// encodes and sends its alert updates and waits for them. The loop commits its offsets
 /// after.
 async fn deliver(
-    producer: FutureProducer,
+    producer: Arc<EffectProducer>,
     shared: Arc<Handing>,
     topics: jiancha_platform::config::Topics,
-    mut first: Vec<DeliveryFuture>,
+    first: Arc<Tally>,
 ) -> Result<(), MonitorError> {
-    first.extend(
-        shared.hand_over(|s| std::mem::take(&mut s.staged_changelog), |records| write_changelog(&producer, &topics.state, records))?,
-    );
-    settle(&mut first).await?;
+    shared.hand_over(|s| std::mem::take(&mut s.staged_changelog), |records| write_changelog(&producer, &topics.state, records, &first))?;
+    first.settled().await?;
     // A revocation meanwhile sent them itself, after the changelog records.
-    let mut then =
-        shared.hand_over(|s| std::mem::take(&mut s.staged_alerts), |alerts| publish_alerts(&producer, &topics.alerts, alerts))?;
-    settle(&mut then).await
+    let then = Arc::new(Tally::default());
+    shared.hand_over(|s| std::mem::take(&mut s.staged_alerts), |alerts| publish_alerts(&producer, &topics.alerts, alerts, &then))?;
+    then.settled().await
 }
 
 /// Commits the offsets of a delivered commit (those a revocation has not committed
@@ -1306,17 +1377,51 @@ fn settled(consumer: &StreamConsumer<MonitorContext>, shared: &Handing, oldest: 
     commit_offsets(consumer, shared, mode)
 }
 
-/// Waits for every record handed to the producer to be acknowledged.
-async fn settle(pending: &mut Vec<DeliveryFuture>) -> Result<(), MonitorError> {
-    // In turn: every one must be acknowledged anyway, and awaiting them one after another
-    // wakes this task about once per acknowledged batch of records, where joining them
-    // polled each through a queue of tasks allocated one per record.
-    for future in pending.drain(..) {
-        match future.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => return Err(kafka("effect delivery")(e)),
-            Err(_) => return Err(kafka("effect delivery")(KafkaError::Canceled)),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_settles_once_every_record_is_acknowledged_and_keeps_the_first_failure() {
+        let tally = Arc::new(Tally::default());
+        assert!(tally.settled().now_or_never().expect("nothing outstanding").is_ok());
+        tally.add();
+        tally.add();
+        tally.acknowledged(None);
+        assert!(tally.settled().now_or_never().is_none(), "one record is still outstanding");
+        tally.acknowledged(None);
+        assert!(tally.settled().now_or_never().expect("all acknowledged").is_ok());
+
+        let failed = Arc::new(Tally::default());
+        for _ in 0..3 {
+            failed.add();
+        }
+        failed.acknowledged(Some(KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)));
+        failed.acknowledged(Some(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)));
+        assert!(failed.settled().now_or_never().is_none());
+        failed.acknowledged(None);
+        match failed.settled().now_or_never().expect("all answered") {
+            Err(MonitorError::Kafka(KafkaFailure { source, .. })) => {
+                assert_eq!(source, KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut))
+            }
+            other => panic!("expected the first failure, got {other:?}"),
         }
     }
-    Ok(())
+
+    #[tokio::test]
+    async fn a_step_waiting_on_its_tally_wakes_when_the_last_acknowledgement_arrives_from_another_thread() {
+        let tally = Arc::new(Tally::default());
+        for _ in 0..1000 {
+            tally.add();
+        }
+        let acks = tally.clone();
+        let acknowledging = std::thread::spawn(move || {
+            for _ in 0..1000 {
+                acks.acknowledged(None);
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(30), tally.settled()).await.expect("woken").expect("no failure");
+        assert_eq!(tally.outstanding.load(Ordering::Acquire), 0);
+        acknowledging.join().expect("thread");
+    }
 }
