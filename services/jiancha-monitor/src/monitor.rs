@@ -9,12 +9,11 @@
 //! as duplicates or which produce the same alert updates under the same deterministic
 //! ids (docs/monitor.md).
 //!
-//! Three tasks: a receiving task reads and decodes records (the consumer's callbacks
-//! run there); the processing loop applies them to the engines; each commit is
-//! delivered by a task of its own while the loop goes on, one commit at a time.
+//! A receiving thread reads and decodes records (the consumer's callbacks run there); the
+//! processing loop, a task, applies them to the engines; each commit is delivered by a
+//! task of its own while the loop goes on, one commit at a time.
 
 use crate::telemetry as m;
-use futures::{FutureExt as _, StreamExt as _};
 use jiancha_core::event::InvalidReason;
 use jiancha_core::{Calendars, Catalog, Effect, Engine, ItemRef, TimerQueue, Timestamp};
 use jiancha_platform::Config;
@@ -23,7 +22,7 @@ use jiancha_platform::kafka::{KafkaFailure, ensure_topics};
 use jiancha_platform::rules::{RulesError, RulesWatch};
 use prost::Message as _;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -80,7 +79,7 @@ type TopicPartition = (String, i32);
 
 /// What the consumer's callbacks share with the processing loop: the engines too, so
 /// that a revocation hands over everything processed (the loop holds the lock while it
-/// applies a record; the callbacks run on the receiving task, inside `recv`).
+/// applies a batch; the callbacks run on the receiving thread, inside the consumer's poll).
 #[derive(Default)]
 struct Shared {
     /// The engines of the partitions this instance owns, with what they did since the
@@ -134,7 +133,7 @@ struct Batch {
 struct Handing {
     shared: Mutex<Shared>,
     done: Condvar,
-    /// How many revocations changed [`Shared::generations`]: the receiving task reads
+    /// How many revocations changed [`Shared::generations`]: the receiving thread reads
     /// the generations again only when this moved, instead of taking the lock (which the
     /// loop holds while it applies a batch) for every record.
     revocations: AtomicU64,
@@ -762,7 +761,7 @@ impl Processor {
             // The tombstone lets compaction drop the record under its old key.
             shared.changelog.insert(old_key.clone(), Pending { partition: p, state: None });
         }
-        // Revoked while it was read (the callbacks run on the receiving task): the next
+        // Revoked while it was read (the callbacks run on the receiving thread): the next
         // owner restores it.
         if shared.owned.iter().any(|(_, q)| *q == p) {
             shared.engines.insert(p, PartitionEngine::new(engine, timers));
@@ -791,7 +790,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     if let Some(id) = &config.group_instance_id {
         consumer_config.set("group.instance.id", id);
     }
-    let consumer: Arc<StreamConsumer<MonitorContext>> = consumer_config
+    let consumer: Arc<BaseConsumer<MonitorContext>> = consumer_config
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -813,9 +812,17 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     consumer.subscribe(&[&config.topics.events, &pattern]).map_err(kafka("subscribe"))?;
     info!(bootstrap = %config.kafka_bootstrap, group = %config.group_id, topic = %config.topics.events, departments = %pattern, "Monitor started");
 
-    // Records are read and decoded by a task of their own, ahead of the engines.
+    // Records are read and decoded by a thread of their own, ahead of the engines.
     let (records_tx, mut records) = tokio::sync::mpsc::channel::<Vec<Received>>(RECEIVED_AHEAD);
-    let receiving = tokio::spawn(receive(consumer.clone(), shared.clone(), records_tx, config.max_record_bytes));
+    // It stops when the loop's end of the channel is dropped, however the loop ends.
+    let receiving = {
+        let (consumer, shared) = (consumer.clone(), shared.clone());
+        let max_bytes = config.max_record_bytes;
+        std::thread::Builder::new()
+            .name("monitor-receive".into())
+            .spawn(move || receive(&consumer, &shared, &records_tx, max_bytes))
+            .map_err(|e| MonitorError::Delivery(format!("starting the receiving thread: {e}")))?
+    };
     let mut pr = Processor {
         config: config.clone(),
         producer: producer.clone(),
@@ -862,7 +869,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             }
             batch = records.recv(), if consuming => {
                 let Some(batch) = batch else {
-                    return Err(MonitorError::Delivery("the receiving task stopped".into()));
+                    return Err(MonitorError::Delivery("the receiving thread stopped".into()));
                 };
                 pr.take_rebalances(&catalog, &calendars)?;
                 // The engines of the batch's partitions restored first, outside the lock.
@@ -920,7 +927,12 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             }
         }
     }
-    receiving.abort();
+    // The receiving thread stops within one poll of finding the loop's end of the channel
+    // gone. What it read and had not handed over is left to be read again.
+    drop(records);
+    if tokio::task::spawn_blocking(move || receiving.join()).await.map_or(true, |joined| joined.is_err()) {
+        warn!("The receiving thread ended in a panic");
+    }
     jiancha_platform::health::set(READINESS, false, "stopping");
     info!("Shutting down: flushing effects and committing offsets");
     if let Some(f) = in_flight.take() {
@@ -938,7 +950,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
 /// records each).
 const RECEIVED_AHEAD: usize = 8;
 
-/// The most records the receiving task hands the loop at once: those the consumer holds
+/// The most records the receiving thread hands the loop at once: those the consumer holds
 /// already when it has one, so that the loop takes the lock and wakes once a batch, not
 /// once a record.
 const RECEIVE_BATCH: usize = 512;
@@ -967,47 +979,54 @@ impl Received {
     }
 }
 
-/// Reads the event topics and decodes each record, ahead of the processing loop (the
-/// decoding is a good part of a record's cost, and runs here on another core), handing
-/// the records over in batches of those already read. The consumer's rebalance callbacks
-/// run in here, between records.
-async fn receive(
-    consumer: Arc<StreamConsumer<MonitorContext>>,
-    shared: Arc<Handing>,
-    records: tokio::sync::mpsc::Sender<Vec<Received>>,
+/// How long the receiving thread waits for a record before it looks whether the loop is
+/// still there.
+const RECEIVE_WAIT: Duration = Duration::from_millis(100);
+
+/// Reads the event topics and decodes each record on a thread of its own, ahead of the
+/// processing loop (the decoding is a good part of a record's cost), handing the records
+/// over in batches of those already read. The consumer's rebalance callbacks run in
+/// here, between records, and may block (a revocation flushes the producer and commits)
+/// without holding up the runtime's workers.
+///
+/// A thread, not a task: as a task it shared the runtime's two workers with the loop, and
+/// the runtime ran the loop, woken by each batch, on the receiving task's worker, so the
+/// two often took turns on one core while the other stood idle (docs/performance.md).
+fn receive(
+    consumer: &BaseConsumer<MonitorContext>,
+    shared: &Handing,
+    records: &tokio::sync::mpsc::Sender<Vec<Received>>,
     max_bytes: usize,
 ) {
-    // One stream for the task's life: a stream per record would register and drop a
-    // waker under the consumer's lock each time.
-    let mut stream = consumer.stream();
     let mut topics: Vec<Arc<str>> = Vec::new();
     let mut generations = Generations::default();
-    loop {
+    while !records.is_closed() {
         let mut batch = Vec::with_capacity(RECEIVE_BATCH);
         let mut failed = None;
-        match stream.next().await {
-            Some(Ok(msg)) => batch.push(received(&shared, &mut generations, &mut topics, &msg, max_bytes)),
-            Some(Err(e)) => failed = Some(e),
-            None => return,
-        }
-        while failed.is_none() && batch.len() < RECEIVE_BATCH {
-            match stream.next().now_or_never() {
-                Some(Some(Ok(msg))) => batch.push(received(&shared, &mut generations, &mut topics, &msg, max_bytes)),
-                Some(Some(Err(e))) => failed = Some(e),
-                _ => break,
+        let mut wait = RECEIVE_WAIT;
+        while batch.len() < RECEIVE_BATCH {
+            match consumer.poll(wait) {
+                Some(Ok(msg)) => batch.push(received(shared, &mut generations, &mut topics, &msg, max_bytes)),
+                Some(Err(e)) => {
+                    failed = Some(e);
+                    break;
+                }
+                None => break,
             }
+            // Only what the consumer holds already joins the batch.
+            wait = Duration::ZERO;
         }
-        if !batch.is_empty() && records.send(batch).await.is_err() {
+        if !batch.is_empty() && records.blocking_send(batch).is_err() {
             return;
         }
         if let Some(e) = failed {
             warn!(error = %e, "Consume error; retrying");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 }
 
-/// The receiving task's copy of [`Shared::generations`], read again whenever a
+/// The receiving thread's copy of [`Shared::generations`], read again whenever a
 /// revocation moved them.
 #[derive(Default)]
 struct Generations {
@@ -1018,7 +1037,7 @@ struct Generations {
 
 impl Generations {
     /// Partition `p`'s generation now. The revocation callbacks run on the receiving
-    /// task, inside the consumer's poll, so a record read after a revocation sees it.
+    /// thread, inside the consumer's poll, so a record read after a revocation sees it.
     fn of(&mut self, shared: &Handing, p: i32) -> u64 {
         let now = shared.revocations.load(Ordering::Acquire);
         if now != self.seen {
@@ -1342,7 +1361,7 @@ async fn deliver(
 /// Commits the offsets of a delivered commit (those a revocation has not committed
 /// already), without waiting for the broker's answer: a lost offset commit only means
 /// records processed again, whose effects are idempotent.
-fn commit_offsets(consumer: &StreamConsumer<MonitorContext>, shared: &Handing, mode: CommitMode) -> Result<(), MonitorError> {
+fn commit_offsets(consumer: &BaseConsumer<MonitorContext>, shared: &Handing, mode: CommitMode) -> Result<(), MonitorError> {
     let offsets = std::mem::take(&mut shared.lock().committing);
     if offsets.is_empty() {
         return Ok(());
@@ -1360,7 +1379,7 @@ fn commit_offsets(consumer: &StreamConsumer<MonitorContext>, shared: &Handing, m
 
 /// Waits for a started commit, then commits its offsets.
 async fn finish(
-    consumer: &StreamConsumer<MonitorContext>,
+    consumer: &BaseConsumer<MonitorContext>,
     shared: &Handing,
     in_flight: InFlight,
     mode: CommitMode,
@@ -1370,7 +1389,7 @@ async fn finish(
 }
 
 /// After a commit's effects were acknowledged: its offsets, and its end-to-end latency.
-fn settled(consumer: &StreamConsumer<MonitorContext>, shared: &Handing, oldest: Option<i64>, mode: CommitMode) -> Result<(), MonitorError> {
+fn settled(consumer: &BaseConsumer<MonitorContext>, shared: &Handing, oldest: Option<i64>, mode: CommitMode) -> Result<(), MonitorError> {
     if let Some(ts) = oldest {
         metrics::histogram!(m::END_TO_END).record(((jiancha_platform::wall_clock().0 - ts).max(0)) as f64 / 1000.0);
     }
@@ -1380,6 +1399,7 @@ fn settled(consumer: &StreamConsumer<MonitorContext>, shared: &Handing, oldest: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::FutureExt as _;
 
     #[test]
     fn a_tally_settles_once_every_record_is_acknowledged_and_keeps_the_first_failure() {
