@@ -504,6 +504,8 @@ struct Processor {
     /// Event topic partitions assigned to this instance.
     owned: HashSet<TopicPartition>,
     effects: Vec<Effect>,
+    /// Batches applied, back to the receiving thread (see [`Processor::process_batch`]).
+    returned: std::sync::mpsc::Sender<Vec<Received>>,
     /// The acknowledgements of the records handed to the producer since the last commit
     /// started (dead letters, republished updates): its first step waits for them too.
     pending: Arc<Tally>,
@@ -524,19 +526,25 @@ struct Refusal<'a> {
 impl Processor {
     /// Applies a batch of records under one hold of the lock: each event to its
     /// partition's engine, or a dead letter.
+    /// The batch goes back to the receiving thread afterwards, to be dropped there: its
+    /// texts and buffers were allocated there, and freeing them on this thread, the
+    /// busier one, went through the allocator's cross-thread path.
     fn process_batch(&mut self, batch: Vec<Received>) -> Result<(), MonitorError> {
         let handing = self.shared.clone();
         let mut shared = handing.lock();
-        for received in batch {
+        for received in &batch {
             self.process(&mut shared, received)?;
         }
+        drop(shared);
+        // The receiving thread gone, the batch is dropped here.
+        let _ = self.returned.send(batch);
         Ok(())
     }
 
     /// Applies one record: an event to its partition's engine, or a dead letter.
     /// A record read before its partition was revoked is left alone: the revocation
     /// handed over everything processed before it, and the next owner reads it again.
-    fn process(&mut self, shared: &mut Shared, received: Received) -> Result<(), MonitorError> {
+    fn process(&mut self, shared: &mut Shared, received: &Received) -> Result<(), MonitorError> {
         let p = received.partition;
         if !shared.current(p, received.generation) {
             return Ok(());
@@ -547,15 +555,15 @@ impl Processor {
             let message =
                 format!("partition {p} of {} has no changelog partition (the changelog has {})", received.topic, self.config.partitions);
             let ts = received.timestamp.unwrap_or(0);
-            self.dead_letter(&received, ts, Refusal { reason: InvalidReason::Malformed, field: None, message })?;
-            self.processed(shared, &received);
+            self.dead_letter(received, ts, Refusal { reason: InvalidReason::Malformed, field: None, message })?;
+            self.processed(shared, received);
             return Ok(());
         }
         let bound = self.config.topics.department_of_topic(&received.topic);
         match &received.decoded {
             Err(bad) => {
                 let refusal = Refusal { reason: bad.reason, field: bad.field, message: bad.message.clone() };
-                self.dead_letter(&received, record_ts, refusal)?;
+                self.dead_letter(received, record_ts, refusal)?;
             }
             // DOMAIN §2: on a department's input topic the department is the producer's.
             Ok(event) if bound.is_some_and(|d| d != event.department_code) => {
@@ -565,7 +573,7 @@ impl Processor {
                     bound.unwrap_or_default()
                 );
                 self.dead_letter(
-                    &received,
+                    received,
                     record_ts,
                     Refusal { reason: InvalidReason::DepartmentMismatch, field: Some("department_code"), message },
                 )?;
@@ -580,7 +588,7 @@ impl Processor {
                 carry_out(p, pe, &mut self.effects);
                 // With its effects, under the same hold of the lock: a revocation hands
                 // over both or neither.
-                self.processed(shared, &received);
+                self.processed(shared, received);
                 metrics::counter!(m::EVENTS_CONSUMED, "type" => event.event_type().as_str()).increment(1);
                 debug!(partition = p, offset = received.offset, item = %event.item_id, event = %event.event_id, ?applied, "Event");
                 if applied == jiancha_core::Applied::Duplicate {
@@ -594,17 +602,13 @@ impl Processor {
                         event.event_type().as_str(),
                         self.config.closed_item_retention
                     );
-                    self.dead_letter(
-                        &received,
-                        record_ts,
-                        Refusal { reason: InvalidReason::ItemRetired, field: Some("item_id"), message },
-                    )?;
+                    self.dead_letter(received, record_ts, Refusal { reason: InvalidReason::ItemRetired, field: Some("item_id"), message })?;
                 }
                 metrics::histogram!(m::PROCESSING).record(started.elapsed().as_secs_f64());
                 return Ok(());
             }
         }
-        self.processed(shared, &received);
+        self.processed(shared, received);
         metrics::histogram!(m::PROCESSING).record(started.elapsed().as_secs_f64());
         Ok(())
     }
@@ -814,13 +818,14 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
 
     // Records are read and decoded by a thread of their own, ahead of the engines.
     let (records_tx, mut records) = tokio::sync::mpsc::channel::<Vec<Received>>(RECEIVED_AHEAD);
+    let (returned, applied) = std::sync::mpsc::channel::<Vec<Received>>();
     // It stops when the loop's end of the channel is dropped, however the loop ends.
     let receiving = {
         let (consumer, shared) = (consumer.clone(), shared.clone());
         let max_bytes = config.max_record_bytes;
         std::thread::Builder::new()
             .name("monitor-receive".into())
-            .spawn(move || receive(&consumer, &shared, &records_tx, max_bytes))
+            .spawn(move || receive(&consumer, &shared, &records_tx, &applied, max_bytes))
             .map_err(|e| MonitorError::Delivery(format!("starting the receiving thread: {e}")))?
     };
     let mut pr = Processor {
@@ -829,6 +834,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         shared: shared.clone(),
         owned: HashSet::new(),
         effects: Vec::new(),
+        returned,
         pending: Arc::default(),
         grace_ms: config.grace().as_millis() as i64,
         uncommitted: 0,
@@ -996,12 +1002,20 @@ fn receive(
     consumer: &BaseConsumer<MonitorContext>,
     shared: &Handing,
     records: &tokio::sync::mpsc::Sender<Vec<Received>>,
+    applied: &std::sync::mpsc::Receiver<Vec<Received>>,
     max_bytes: usize,
 ) {
     let mut topics: Vec<Arc<str>> = Vec::new();
     let mut generations = Generations::default();
     while !records.is_closed() {
-        let mut batch = Vec::with_capacity(RECEIVE_BATCH);
+        // The batches the loop has applied are dropped here, where they were allocated;
+        // the last one's buffer is used again.
+        let mut batch = Vec::new();
+        while let Ok(done) = applied.try_recv() {
+            batch = done;
+        }
+        batch.clear();
+        batch.reserve(RECEIVE_BATCH);
         let mut failed = None;
         let mut wait = RECEIVE_WAIT;
         while batch.len() < RECEIVE_BATCH {
