@@ -376,8 +376,8 @@ impl ConsumerContext for MonitorContext {
             let staged_changelog = std::mem::take(&mut shared.staged_changelog);
             let staged_alerts = std::mem::take(&mut shared.staged_alerts);
             let Batch { changelog, alerts, offsets } = shared.take_batch();
-            // Each step flushed before the next (the flush waits for every record the
-            // producer holds): the acknowledgements need no tally of their own.
+            // Each step is flushed before the next (the flush waits for every record the
+            // producer holds), so the tally every record must carry is never awaited.
             let tally = Arc::new(Tally::default());
             let flush = || self.producer.flush(Duration::from_secs(60)).map_err(|e| e.to_string());
             let handed_over = write_changelog(&self.producer, &self.topics.state, staged_changelog, &tally)
@@ -526,6 +526,7 @@ struct Refusal<'a> {
 impl Processor {
     /// Applies a batch of records under one hold of the lock: each event to its
     /// partition's engine, or a dead letter.
+    ///
     /// The batch goes back to the receiving thread afterwards, to be dropped there: its
     /// texts and buffers were allocated there, and freeing them on this thread, the
     /// busier one, went through the allocator's cross-thread path.
