@@ -14,7 +14,7 @@
 //! task of its own while the loop goes on, one commit at a time.
 
 use crate::telemetry as m;
-use jiancha_core::event::InvalidReason;
+use jiancha_core::event::{EventType, InvalidReason};
 use jiancha_core::{Calendars, Catalog, Effect, Engine, ItemRef, TimerQueue, Timestamp};
 use jiancha_platform::Config;
 use jiancha_platform::codec;
@@ -492,6 +492,11 @@ impl PartitionEngine {
     fn clock(&self, grace_ms: i64) -> Option<i64> {
         if self.caught_up { Some(jiancha_platform::wall_clock().0 - grace_ms) } else { self.last_record }
     }
+
+    /// [`PartitionEngine::clock`] with the wall clock read already.
+    fn clock_at(&self, wall: i64, grace_ms: i64) -> Option<i64> {
+        if self.caught_up { Some(wall - grace_ms) } else { self.last_record }
+    }
 }
 
 /// The processing loop's working state: the event topic partitions it owns, and the
@@ -504,8 +509,14 @@ struct Processor {
     /// Event topic partitions assigned to this instance.
     owned: HashSet<TopicPartition>,
     effects: Vec<Effect>,
+    /// Events consumed, by type (indexed by [`jiancha_core::EventType`]), and duplicates:
+    /// handles registered once, not looked up by name for every record.
+    consumed: [metrics::Counter; EventType::ALL.len()],
+    duplicates: metrics::Counter,
+    /// Processing time per record.
+    processing: metrics::Histogram,
     /// Batches applied, back to the receiving thread (see [`Processor::process_batch`]).
-    returned: std::sync::mpsc::Sender<Vec<Received>>,
+    returned: std::sync::mpsc::Sender<ReceivedBatch>,
     /// The acknowledgements of the records handed to the producer since the last commit
     /// started (dead letters, republished updates): its first step waits for them too.
     pending: Arc<Tally>,
@@ -525,38 +536,44 @@ struct Refusal<'a> {
 
 impl Processor {
     /// Applies a batch of records under one hold of the lock: each event to its
-    /// partition's engine, or a dead letter.
+    /// partition's engine, or a dead letter. The clocks are read once for the batch: the
+    /// wall clock (a caught-up partition's clock, the time of a record without one) and
+    /// the processing time, recorded as the batch's mean for each of its records.
     ///
     /// The batch goes back to the receiving thread afterwards, to be dropped there: its
     /// texts and buffers were allocated there, and freeing them on this thread, the
     /// busier one, went through the allocator's cross-thread path.
-    fn process_batch(&mut self, batch: Vec<Received>) -> Result<(), MonitorError> {
+    fn process_batch(&mut self, batch: ReceivedBatch) -> Result<(), MonitorError> {
+        let started = Instant::now();
+        let wall = jiancha_platform::wall_clock().0;
         let handing = self.shared.clone();
         let mut shared = handing.lock();
-        for received in &batch {
-            self.process(&mut shared, received)?;
+        for received in &batch.records {
+            self.process(&mut shared, received, &batch.bytes, wall)?;
         }
         drop(shared);
+        let records = batch.records.len();
+        self.processing.record_many(started.elapsed().as_secs_f64() / records.max(1) as f64, records);
         // The receiving thread gone, the batch is dropped here.
         let _ = self.returned.send(batch);
         Ok(())
     }
 
-    /// Applies one record: an event to its partition's engine, or a dead letter.
-    /// A record read before its partition was revoked is left alone: the revocation
-    /// handed over everything processed before it, and the next owner reads it again.
-    fn process(&mut self, shared: &mut Shared, received: &Received) -> Result<(), MonitorError> {
+    /// Applies one record (its key and value in `bytes`): an event to its partition's
+    /// engine, or a dead letter. A record read before its partition was revoked is left
+    /// alone: the revocation handed over everything processed before it, and the next
+    /// owner reads it again.
+    fn process(&mut self, shared: &mut Shared, received: &Received, bytes: &[u8], wall: i64) -> Result<(), MonitorError> {
         let p = received.partition;
         if !shared.current(p, received.generation) {
             return Ok(());
         }
-        let started = Instant::now();
-        let record_ts = received.timestamp.unwrap_or_else(|| jiancha_platform::wall_clock().0);
+        let record_ts = received.timestamp.unwrap_or(wall);
         if p >= self.config.partitions {
             let message =
                 format!("partition {p} of {} has no changelog partition (the changelog has {})", received.topic, self.config.partitions);
             let ts = received.timestamp.unwrap_or(0);
-            self.dead_letter(received, ts, Refusal { reason: InvalidReason::Malformed, field: None, message })?;
+            self.dead_letter(received, bytes, ts, Refusal { reason: InvalidReason::Malformed, field: None, message })?;
             self.processed(shared, received);
             return Ok(());
         }
@@ -564,7 +581,7 @@ impl Processor {
         match &received.decoded {
             Err(bad) => {
                 let refusal = Refusal { reason: bad.reason, field: bad.field, message: bad.message.clone() };
-                self.dead_letter(received, record_ts, refusal)?;
+                self.dead_letter(received, bytes, record_ts, refusal)?;
             }
             // DOMAIN §2: on a department's input topic the department is the producer's.
             Ok(event) if bound.is_some_and(|d| d != event.department_code) => {
@@ -575,6 +592,7 @@ impl Processor {
                 );
                 self.dead_letter(
                     received,
+                    bytes,
                     record_ts,
                     Refusal { reason: InvalidReason::DepartmentMismatch, field: Some("department_code"), message },
                 )?;
@@ -582,7 +600,7 @@ impl Processor {
             Ok(event) => {
                 let Some(pe) = shared.engines.get_mut(&p) else { return Ok(()) };
                 pe.last_record = Some(pe.last_record.map_or(record_ts, |t| t.max(record_ts)));
-                let now = pe.clock(self.grace_ms).unwrap_or(record_ts);
+                let now = pe.clock_at(wall, self.grace_ms).unwrap_or(record_ts);
                 // Timers due by now fire before the event is applied.
                 fire_due(pe, now, &mut self.effects);
                 let applied = pe.engine.apply(event, Timestamp(record_ts), Timestamp(now), &mut self.effects);
@@ -590,10 +608,10 @@ impl Processor {
                 // With its effects, under the same hold of the lock: a revocation hands
                 // over both or neither.
                 self.processed(shared, received);
-                metrics::counter!(m::EVENTS_CONSUMED, "type" => event.event_type().as_str()).increment(1);
+                self.consumed[event.event_type() as usize].increment(1);
                 debug!(partition = p, offset = received.offset, item = %event.item_id, event = %event.event_id, ?applied, "Event");
                 if applied == jiancha_core::Applied::Duplicate {
-                    metrics::counter!(m::EVENTS_DUPLICATE).increment(1);
+                    self.duplicates.increment(1);
                 }
                 if applied == jiancha_core::Applied::Retired {
                     let message = format!(
@@ -603,14 +621,17 @@ impl Processor {
                         event.event_type().as_str(),
                         self.config.closed_item_retention
                     );
-                    self.dead_letter(received, record_ts, Refusal { reason: InvalidReason::ItemRetired, field: Some("item_id"), message })?;
+                    self.dead_letter(
+                        received,
+                        bytes,
+                        record_ts,
+                        Refusal { reason: InvalidReason::ItemRetired, field: Some("item_id"), message },
+                    )?;
                 }
-                metrics::histogram!(m::PROCESSING).record(started.elapsed().as_secs_f64());
                 return Ok(());
             }
         }
         self.processed(shared, received);
-        metrics::histogram!(m::PROCESSING).record(started.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -625,7 +646,7 @@ impl Processor {
     }
 
     /// Sends a refused record, byte for byte, to the dead-letter topic with its reason.
-    fn dead_letter(&mut self, received: &Received, record_ts: i64, refusal: Refusal<'_>) -> Result<(), MonitorError> {
+    fn dead_letter(&mut self, received: &Received, bytes: &[u8], record_ts: i64, refusal: Refusal<'_>) -> Result<(), MonitorError> {
         let (topic, p, offset) = received.source();
         metrics::counter!(m::EVENTS_INVALID, "reason" => refusal.reason.as_str()).increment(1);
         warn!(topic, partition = p, offset, reason = refusal.reason.as_str(), message = %refusal.message, "Invalid record sent to the dead-letter topic");
@@ -634,11 +655,11 @@ impl Processor {
         let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(&self.config.topics.dead_letter, self.pending.clone())
             .headers(headers)
             .timestamp(record_ts);
-        if let Some(key) = &received.key {
-            record = record.key(key);
+        if let Some(key) = received.key {
+            record = record.key(key.of_batch(bytes));
         }
-        if let Some(payload) = &received.payload {
-            record = record.payload(payload);
+        if let Some(payload) = received.payload {
+            record = record.payload(payload.of_batch(bytes));
         }
         send(&self.producer, record)
     }
@@ -818,8 +839,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     info!(bootstrap = %config.kafka_bootstrap, group = %config.group_id, topic = %config.topics.events, departments = %pattern, "Monitor started");
 
     // Records are read and decoded by a thread of their own, ahead of the engines.
-    let (records_tx, mut records) = tokio::sync::mpsc::channel::<Vec<Received>>(RECEIVED_AHEAD);
-    let (returned, applied) = std::sync::mpsc::channel::<Vec<Received>>();
+    let (records_tx, mut records) = tokio::sync::mpsc::channel::<ReceivedBatch>(RECEIVED_AHEAD);
+    let (returned, applied) = std::sync::mpsc::channel::<ReceivedBatch>();
     // It stops when the loop's end of the channel is dropped, however the loop ends.
     let receiving = {
         let (consumer, shared) = (consumer.clone(), shared.clone());
@@ -835,6 +856,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         shared: shared.clone(),
         owned: HashSet::new(),
         effects: Vec::new(),
+        consumed: EventType::ALL.map(|t| metrics::counter!(m::EVENTS_CONSUMED, "type" => t.as_str())),
+        duplicates: metrics::counter!(m::EVENTS_DUPLICATE),
+        processing: metrics::histogram!(m::PROCESSING),
         returned,
         pending: Arc::default(),
         grace_ms: config.grace().as_millis() as i64,
@@ -881,7 +905,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 pr.take_rebalances(&catalog, &calendars)?;
                 // The engines of the batch's partitions restored first, outside the lock.
                 let mut restored: Vec<i32> = Vec::new();
-                for received in &batch {
+                for received in &batch.records {
                     let p = received.partition;
                     if p < config.partitions && !restored.contains(&p) {
                         restored.push(p);
@@ -971,9 +995,10 @@ struct Received {
     offset: i64,
     /// The record's timestamp, when it has one.
     timestamp: Option<i64>,
-    /// Its key and value, for a dead letter (refused now, or later by the engine).
-    key: Option<Box<[u8]>>,
-    payload: Option<Box<[u8]>>,
+    /// Where its key and value are in [`Received::bytes`], for a dead letter (refused
+    /// now, or later by the engine).
+    key: Option<Span>,
+    payload: Option<Span>,
     /// Its partition's generation when it was read (see [`Shared::generations`]).
     generation: u64,
     decoded: Result<jiancha_core::Event, jiancha_core::InvalidEvent>,
@@ -985,6 +1010,39 @@ impl Received {
         (&self.topic, self.partition, self.offset)
     }
 }
+
+/// Where a record's key or value lies in its batch's bytes.
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    len: usize,
+}
+
+impl Span {
+    /// Copies `bytes` to the end of `into`.
+    fn of(bytes: &[u8], into: &mut Vec<u8>) -> Span {
+        let start = into.len();
+        into.extend_from_slice(bytes);
+        Span { start, len: bytes.len() }
+    }
+
+    fn of_batch(self, bytes: &[u8]) -> &[u8] {
+        &bytes[self.start..self.start + self.len]
+    }
+}
+
+/// Records read and decoded by the receiving thread, handed to the loop at once: their
+/// keys and values are copied into one buffer, used again batch after batch, not into
+/// two allocations each.
+#[derive(Default)]
+struct ReceivedBatch {
+    records: Vec<Received>,
+    bytes: Vec<u8>,
+}
+
+/// The most bytes a batch's buffer keeps for the next batch (a batch of large records
+/// gives back what it grew beyond this).
+const KEPT_BATCH_BYTES: usize = 4 << 20;
 
 /// How long the receiving thread waits for a record before it looks whether the loop is
 /// still there.
@@ -1002,26 +1060,33 @@ const RECEIVE_WAIT: Duration = Duration::from_millis(100);
 fn receive(
     consumer: &BaseConsumer<MonitorContext>,
     shared: &Handing,
-    records: &tokio::sync::mpsc::Sender<Vec<Received>>,
-    applied: &std::sync::mpsc::Receiver<Vec<Received>>,
+    records: &tokio::sync::mpsc::Sender<ReceivedBatch>,
+    applied: &std::sync::mpsc::Receiver<ReceivedBatch>,
     max_bytes: usize,
 ) {
     let mut topics: Vec<Arc<str>> = Vec::new();
     let mut generations = Generations::default();
     while !records.is_closed() {
         // The batches the loop has applied are dropped here, where they were allocated;
-        // the last one's buffer is used again.
-        let mut batch = Vec::new();
+        // the last one's buffers are used again.
+        let mut batch = ReceivedBatch::default();
         while let Ok(done) = applied.try_recv() {
             batch = done;
         }
-        batch.clear();
-        batch.reserve(RECEIVE_BATCH);
+        batch.records.clear();
+        batch.records.reserve(RECEIVE_BATCH);
+        batch.bytes.clear();
+        if batch.bytes.capacity() > KEPT_BATCH_BYTES {
+            batch.bytes = Vec::new();
+        }
         let mut failed = None;
         let mut wait = RECEIVE_WAIT;
-        while batch.len() < RECEIVE_BATCH {
+        while batch.records.len() < RECEIVE_BATCH {
             match consumer.poll(wait) {
-                Some(Ok(msg)) => batch.push(received(shared, &mut generations, &mut topics, &msg, max_bytes)),
+                Some(Ok(msg)) => {
+                    let record = received(shared, &mut generations, &mut topics, &msg, max_bytes, &mut batch.bytes);
+                    batch.records.push(record);
+                }
                 Some(Err(e)) => {
                     failed = Some(e);
                     break;
@@ -1031,7 +1096,7 @@ fn receive(
             // Only what the consumer holds already joins the batch.
             wait = Duration::ZERO;
         }
-        if !batch.is_empty() && records.blocking_send(batch).is_err() {
+        if !batch.records.is_empty() && records.blocking_send(batch).is_err() {
             return;
         }
         if let Some(e) = failed {
@@ -1072,6 +1137,7 @@ fn received(
     topics: &mut Vec<Arc<str>>,
     msg: &BorrowedMessage<'_>,
     max_bytes: usize,
+    bytes: &mut Vec<u8>,
 ) -> Received {
     let generation = generations.of(shared, msg.partition());
     let content_type = msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
@@ -1089,8 +1155,8 @@ fn received(
         partition: msg.partition(),
         offset: msg.offset(),
         timestamp: msg.timestamp().to_millis(),
-        key: msg.key().map(Box::from),
-        payload: msg.payload().map(Box::from),
+        key: msg.key().map(|key| Span::of(key, bytes)),
+        payload: msg.payload().map(|payload| Span::of(payload, bytes)),
         generation,
         decoded,
     }
@@ -1415,6 +1481,25 @@ fn settled(consumer: &BaseConsumer<MonitorContext>, shared: &Handing, oldest: Op
 mod tests {
     use super::*;
     use futures::FutureExt as _;
+
+    #[test]
+    fn the_consumed_counters_are_indexed_by_event_type() {
+        // `Processor::consumed` holds one counter per type, in `EventType::ALL`'s order.
+        for (i, t) in EventType::ALL.into_iter().enumerate() {
+            assert_eq!(t as usize, i, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn a_batch_keeps_each_key_and_value_at_its_span() {
+        let mut bytes = Vec::new();
+        let key = Span::of(b"item-1", &mut bytes);
+        let empty = Span::of(b"", &mut bytes);
+        let payload = Span::of(b"{\"a\":1}", &mut bytes);
+        assert_eq!(key.of_batch(&bytes), b"item-1");
+        assert_eq!(empty.of_batch(&bytes), b"");
+        assert_eq!(payload.of_batch(&bytes), b"{\"a\":1}");
+    }
 
     #[test]
     fn a_tally_settles_once_every_record_is_acknowledged_and_keeps_the_first_failure() {
