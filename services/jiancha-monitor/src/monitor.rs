@@ -896,7 +896,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 let f = in_flight.take().expect("a commit in flight");
                 done.map_err(|e| MonitorError::Delivery(e.to_string()))??;
                 settled(&consumer, &shared, f.oldest, CommitMode::Async)?;
-                start_commit = pr.uncommitted >= COMMIT_RECORDS;
+                start_commit = commit_due(pr.uncommitted, records.is_empty(), last_commit.elapsed() >= config.commit());
             }
             batch = records.recv(), if consuming => {
                 let Some(batch) = batch else {
@@ -913,7 +913,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                     }
                 }
                 pr.process_batch(batch)?;
-                start_commit = pr.uncommitted >= COMMIT_RECORDS;
+                start_commit = commit_due(pr.uncommitted, records.is_empty(), last_commit.elapsed() >= config.commit());
             }
             _ = tick.tick() => {
                 pr.take_rebalances(&catalog, &calendars)?;
@@ -1165,6 +1165,21 @@ fn received(
 /// Records that start a commit at once when none is being delivered (otherwise one
 /// starts every `commit_interval`).
 const COMMIT_RECORDS: usize = 1000;
+
+/// Whether the loop starts a commit now, none being delivered, with `uncommitted`
+/// records processed since the last one started:
+/// - 1 000 of them wait (at high rates, each commit carries what arrived while the
+///   previous one was delivered);
+/// - or the loop has applied every record read so far (`caught_up`): nothing is gained by
+///   holding their effects back, and an alert goes out without waiting for the interval
+///   (this also ends a backlog's drain without a wait of up to `commit_interval` and the
+///   tick after it);
+/// - or `commit_interval` has passed since the last one started.
+///
+/// The tick starts one too once the interval has passed, whatever waits.
+fn commit_due(uncommitted: usize, caught_up: bool, interval_passed: bool) -> bool {
+    uncommitted >= COMMIT_RECORDS || (uncommitted > 0 && (caught_up || interval_passed))
+}
 
 /// Records processed while a commit is delivered, past which the loop waits for it.
 const MAX_UNCOMMITTED: usize = 50_000;
@@ -1481,6 +1496,15 @@ fn settled(consumer: &BaseConsumer<MonitorContext>, shared: &Handing, oldest: Op
 mod tests {
     use super::*;
     use futures::FutureExt as _;
+
+    #[test]
+    fn a_commit_starts_at_a_thousand_records_once_caught_up_or_after_the_interval() {
+        assert!(!commit_due(0, true, true), "nothing to commit");
+        assert!(!commit_due(999, false, false), "records still waiting, within the interval");
+        assert!(commit_due(1000, false, false));
+        assert!(commit_due(1, true, false), "every record read is applied");
+        assert!(commit_due(1, false, true), "the interval has passed");
+    }
 
     #[test]
     fn the_consumed_counters_are_indexed_by_event_type() {

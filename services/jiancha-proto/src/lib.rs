@@ -254,16 +254,23 @@ mod pb {
     }
 
     /// A nested message: its fields are written by `fields`, then their length, known
-    /// only then, is put in front of them (a short move of the few bytes written).
+    /// only then, goes in the byte kept for it in front of them. A message of 128 bytes
+    /// or more needs a longer length, and its fields move up to make room.
     pub fn put_message(tag: u32, buf: &mut Vec<u8>, fields: impl FnOnce(&mut Vec<u8>)) {
         encode_key(tag, WireType::LengthDelimited, buf);
-        let start = buf.len();
+        let at = buf.len();
+        buf.push(0);
         fields(buf);
-        let len = (buf.len() - start) as u64;
+        let len = (buf.len() - at - 1) as u64;
+        if len < 0x80 {
+            buf[at] = len as u8;
+            return;
+        }
         let mut prefix = [0u8; 10];
         let n = encoded_len_varint(len);
         encode_varint(len, &mut &mut prefix[..]);
-        buf.splice(start..start, prefix[..n].iter().copied());
+        buf[at] = prefix[0];
+        buf.splice(at + 1..at + 1, prefix[1..n].iter().copied());
     }
 }
 
@@ -387,6 +394,20 @@ mod tests {
 
     /// Every kind of field the changelog holds, written directly and through prost: the
     /// same bytes, and they read back to the state exported.
+    #[test]
+    fn a_nested_message_carries_its_length_however_long_it_is() {
+        for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+            let mut buf = vec![0xAA];
+            pb::put_message(5, &mut buf, |buf| buf.extend(std::iter::repeat_n(7u8, len)));
+            let mut rest = &buf[1..];
+            let key = prost::encoding::decode_varint(&mut rest).unwrap();
+            assert_eq!(key, 5 << 3 | 2, "tag 5, length-delimited");
+            let decoded = prost::encoding::decode_varint(&mut rest).unwrap();
+            assert_eq!(decoded as usize, len);
+            assert_eq!(rest, vec![7u8; len].as_slice(), "the fields follow the length, unchanged");
+        }
+    }
+
     #[test]
     fn states_encoded_directly_are_prost_s_bytes() {
         use jiancha_core::{Calendars, Catalog, Engine, Replay};
