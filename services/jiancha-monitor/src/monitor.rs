@@ -14,7 +14,7 @@
 //! task of its own while the loop goes on, one commit at a time.
 
 use crate::telemetry as m;
-use jiancha_core::event::{EventType, InvalidReason};
+use jiancha_core::event::{EventType, InvalidReason, JsonEvent};
 use jiancha_core::{Calendars, Catalog, Effect, Engine, ItemRef, TimerQueue, Timestamp};
 use jiancha_platform::Config;
 use jiancha_platform::codec;
@@ -548,11 +548,11 @@ impl Processor {
         let wall = jiancha_platform::wall_clock().0;
         let handing = self.shared.clone();
         let mut shared = handing.lock();
-        for received in &batch.records {
+        for received in batch.records() {
             self.process(&mut shared, received, &batch.bytes, wall)?;
         }
         drop(shared);
-        let records = batch.records.len();
+        let records = batch.len;
         self.processing.record_many(started.elapsed().as_secs_f64() / records.max(1) as f64, records);
         // The receiving thread gone, the batch is dropped here.
         let _ = self.returned.send(batch);
@@ -578,7 +578,7 @@ impl Processor {
             return Ok(());
         }
         let bound = self.config.topics.department_of_topic(&received.topic);
-        match &received.decoded {
+        match received.decoded() {
             Err(bad) => {
                 let refusal = Refusal { reason: bad.reason, field: bad.field, message: bad.message.clone() };
                 self.dead_letter(received, bytes, record_ts, refusal)?;
@@ -905,7 +905,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
                 pr.take_rebalances(&catalog, &calendars)?;
                 // The engines of the batch's partitions restored first, outside the lock.
                 let mut restored: Vec<i32> = Vec::new();
-                for received in &batch.records {
+                for received in batch.records() {
                     let p = received.partition;
                     if p < config.partitions && !restored.contains(&p) {
                         restored.push(p);
@@ -1001,13 +1001,25 @@ struct Received {
     payload: Option<Span>,
     /// Its partition's generation when it was read (see [`Shared::generations`]).
     generation: u64,
-    decoded: Result<jiancha_core::Event, jiancha_core::InvalidEvent>,
+    /// The event read, when `invalid` is None; its texts' buffers are used again by the
+    /// record read into this slot next.
+    event: JsonEvent,
+    /// Why the record is refused, when it is.
+    invalid: Option<jiancha_core::InvalidEvent>,
 }
 
 impl Received {
     /// Topic, partition and offset, for a dead letter's headers.
     fn source(&self) -> (&str, i32, i64) {
         (&self.topic, self.partition, self.offset)
+    }
+
+    /// The event, or why the record is refused.
+    fn decoded(&self) -> Result<&jiancha_core::Event, &jiancha_core::InvalidEvent> {
+        match &self.invalid {
+            None => Ok(&self.event.event),
+            Some(invalid) => Err(invalid),
+        }
     }
 }
 
@@ -1031,13 +1043,23 @@ impl Span {
     }
 }
 
-/// Records read and decoded by the receiving thread, handed to the loop at once: their
-/// keys and values are copied into one buffer, used again batch after batch, not into
-/// two allocations each.
+/// Records read and decoded by the receiving thread, handed to the loop at once. The
+/// batch comes back once applied and is filled again, slot by slot: each record is read
+/// into the event of the one before it in its slot, and keys and values are copied into
+/// one buffer, so that reading a record allocates nothing, mostly, and applying it frees
+/// nothing.
 #[derive(Default)]
 struct ReceivedBatch {
+    /// The first `len` are this batch's; those after are slots kept for the next.
     records: Vec<Received>,
+    len: usize,
     bytes: Vec<u8>,
+}
+
+impl ReceivedBatch {
+    fn records(&self) -> &[Received] {
+        &self.records[..self.len]
+    }
 }
 
 /// The most bytes a batch's buffer keeps for the next batch (a batch of large records
@@ -1073,19 +1095,22 @@ fn receive(
         while let Ok(done) = applied.try_recv() {
             batch = done;
         }
-        batch.records.clear();
-        batch.records.reserve(RECEIVE_BATCH);
+        batch.len = 0;
         batch.bytes.clear();
         if batch.bytes.capacity() > KEPT_BATCH_BYTES {
             batch.bytes = Vec::new();
         }
         let mut failed = None;
         let mut wait = RECEIVE_WAIT;
-        while batch.records.len() < RECEIVE_BATCH {
+        while batch.len < RECEIVE_BATCH {
             match consumer.poll(wait) {
                 Some(Ok(msg)) => {
-                    let record = received(shared, &mut generations, &mut topics, &msg, max_bytes, &mut batch.bytes);
-                    batch.records.push(record);
+                    if batch.len == batch.records.len() {
+                        batch.records.push(Received::blank());
+                    }
+                    let slot = &mut batch.records[batch.len];
+                    slot.read(shared, &mut generations, &mut topics, &msg, max_bytes, &mut batch.bytes);
+                    batch.len += 1;
                 }
                 Some(Err(e)) => {
                     failed = Some(e);
@@ -1096,7 +1121,7 @@ fn receive(
             // Only what the consumer holds already joins the batch.
             wait = Duration::ZERO;
         }
-        if !batch.records.is_empty() && records.blocking_send(batch).is_err() {
+        if batch.len > 0 && records.blocking_send(batch).is_err() {
             return;
         }
         if let Some(e) = failed {
@@ -1129,36 +1154,54 @@ impl Generations {
     }
 }
 
-/// One record read: decoded, with its partition's generation as the rebalance callbacks
-/// left it when the record was read.
-fn received(
-    shared: &Handing,
-    generations: &mut Generations,
-    topics: &mut Vec<Arc<str>>,
-    msg: &BorrowedMessage<'_>,
-    max_bytes: usize,
-    bytes: &mut Vec<u8>,
-) -> Received {
-    let generation = generations.of(shared, msg.partition());
-    let content_type = msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
-    let decoded = codec::decode(content_type, msg.payload(), max_bytes);
-    let topic = match topics.iter().find(|t| ***t == *msg.topic()) {
-        Some(topic) => topic.clone(),
-        None => {
-            let topic: Arc<str> = msg.topic().into();
-            topics.push(topic.clone());
-            topic
+impl Received {
+    /// An empty slot.
+    fn blank() -> Received {
+        Received {
+            topic: Arc::from(""),
+            partition: 0,
+            offset: 0,
+            timestamp: None,
+            key: None,
+            payload: None,
+            generation: 0,
+            event: JsonEvent::blank(),
+            invalid: None,
         }
-    };
-    Received {
-        topic,
-        partition: msg.partition(),
-        offset: msg.offset(),
-        timestamp: msg.timestamp().to_millis(),
-        key: msg.key().map(|key| Span::of(key, bytes)),
-        payload: msg.payload().map(|payload| Span::of(payload, bytes)),
-        generation,
-        decoded,
+    }
+
+    /// Reads a record into this slot: decoded (into the slot's event, whose texts'
+    /// buffers are used again), with its partition's generation as the rebalance
+    /// callbacks left it when the record was read; its key and value copied to `bytes`.
+    fn read(
+        &mut self,
+        shared: &Handing,
+        generations: &mut Generations,
+        topics: &mut Vec<Arc<str>>,
+        msg: &BorrowedMessage<'_>,
+        max_bytes: usize,
+        bytes: &mut Vec<u8>,
+    ) {
+        self.generation = generations.of(shared, msg.partition());
+        let content_type =
+            msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
+        self.invalid = codec::decode_into(content_type, msg.payload(), max_bytes, &mut self.event).err();
+        let topic = msg.topic();
+        if *self.topic != *topic {
+            self.topic = match topics.iter().find(|t| ***t == *topic) {
+                Some(known) => known.clone(),
+                None => {
+                    let known: Arc<str> = topic.into();
+                    topics.push(known.clone());
+                    known
+                }
+            };
+        }
+        self.partition = msg.partition();
+        self.offset = msg.offset();
+        self.timestamp = msg.timestamp().to_millis();
+        self.key = msg.key().map(|key| Span::of(key, bytes));
+        self.payload = msg.payload().map(|payload| Span::of(payload, bytes));
     }
 }
 

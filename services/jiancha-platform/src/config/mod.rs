@@ -627,7 +627,7 @@ pub struct Config {
     pub catch_up_lag: i64,
     /// Records larger than this go to the dead-letter topic (bytes).
     pub max_record_bytes: usize,
-    /// A commit (changelog, alerts, offsets) starts at least this often ("200ms"), and sooner once 1 000 records wait and none is being delivered (docs/monitor.md, Delivery).
+    /// A commit (changelog, alerts, offsets) starts at least this often ("200ms"), and sooner, when none is being delivered, once 1 000 records wait or every record read is applied (docs/monitor.md, Delivery).
     pub commit_interval: TimeSpan,
     /// Prometheus metrics listen address; empty disables the endpoint.
     pub metrics_listen: String,
