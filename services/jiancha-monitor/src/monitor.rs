@@ -28,7 +28,7 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -93,7 +93,7 @@ struct Shared {
     committing: HashMap<TopicPartition, i64>,
     /// The changelog records of the commit being delivered, until its task encodes and
     /// sends them.
-    staged_changelog: HashMap<Vec<u8>, Pending>,
+    staged_changelog: Vec<(Vec<u8>, Pending)>,
     /// The alert updates of the commit being delivered, sent once its changelog records
     /// are acknowledged.
     staged_alerts: Vec<jiancha_proto::v1::Alert>,
@@ -123,7 +123,8 @@ struct Shared {
 /// changes), then the alert updates, then the offsets.
 #[derive(Default)]
 struct Batch {
-    changelog: HashMap<Vec<u8>, Pending>,
+    /// One record per key.
+    changelog: Vec<(Vec<u8>, Pending)>,
     alerts: Vec<jiancha_proto::v1::Alert>,
     offsets: HashMap<TopicPartition, i64>,
 }
@@ -204,7 +205,7 @@ impl StateRecord {
 fn write_changelog(
     producer: &EffectProducer,
     topic: &str,
-    records: HashMap<Vec<u8>, Pending>,
+    records: Vec<(Vec<u8>, Pending)>,
     tally: &Arc<Tally>,
 ) -> Result<(), MonitorError> {
     for (key, pending) in records {
@@ -256,7 +257,11 @@ impl Shared {
     /// item exported once (however many events changed it), its alert updates in its
     /// outbox.
     fn take_batch(&mut self) -> Batch {
-        let mut batch = Batch { changelog: std::mem::take(&mut self.changelog), ..Batch::default() };
+        let mut batch = Batch::default();
+        // The records under keys no engine change produced: a restore's rewrites and the
+        // retired items' tombstones, nearly always none. A changed item's record takes
+        // the place of the one under its key, and its outbox (older first).
+        let mut others = std::mem::take(&mut self.changelog);
         for (p, offsets) in self.processed.drain() {
             batch.offsets.extend(offsets.into_iter().map(|(topic, next)| ((topic, p), next)));
         }
@@ -264,33 +269,37 @@ impl Shared {
             // The monitor retires items right after a commit starts, so no update of
             // theirs is pending: the tombstone loses no outbox.
             for key in pe.retired.drain(..) {
-                batch.changelog.insert(key, Pending { partition: p, state: None });
+                others.insert(key, Pending { partition: p, state: None });
             }
-            let mut outboxes: HashMap<Vec<u8>, Vec<jiancha_proto::v1::Alert>> = HashMap::new();
+            // Each update in the outbox of its item, found by its handle: only the few
+            // items with updates are looked up, not every changed one hashed by its key.
+            let mut outboxes: FxHashMap<ItemRef, Vec<jiancha_proto::v1::Alert>> = FxHashMap::default();
             for alert in pe.updates.drain(..) {
                 let update = jiancha_proto::v1::Alert::from(&alert);
-                if let (Some(department), Some(item)) = (&alert.department_code, &alert.item_id) {
-                    outboxes.entry(jiancha_proto::state_key(department, item)).or_default().push(update.clone());
+                if let (Some(department), Some(item)) = (&alert.department_code, &alert.item_id)
+                    && let Some(item) = pe.engine.find(department, item)
+                {
+                    outboxes.entry(item).or_default().push(update.clone());
                 }
                 batch.alerts.push(update);
             }
+            batch.changelog.reserve(pe.changed.len());
             for item in pe.changed.drain() {
                 let Some(state) = pe.engine.state(item) else { continue };
                 let key = jiancha_proto::state_key(state.department_code(), state.item_id());
                 let mut record = StateRecord::of(state);
-                // Updates queued earlier for this key (a restore's rewrite), older first.
-                // (Both maps are nearly always empty: no key hashed for nothing.)
-                if !batch.changelog.is_empty()
-                    && let Some(earlier) = batch.changelog.remove(&key).and_then(|pending| pending.state)
+                if !others.is_empty()
+                    && let Some(earlier) = others.remove(&key).and_then(|pending| pending.state)
                 {
                     record.outbox = earlier.outbox;
                 }
-                if !outboxes.is_empty() {
-                    record.outbox.extend(outboxes.remove(&key).unwrap_or_default());
+                if let Some(outbox) = outboxes.remove(&item) {
+                    record.outbox.extend(outbox);
                 }
-                batch.changelog.insert(key, Pending { partition: p, state: Some(record) });
+                batch.changelog.push((key, Pending { partition: p, state: Some(record) }));
             }
         }
+        batch.changelog.extend(others);
         batch
     }
 }
@@ -1539,6 +1548,60 @@ fn settled(consumer: &BaseConsumer<MonitorContext>, shared: &Handing, oldest: Op
 mod tests {
     use super::*;
     use futures::FutureExt as _;
+
+    /// A commit's batch: one record per key, each changed item's alert updates in its
+    /// own outbox after those a restore's rewrite carried under the same key, and a
+    /// tombstone replaced by the state of an item changed under its key.
+    #[test]
+    fn a_batch_holds_one_record_per_key_with_each_item_s_updates_in_its_outbox() {
+        let calendars = Calendars::builtin();
+        let catalog = Catalog::from_toml(include_str!("../../../deploy/demo/catalog.toml"), &calendars).expect("demo catalog");
+        let mut pe = PartitionEngine::new(Engine::new(Arc::new(catalog), calendars), TimerQueue::default());
+        let mut effects = Vec::new();
+        let mut apply = |pe: &mut PartitionEngine, line: &str| {
+            let event = jiancha_core::parse_json_event(line.as_bytes()).expect("valid").event;
+            let at = event.occurred_at;
+            pe.engine.apply(&event, at, at, &mut effects);
+            carry_out(0, pe, &mut effects);
+        };
+        let event = |item: &str, n: u32, ty: &str, extra: &str| {
+            format!(
+                r#"{{"event_id":"{item}-{n}","item_id":"{item}","department_code":"SCJG","type":"{ty}","occurred_at":"2025-03-03T0{n}:00:00+08:00","actor":"王伟"{extra}}}"#
+            )
+        };
+        apply(&mut pe, &event("A", 1, "SUBMITTED", r#","service_code":"SCJG-001""#));
+        // A blank reason raises an alert at once.
+        apply(&mut pe, &event("A", 2, "NOT_ACCEPTED", r#","reason":" ""#));
+        apply(&mut pe, &event("B", 1, "SUBMITTED", r#","service_code":"SCJG-001""#));
+        let updates: Vec<String> = pe.updates.iter().map(|a| a.alert_id.clone()).collect();
+        assert!(!updates.is_empty(), "the blank reason raised an alert");
+        let key = |item: &str| jiancha_proto::state_key("SCJG", item);
+        let earlier = jiancha_proto::v1::Alert { alert_id: "restored-earlier".into(), ..Default::default() };
+        let mut shared = Shared::default();
+        shared
+            .changelog
+            .insert(key("A"), Pending { partition: 0, state: Some(StateRecord { state: b"old".to_vec(), outbox: vec![earlier.clone()] }) });
+        shared.changelog.insert(key("D"), Pending { partition: 0, state: None });
+        pe.retired.push(key("B"));
+        shared.engines.insert(0, pe);
+
+        let batch = shared.take_batch();
+        let mut keys: Vec<&Vec<u8>> = batch.changelog.iter().map(|(k, _)| k).collect();
+        keys.sort();
+        assert_eq!(keys, vec![&key("A"), &key("B"), &key("D")], "one record per key");
+        let record = |k: &[u8]| batch.changelog.iter().find(|(key, _)| key == k).map(|(_, p)| p).expect("a record");
+        let a = record(&key("A")).state.as_ref().expect("A's state");
+        assert_ne!(a.state, b"old", "the restored rewrite is replaced by the item's state");
+        let outbox: Vec<&str> = a.outbox.iter().map(|u| u.alert_id.as_str()).collect();
+        let mut expected = vec!["restored-earlier"];
+        expected.extend(updates.iter().map(String::as_str));
+        assert_eq!(outbox, expected, "the rewrite's outbox first, then A's own updates");
+        let b = record(&key("B")).state.as_ref().expect("B's state replaces its tombstone");
+        assert!(b.outbox.is_empty(), "B raised nothing");
+        assert!(record(&key("D")).state.is_none(), "D's tombstone is kept");
+        let published: Vec<&str> = batch.alerts.iter().map(|u| u.alert_id.as_str()).collect();
+        assert_eq!(published, updates.iter().map(String::as_str).collect::<Vec<_>>(), "every update published, in order");
+    }
 
     #[test]
     fn a_commit_starts_at_a_thousand_records_once_caught_up_or_after_the_interval() {
