@@ -522,7 +522,7 @@ struct Processor {
     /// handles registered once, not looked up by name for every record.
     consumed: [metrics::Counter; EventType::ALL.len()],
     duplicates: metrics::Counter,
-    /// Processing time per record.
+    /// Processing time per record (each batch's mean, recorded for each of its records).
     processing: metrics::Histogram,
     /// Batches applied, back to the receiving thread (see [`Processor::process_batch`]).
     returned: std::sync::mpsc::Sender<ReceivedBatch>,
@@ -549,9 +549,9 @@ impl Processor {
     /// wall clock (a caught-up partition's clock, the time of a record without one) and
     /// the processing time, recorded as the batch's mean for each of its records.
     ///
-    /// The batch goes back to the receiving thread afterwards, to be dropped there: its
-    /// texts and buffers were allocated there, and freeing them on this thread, the
-    /// busier one, went through the allocator's cross-thread path.
+    /// The batch goes back to the receiving thread afterwards, to be filled again there:
+    /// its texts and buffers were allocated there and are used again, and freeing them
+    /// on this thread, the busier one, went through the allocator's cross-thread path.
     fn process_batch(&mut self, batch: ReceivedBatch) -> Result<(), MonitorError> {
         let started = Instant::now();
         let wall = jiancha_platform::wall_clock().0;
@@ -1004,8 +1004,8 @@ struct Received {
     offset: i64,
     /// The record's timestamp, when it has one.
     timestamp: Option<i64>,
-    /// Where its key and value are in [`Received::bytes`], for a dead letter (refused
-    /// now, or later by the engine).
+    /// Where its key and value are in [`ReceivedBatch::bytes`], for a dead letter
+    /// (refused now, or later by the engine).
     key: Option<Span>,
     payload: Option<Span>,
     /// Its partition's generation when it was read (see [`Shared::generations`]).
@@ -1015,6 +1015,9 @@ struct Received {
     event: JsonEvent,
     /// Why the record is refused, when it is.
     invalid: Option<jiancha_core::InvalidEvent>,
+    /// Whether the record's value was over [`KEPT_SLOT_BYTES`]: its event's texts may
+    /// be long, and their buffers are not kept for the next record.
+    large: bool,
 }
 
 impl Received {
@@ -1074,6 +1077,9 @@ impl ReceivedBatch {
 /// The most bytes a batch's buffer keeps for the next batch (a batch of large records
 /// gives back what it grew beyond this).
 const KEPT_BATCH_BYTES: usize = 4 << 20;
+
+/// The longest record value whose event's text buffers a slot keeps for the next record.
+const KEPT_SLOT_BYTES: usize = 4 << 10;
 
 /// How long the receiving thread waits for a record before it looks whether the loop is
 /// still there.
@@ -1176,7 +1182,19 @@ impl Received {
             generation: 0,
             event: JsonEvent::blank(),
             invalid: None,
+            large: false,
         }
+    }
+
+    /// Readies the slot for a record whose value is `len` bytes long. The buffers of an
+    /// event read from a large record are dropped, not kept: texts run to 4 096
+    /// characters, and every slot of every batch keeping such buffers after one burst of
+    /// large records would hold on to hundreds of megabytes.
+    fn reuse(&mut self, len: usize) {
+        if self.large {
+            self.event = JsonEvent::blank();
+        }
+        self.large = len > KEPT_SLOT_BYTES;
     }
 
     /// Reads a record into this slot: decoded (into the slot's event, whose texts'
@@ -1191,6 +1209,7 @@ impl Received {
         max_bytes: usize,
         bytes: &mut Vec<u8>,
     ) {
+        self.reuse(msg.payload_len());
         self.generation = generations.of(shared, msg.partition());
         let content_type =
             msg.headers().and_then(|h| h.iter().find(|h| h.key.eq_ignore_ascii_case(codec::CONTENT_TYPE)).and_then(|h| h.value));
@@ -1601,6 +1620,20 @@ mod tests {
         assert!(record(&key("D")).state.is_none(), "D's tombstone is kept");
         let published: Vec<&str> = batch.alerts.iter().map(|u| u.alert_id.as_str()).collect();
         assert_eq!(published, updates.iter().map(String::as_str).collect::<Vec<_>>(), "every update published, in order");
+    }
+
+    #[test]
+    fn a_slot_keeps_the_text_buffers_of_small_records_only() {
+        let mut slot = Received::blank();
+        slot.reuse(200);
+        slot.event.event.item_id = "SCJG-20250303-000001".into();
+        slot.reuse(200);
+        assert_eq!(slot.event.event.item_id, "SCJG-20250303-000001", "a small record's buffers are kept for the next");
+        slot.reuse(KEPT_SLOT_BYTES + 1);
+        slot.event.event.actor = Some("王".repeat(4096));
+        slot.reuse(200);
+        assert_eq!(slot.event.event.actor, None, "a large record's event is dropped");
+        assert_eq!(slot.event.event.item_id.capacity(), 0);
     }
 
     #[test]
