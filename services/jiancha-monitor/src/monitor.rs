@@ -495,15 +495,10 @@ impl PartitionEngine {
         }
     }
 
-    /// The partition's clock: the wall clock (less the grace) once caught up; while
-    /// catching up on a backlog, the timestamp of the records it consumes (DOMAIN §5,
-    /// the live clock).
-    fn clock(&self, grace_ms: i64) -> Option<i64> {
-        if self.caught_up { Some(jiancha_platform::wall_clock().0 - grace_ms) } else { self.last_record }
-    }
-
-    /// [`PartitionEngine::clock`] with the wall clock read already.
-    fn clock_at(&self, wall: i64, grace_ms: i64) -> Option<i64> {
+    /// The partition's clock: the wall clock `wall` (less the grace) once caught up;
+    /// while catching up on a backlog, the timestamp of the records it consumes (DOMAIN
+    /// §5, the live clock).
+    fn clock(&self, wall: i64, grace_ms: i64) -> Option<i64> {
         if self.caught_up { Some(wall - grace_ms) } else { self.last_record }
     }
 }
@@ -609,7 +604,7 @@ impl Processor {
             Ok(event) => {
                 let Some(pe) = shared.engines.get_mut(&p) else { return Ok(()) };
                 pe.last_record = Some(pe.last_record.map_or(record_ts, |t| t.max(record_ts)));
-                let now = pe.clock_at(wall, self.grace_ms).unwrap_or(record_ts);
+                let now = pe.clock(wall, self.grace_ms).unwrap_or(record_ts);
                 // Timers due by now fire before the event is applied.
                 fire_due(pe, now, &mut self.effects);
                 let applied = pe.engine.apply(event, Timestamp(record_ts), Timestamp(now), &mut self.effects);
@@ -677,7 +672,7 @@ impl Processor {
     fn fire_timers(&mut self) {
         let mut shared = self.shared.lock();
         for (p, pe) in shared.engines.iter_mut() {
-            if let Some(now) = pe.clock(self.grace_ms) {
+            if let Some(now) = pe.clock(jiancha_platform::wall_clock().0, self.grace_ms) {
                 fire_due(pe, now, &mut self.effects);
                 carry_out(*p, pe, &mut self.effects);
             }
@@ -689,7 +684,7 @@ impl Processor {
     fn retire_closed(&mut self) {
         let mut shared = self.shared.lock();
         for (p, pe) in shared.engines.iter_mut() {
-            if let Some(now) = pe.clock(self.grace_ms) {
+            if let Some(now) = pe.clock(jiancha_platform::wall_clock().0, self.grace_ms) {
                 let retired = pe.engine.retire_closed(Timestamp(now), &mut self.effects);
                 if retired > 0 {
                     metrics::counter!(m::ITEMS_RETIRED).increment(retired as u64);
@@ -704,7 +699,8 @@ impl Processor {
     fn replace_rules(&mut self, catalog: &Arc<Catalog>, calendars: &Calendars) {
         let mut shared = self.shared.lock();
         for (p, pe) in shared.engines.iter_mut() {
-            let now = Timestamp(pe.clock(self.grace_ms).unwrap_or(jiancha_platform::wall_clock().0));
+            let wall = jiancha_platform::wall_clock().0;
+            let now = Timestamp(pe.clock(wall, self.grace_ms).unwrap_or(wall));
             pe.engine.replace_calendars(calendars.clone(), now, &mut self.effects);
             pe.engine.replace_catalog(catalog.clone(), now, &mut self.effects);
             carry_out(*p, pe, &mut self.effects);

@@ -392,8 +392,6 @@ mod tests {
     use super::*;
     use jiancha_core::event::parse_json_event;
 
-    /// Every kind of field the changelog holds, written directly and through prost: the
-    /// same bytes, and they read back to the state exported.
     #[test]
     fn a_nested_message_carries_its_length_however_long_it_is() {
         for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
@@ -408,6 +406,8 @@ mod tests {
         }
     }
 
+    /// Every kind of field the changelog holds, written directly and through prost: the
+    /// same bytes, and they read back to the state exported.
     #[test]
     fn states_encoded_directly_are_prost_s_bytes() {
         use jiancha_core::{Calendars, Catalog, Engine, Replay};
