@@ -83,17 +83,17 @@ type TopicPartition = (String, i32);
 #[derive(Default)]
 struct Shared {
     /// The engines of the partitions this instance owns, with what they did since the
-    /// last commit started.
-    engines: HashMap<i32, PartitionEngine>,
+    /// last commit started. This map, `processed` and `generations` are looked up for
+    /// every record: keyed by partition number, hashed with Fx, not SipHash.
+    engines: FxHashMap<i32, PartitionEngine>,
     /// Next offset to commit per partition and event topic, for the records processed
     /// since the last commit started.
-    processed: HashMap<i32, Vec<(String, i64)>>,
+    processed: FxHashMap<i32, Vec<(String, i64)>>,
     /// The offsets of the commit being delivered: committed once its changelog records
     /// and alert updates are acknowledged.
     committing: HashMap<TopicPartition, i64>,
-    /// The changelog records of the commit being delivered, until its task encodes and
-    /// sends them.
-    staged_changelog: Vec<(Vec<u8>, Pending)>,
+    /// The changelog records of the commit being delivered, until its task sends them.
+    staged_changelog: Changelog,
     /// The alert updates of the commit being delivered, sent once its changelog records
     /// are acknowledged.
     staged_alerts: Vec<jiancha_proto::v1::Alert>,
@@ -106,7 +106,7 @@ struct Shared {
     revoked: Vec<TopicPartition>,
     /// Per partition, how many times it was revoked: a record read before its
     /// partition's revocation (still on its way to the loop) is left to the next owner.
-    generations: HashMap<i32, u64>,
+    generations: FxHashMap<i32, u64>,
     /// Consumer lag per event topic partition, from the client's statistics.
     lag: HashMap<TopicPartition, i64>,
     /// The event topic partitions assigned now (kept by the rebalance callbacks).
@@ -124,7 +124,7 @@ struct Shared {
 #[derive(Default)]
 struct Batch {
     /// One record per key.
-    changelog: Vec<(Vec<u8>, Pending)>,
+    changelog: Changelog,
     alerts: Vec<jiancha_proto::v1::Alert>,
     offsets: HashMap<TopicPartition, i64>,
 }
@@ -188,11 +188,46 @@ impl StateRecord {
         jiancha_proto::encode_state(state, &mut bytes);
         StateRecord { state: bytes, outbox: Vec::new() }
     }
+}
 
-    fn into_bytes(self) -> Vec<u8> {
-        let mut bytes = self.state;
-        jiancha_proto::encode_outbox(&self.outbox, &mut bytes);
-        bytes
+/// A commit's changelog records, keys and values encoded into one buffer: a commit of
+/// tens of thousands of records allocates (and frees, on the delivery task's thread)
+/// one buffer, not a key and a value each.
+#[derive(Default)]
+struct Changelog {
+    bytes: Vec<u8>,
+    records: Vec<ChangelogRecord>,
+}
+
+/// One record of a [`Changelog`]: where its key and value are in the buffer.
+struct ChangelogRecord {
+    partition: i32,
+    key: Span,
+    /// None for a tombstone.
+    value: Option<Span>,
+}
+
+impl Changelog {
+    /// Starts a record with the key `key` writes; where it is.
+    fn key(&mut self, key: impl FnOnce(&mut Vec<u8>)) -> Span {
+        let start = self.bytes.len();
+        key(&mut self.bytes);
+        Span { start, len: self.bytes.len() - start }
+    }
+
+    /// Ends the record started with `key`: its value written by `value`, or a tombstone.
+    fn value(&mut self, partition: i32, key: Span, value: Option<impl FnOnce(&mut Vec<u8>)>) {
+        let value = value.map(|value| {
+            let start = self.bytes.len();
+            value(&mut self.bytes);
+            Span { start, len: self.bytes.len() - start }
+        });
+        self.records.push(ChangelogRecord { partition, key, value });
+    }
+
+    /// The records, each as its partition, key and value.
+    fn iter(&self) -> impl Iterator<Item = (i32, &[u8], Option<&[u8]>)> {
+        self.records.iter().map(|r| (r.partition, r.key.of_batch(&self.bytes), r.value.map(|v| v.of_batch(&self.bytes))))
     }
 }
 
@@ -202,17 +237,11 @@ impl StateRecord {
 /// loses both (the uncommitted records are processed again, or a timer fires again if
 /// its alert still holds); a crash between the steps leaves updates in outboxes, which
 /// the next owner publishes again on restore.
-fn write_changelog(
-    producer: &EffectProducer,
-    topic: &str,
-    records: Vec<(Vec<u8>, Pending)>,
-    tally: &Arc<Tally>,
-) -> Result<(), MonitorError> {
-    for (key, pending) in records {
-        let bytes = pending.state.map(StateRecord::into_bytes);
-        let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(topic, tally.clone()).partition(pending.partition).key(&key);
-        if let Some(bytes) = &bytes {
-            record = record.payload(bytes);
+fn write_changelog(producer: &EffectProducer, topic: &str, records: Changelog, tally: &Arc<Tally>) -> Result<(), MonitorError> {
+    for (partition, key, value) in records.iter() {
+        let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(topic, tally.clone()).partition(partition).key(key);
+        if let Some(value) = value {
+            record = record.payload(value);
         }
         send(producer, record)?;
     }
@@ -265,6 +294,10 @@ impl Shared {
         for (p, offsets) in self.processed.drain() {
             batch.offsets.extend(offsets.into_iter().map(|(topic, next)| ((topic, p), next)));
         }
+        let changelog = &mut batch.changelog;
+        let changed: usize = self.engines.values().map(|pe| pe.changed.len()).sum();
+        changelog.records.reserve(changed + others.len());
+        changelog.bytes.reserve(changed * 512);
         for (&p, pe) in self.engines.iter_mut() {
             // The monitor retires items right after a commit starts, so no update of
             // theirs is pending: the tombstone loses no outbox.
@@ -283,23 +316,40 @@ impl Shared {
                 }
                 batch.alerts.push(update);
             }
-            batch.changelog.reserve(pe.changed.len());
             for item in pe.changed.drain() {
                 let Some(state) = pe.engine.state(item) else { continue };
-                let key = jiancha_proto::state_key(state.department_code(), state.item_id());
-                let mut record = StateRecord::of(state);
-                if !others.is_empty()
-                    && let Some(earlier) = others.remove(&key).and_then(|pending| pending.state)
-                {
-                    record.outbox = earlier.outbox;
-                }
-                if let Some(outbox) = outboxes.remove(&item) {
-                    record.outbox.extend(outbox);
-                }
-                batch.changelog.push((key, Pending { partition: p, state: Some(record) }));
+                let key = changelog.key(|buf| jiancha_proto::put_state_key(state.department_code(), state.item_id(), buf));
+                let earlier =
+                    if others.is_empty() { None } else { others.remove(key.of_batch(&changelog.bytes)).and_then(|pending| pending.state) };
+                let outbox = outboxes.remove(&item);
+                changelog.value(
+                    p,
+                    key,
+                    Some(|buf: &mut Vec<u8>| {
+                        jiancha_proto::encode_state(state, buf);
+                        if let Some(earlier) = earlier {
+                            jiancha_proto::encode_outbox(&earlier.outbox, buf);
+                        }
+                        if let Some(outbox) = outbox {
+                            jiancha_proto::encode_outbox(&outbox, buf);
+                        }
+                    }),
+                );
             }
         }
-        batch.changelog.extend(others);
+        for (key, pending) in others {
+            let key = changelog.key(|buf| buf.extend_from_slice(&key));
+            changelog.value(
+                pending.partition,
+                key,
+                pending.state.map(|record| {
+                    move |buf: &mut Vec<u8>| {
+                        buf.extend_from_slice(&record.state);
+                        jiancha_proto::encode_outbox(&record.outbox, buf);
+                    }
+                }),
+            );
+        }
         batch
     }
 }
@@ -1148,7 +1198,7 @@ fn receive(
 struct Generations {
     /// [`Handing::revocations`] when the copy was taken.
     seen: u64,
-    of: HashMap<i32, u64>,
+    of: FxHashMap<i32, u64>,
 }
 
 impl Generations {
@@ -1597,23 +1647,42 @@ mod tests {
             .changelog
             .insert(key("A"), Pending { partition: 0, state: Some(StateRecord { state: b"old".to_vec(), outbox: vec![earlier.clone()] }) });
         shared.changelog.insert(key("D"), Pending { partition: 0, state: None });
+        // A rewrite no change replaces goes as it is, its outbox after its state.
+        let c = jiancha_proto::v1::ItemState { item_id: "C".into(), department_code: "SCJG".into(), ..Default::default() };
+        shared.changelog.insert(
+            key("C"),
+            Pending { partition: 0, state: Some(StateRecord { state: c.encode_to_vec(), outbox: vec![earlier.clone()] }) },
+        );
         pe.retired.push(key("B"));
         shared.engines.insert(0, pe);
 
+        let a_state = jiancha_proto::v1::ItemState::from(
+            shared.engines[&0].engine.export(shared.engines[&0].engine.find("SCJG", "A").expect("A")).expect("A"),
+        );
         let batch = shared.take_batch();
-        let mut keys: Vec<&Vec<u8>> = batch.changelog.iter().map(|(k, _)| k).collect();
+        let mut keys: Vec<&[u8]> = batch.changelog.iter().map(|(_, k, _)| k).collect();
         keys.sort();
-        assert_eq!(keys, vec![&key("A"), &key("B"), &key("D")], "one record per key");
-        let record = |k: &[u8]| batch.changelog.iter().find(|(key, _)| key == k).map(|(_, p)| p).expect("a record");
-        let a = record(&key("A")).state.as_ref().expect("A's state");
-        assert_ne!(a.state, b"old", "the restored rewrite is replaced by the item's state");
+        assert_eq!(keys, vec![&key("A")[..], &key("B"), &key("C"), &key("D")], "one record per key");
+        assert!(batch.changelog.iter().all(|(p, _, _)| p == 0), "each on its partition");
+        let record = |k: &[u8]| {
+            let value = batch.changelog.iter().find(|(_, key, _)| *key == k).expect("a record").2;
+            value.map(|v| jiancha_proto::v1::ItemState::decode(v).expect("an item state"))
+        };
+        let a = record(&key("A")).expect("A's state");
         let outbox: Vec<&str> = a.outbox.iter().map(|u| u.alert_id.as_str()).collect();
         let mut expected = vec!["restored-earlier"];
         expected.extend(updates.iter().map(String::as_str));
         assert_eq!(outbox, expected, "the rewrite's outbox first, then A's own updates");
-        let b = record(&key("B")).state.as_ref().expect("B's state replaces its tombstone");
+        assert_eq!(
+            jiancha_proto::v1::ItemState { outbox: Vec::new(), ..a },
+            a_state,
+            "the restored rewrite is replaced by the item's state"
+        );
+        let b = record(&key("B")).expect("B's state replaces its tombstone");
+        assert_eq!(b.item_id, "B");
         assert!(b.outbox.is_empty(), "B raised nothing");
-        assert!(record(&key("D")).state.is_none(), "D's tombstone is kept");
+        assert!(record(&key("D")).is_none(), "D's tombstone is kept");
+        assert_eq!(record(&key("C")), Some(jiancha_proto::v1::ItemState { outbox: vec![earlier], ..c }), "C's rewrite is kept");
         let published: Vec<&str> = batch.alerts.iter().map(|u| u.alert_id.as_str()).collect();
         assert_eq!(published, updates.iter().map(String::as_str).collect::<Vec<_>>(), "every update published, in order");
     }
