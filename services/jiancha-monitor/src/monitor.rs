@@ -174,9 +174,10 @@ struct Pending {
     state: Option<StateRecord>,
 }
 
-/// A changelog record's value: the item's state, encoded straight from the engine
-/// (`jiancha_proto::encode_state`), and the alert updates of its outbox, appended when
-/// the record is sent (the outbox is the message's last field).
+/// A changelog record queued outside the engines' changes (a restore's rewrite): the
+/// item's state, encoded straight from the engine (`jiancha_proto::encode_state`), and
+/// the alert updates of its outbox, appended when the commit's [`Changelog`] is written
+/// (the outbox is the message's last field).
 struct StateRecord {
     state: Vec<u8>,
     outbox: Vec<jiancha_proto::v1::Alert>,
