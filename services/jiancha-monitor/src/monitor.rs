@@ -211,18 +211,12 @@ struct ChangelogRecord {
 impl Changelog {
     /// Starts a record with the key `key` writes; where it is.
     fn key(&mut self, key: impl FnOnce(&mut Vec<u8>)) -> Span {
-        let start = self.bytes.len();
-        key(&mut self.bytes);
-        Span { start, len: self.bytes.len() - start }
+        Span::written(&mut self.bytes, key)
     }
 
     /// Ends the record started with `key`: its value written by `value`, or a tombstone.
     fn value(&mut self, partition: i32, key: Span, value: Option<impl FnOnce(&mut Vec<u8>)>) {
-        let value = value.map(|value| {
-            let start = self.bytes.len();
-            value(&mut self.bytes);
-            Span { start, len: self.bytes.len() - start }
-        });
+        let value = value.map(|value| Span::written(&mut self.bytes, value));
         self.records.push(ChangelogRecord { partition, key, value });
     }
 
@@ -339,7 +333,7 @@ impl Shared {
             }
         }
         for (key, pending) in others {
-            let key = changelog.key(|buf| buf.extend_from_slice(&key));
+            let key = Span::of(&key, &mut changelog.bytes);
             changelog.value(
                 pending.partition,
                 key,
@@ -1092,9 +1086,14 @@ struct Span {
 impl Span {
     /// Copies `bytes` to the end of `into`.
     fn of(bytes: &[u8], into: &mut Vec<u8>) -> Span {
+        Span::written(into, |into| into.extend_from_slice(bytes))
+    }
+
+    /// What `write` appends to `into`.
+    fn written(into: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> Span {
         let start = into.len();
-        into.extend_from_slice(bytes);
-        Span { start, len: bytes.len() }
+        write(into);
+        Span { start, len: into.len() - start }
     }
 
     fn of_batch(self, bytes: &[u8]) -> &[u8] {

@@ -232,41 +232,11 @@ pub fn encode_outbox(outbox: &[v1::Alert], buf: &mut Vec<u8>) {
 /// Protobuf fields as prost writes them: proto3 scalars and strings only when not the
 /// default, `optional` ones whenever present.
 mod pb {
-    /// A varint, written at once: prost's `encode_varint` writes through `BufMut` a byte
-    /// at a time, checking the room left for each, and was a sixth of a state's encoding.
-    #[inline]
-    pub(crate) fn varint(v: u64, buf: &mut Vec<u8>) {
-        if v < 0x80 {
-            buf.push(v as u8);
-        } else {
-            let (bytes, n) = varint_bytes(v);
-            buf.extend_from_slice(&bytes[..n]);
-        }
-    }
-
-    /// The bytes of a varint and how many there are.
-    #[inline]
-    fn varint_bytes(mut v: u64) -> ([u8; 10], usize) {
-        let mut bytes = [0u8; 10];
-        let mut n = 0;
-        while v >= 0x80 {
-            bytes[n] = (v as u8) | 0x80;
-            v >>= 7;
-            n += 1;
-        }
-        bytes[n] = v as u8;
-        (bytes, n + 1)
-    }
-
-    /// A field's key: its tag and wire type (0 varint, 2 length-delimited).
-    #[inline]
-    fn key(tag: u32, wire_type: u32, buf: &mut Vec<u8>) {
-        varint(u64::from(tag << 3 | wire_type), buf);
-    }
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
     pub fn put_str_always(tag: u32, s: &str, buf: &mut Vec<u8>) {
-        key(tag, 2, buf);
-        varint(s.len() as u64, buf);
+        encode_key(tag, WireType::LengthDelimited, buf);
+        encode_varint(s.len() as u64, buf);
         buf.extend_from_slice(s.as_bytes());
     }
 
@@ -278,8 +248,8 @@ mod pb {
 
     pub fn put_varint(tag: u32, v: u64, buf: &mut Vec<u8>) {
         if v != 0 {
-            key(tag, 0, buf);
-            varint(v, buf);
+            encode_key(tag, WireType::Varint, buf);
+            encode_varint(v, buf);
         }
     }
 
@@ -287,7 +257,7 @@ mod pb {
     /// only then, goes in the byte kept for it in front of them. A message of 128 bytes
     /// or more needs a longer length, and its fields move up to make room.
     pub fn put_message(tag: u32, buf: &mut Vec<u8>, fields: impl FnOnce(&mut Vec<u8>)) {
-        key(tag, 2, buf);
+        encode_key(tag, WireType::LengthDelimited, buf);
         let at = buf.len();
         buf.push(0);
         fields(buf);
@@ -296,7 +266,9 @@ mod pb {
             buf[at] = len as u8;
             return;
         }
-        let (prefix, n) = varint_bytes(len);
+        let mut prefix = [0u8; 10];
+        let n = encoded_len_varint(len);
+        encode_varint(len, &mut &mut prefix[..]);
         buf[at] = prefix[0];
         buf.splice(at + 1..at + 1, prefix[1..n].iter().copied());
     }
@@ -424,22 +396,6 @@ pub fn alert_kind(value: i32) -> Option<AlertKind> {
 mod tests {
     use super::*;
     use jiancha_core::event::parse_json_event;
-
-    /// Every length of varint, the ten bytes of a negative instant included, as prost
-    /// writes it.
-    #[test]
-    fn varints_are_written_as_prost_writes_them() {
-        let mut values = vec![0u64, 1, 127, 128, 300, 16_383, 16_384, u64::from(u32::MAX), u64::MAX, -1i64 as u64];
-        values.extend((0..64).map(|bit| 1u64 << bit));
-        values.extend((1..64).map(|bit| (1u64 << bit) - 1));
-        for v in values {
-            let mut ours = vec![0xAA];
-            pb::varint(v, &mut ours);
-            let mut theirs = vec![0xAA];
-            prost::encoding::encode_varint(v, &mut theirs);
-            assert_eq!(ours, theirs, "{v}");
-        }
-    }
 
     #[test]
     fn a_nested_message_carries_its_length_however_long_it_is() {
