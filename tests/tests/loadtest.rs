@@ -69,6 +69,8 @@ fn two_monitors_on_the_embedded_broker_raise_what_replay_raises_and_every_probe_
     assert!((published - 2400.0).abs() < 1.0, "{published}");
     assert!(n(&j["monitor_rss_max_bytes"]) > 1 << 20);
     assert!(j["raw_consume_rate"].as_f64().is_some_and(|r| r > 0.0));
+    // Not a --backlog run: no drain to split the CPU of.
+    assert!(j["drain_cpu_per_record"].is_null(), "{j:#}");
     for key in ["aggregatedEndToEndLatency50pct", "aggregatedEndToEndLatency99pct", "aggregatedEndToEndLatencyMax"] {
         assert!(r[key].as_f64().is_some(), "{key}");
     }
@@ -111,6 +113,13 @@ fn a_backlog_written_while_the_monitor_is_paused_is_drained_and_agrees_with_repl
     let share = j["monitor_share_of_raw"].as_f64().expect("share");
     let rates = j["consume_rate"].as_f64().unwrap() / j["raw_consume_rate"].as_f64().unwrap();
     assert!((share - rates).abs() < 1e-9, "the share is the drain rate over the raw rate: {share} {rates}");
+    // The drain's CPU, each side: the monitor applied 10 000 records, the embedded broker
+    // is this load test's own process, no broker process of its own.
+    let cpu = &j["drain_cpu_per_record"];
+    assert!(cpu["monitors_us"].as_f64().is_some_and(|us| us > 0.0), "{cpu}");
+    assert!(cpu["load_test_us"].as_f64().is_some_and(|us| us >= 0.0), "{cpu}");
+    assert!(cpu["broker_us"].is_null(), "{cpu}");
+    assert!(cpu["cores_busy"].as_f64().is_some_and(|c| c > 0.0), "{cpu}");
 }
 
 #[test]

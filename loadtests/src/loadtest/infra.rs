@@ -70,6 +70,14 @@ impl Broker {
         Ok(Broker::Tansu { child, bootstrap: format!("127.0.0.1:{port}") })
     }
 
+    /// The broker's process when the run started it as one of its own (Tansu).
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Broker::Tansu { child, .. } => Some(child.id()),
+            _ => None,
+        }
+    }
+
     /// Clients' bootstrap address.
     pub fn bootstrap(&self) -> String {
         match self {
@@ -202,6 +210,11 @@ pub fn clock_ticks() -> f64 {
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
         .unwrap_or(100.0)
+}
+
+/// The CPU seconds the processes `pids` have used so far, summed (those gone count 0).
+pub fn cpu_of(pids: &[u32], ticks: f64) -> f64 {
+    pids.iter().filter_map(|&p| sample(p, ticks)).map(|s| s.cpu_s).sum()
 }
 
 /// Reads a process's sample; None when it is gone or /proc is not there.

@@ -359,6 +359,38 @@ pub struct Second {
     pub monitor_cpu: f64,
 }
 
+/// The CPU each side of a run has used, seconds: taken when `--backlog`'s monitors are
+/// resumed and when they have committed the backlog, the difference is the drain's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct CpuSplit {
+    /// The monitors.
+    pub monitors_s: f64,
+    /// This process: the embedded broker when there is one, the alert reader, the sampler.
+    pub load_test_s: f64,
+    /// A broker the run started as a process of its own (Tansu).
+    pub broker_s: Option<f64>,
+}
+
+impl CpuSplit {
+    /// What each side has used so far.
+    pub fn now(monitors: &[u32], broker: Option<u32>, ticks: f64) -> CpuSplit {
+        CpuSplit {
+            monitors_s: super::infra::cpu_of(monitors, ticks),
+            load_test_s: super::infra::cpu_of(&[std::process::id()], ticks),
+            broker_s: broker.map(|b| super::infra::cpu_of(&[b], ticks)),
+        }
+    }
+
+    /// What each side used since `then`.
+    pub fn since(self, then: CpuSplit) -> CpuSplit {
+        CpuSplit {
+            monitors_s: self.monitors_s - then.monitors_s,
+            load_test_s: self.load_test_s - then.load_test_s,
+            broker_s: self.broker_s.zip(then.broker_s).map(|(now, then)| now - then),
+        }
+    }
+}
+
 /// Samples every second until told to stop; returns the seconds.
 pub fn sample_seconds(watch: &OffsetWatch, shared: &Shared, pids: &[u32], ticks: f64, out: &Mutex<Vec<Second>>) {
     // Seconds count from the schedule's start.
@@ -592,6 +624,18 @@ mod tests {
     use super::*;
     use crate::loadtest::stream;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_drain_s_cpu_is_each_side_s_difference_and_a_broker_counts_only_when_sampled_both_times() {
+        let then = CpuSplit { monitors_s: 1.0, load_test_s: 2.0, broker_s: Some(0.5) };
+        let now = CpuSplit { monitors_s: 1.75, load_test_s: 2.25, broker_s: Some(1.5) };
+        assert_eq!(now.since(then), CpuSplit { monitors_s: 0.75, load_test_s: 0.25, broker_s: Some(1.0) });
+        assert_eq!(CpuSplit { broker_s: None, ..now }.since(then).broker_s, None);
+        // This process is sampled as the load test's side.
+        let here = CpuSplit::now(&[], None, crate::loadtest::infra::clock_ticks());
+        assert_eq!(here.monitors_s, 0.0);
+        assert!(here.load_test_s >= 0.0 && here.broker_s.is_none());
+    }
 
     #[test]
     fn records_dropped_unread_are_those_before_a_start_past_the_committed_offset() {

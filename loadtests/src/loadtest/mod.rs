@@ -536,6 +536,10 @@ fn drive(
     // --backlog: when the monitors were resumed, and the records waiting for them then.
     let mut resumed_us = None;
     let mut waiting = None;
+    // --backlog: the CPU each side had used when the monitors were resumed, and what each
+    // used until they had committed the backlog.
+    let mut cpu_at_resume = None;
+    let mut drain_cpu = None;
     let mut drained = true;
 
     // Every record sent, for the replay when the broker no longer holds them all.
@@ -595,6 +599,7 @@ fn drive(
                 _ => None,
             };
             resumed_us = Some(shared.now_us());
+            cpu_at_resume = Some(measure::CpuSplit::now(&rig.pids, rig.broker.pid(), ticks));
             signal_monitors(rig, "-CONT")?;
         }
         let step_end_second = seconds.lock().expect("lock").len();
@@ -673,6 +678,7 @@ fn drive(
         let committed = all_committed(&watch, on_topic(warm.len(), &shared));
         if committed && consume_end_us.is_none() {
             consume_end_us = Some(shared.now_us());
+            drain_cpu = cpu_at_resume.map(|at| measure::CpuSplit::now(&rig.pids, rig.broker.pid(), ticks).since(at));
         }
         let probes_due = due.is_none_or(|d| wall_ms() > d + 3000);
         if committed && probes_due {
@@ -781,6 +787,7 @@ fn drive(
         produce_s: produce_end_us as f64 / 1e6,
         consume_s: consume_end_us.map_or(0.0, |us| us.saturating_sub(resumed_us.unwrap_or(0)) as f64 / 1e6),
         backlog: resumed_us.map(|_| waiting.unwrap_or(-1)),
+        drain_cpu,
         drained,
         producer_behind_ms: shared.behind_us.load(Ordering::Relaxed) as f64 / 1000.0,
         message_size,

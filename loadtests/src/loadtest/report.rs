@@ -1,7 +1,7 @@
 //! The output folder: `result.json` (an OpenMessaging Benchmark result with jiancha's
 //! own fields), `report.md`, and SVG plots.
 
-use super::measure::{Check, Second};
+use super::measure::{Check, CpuSplit, Second};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use plotters::prelude::*;
@@ -35,6 +35,9 @@ pub struct Outcome {
     /// `consume_s` is their drain time; the records they had not committed when resumed
     /// (-1 when the broker did not say).
     pub backlog: Option<i64>,
+    /// `--backlog`: the CPU the monitors, this process and a broker it started used
+    /// during the drain.
+    pub drain_cpu: Option<CpuSplit>,
     /// Whether the monitors caught up before the drain timeout.
     pub drained: bool,
     /// The worst delay of a send behind its schedule, ms.
@@ -67,6 +70,19 @@ pub struct Outcome {
     pub partitions: i32,
     /// The stream's shape.
     pub stream: Value,
+}
+
+/// A drain's CPU a record, each side, µs; and the cores all of them kept busy.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct DrainCpu {
+    /// The monitors.
+    pub monitors_us: f64,
+    /// The load test's process (the embedded broker when there is one, the alert reader).
+    pub load_test_us: f64,
+    /// A broker the run started as a process of its own.
+    pub broker_us: Option<f64>,
+    /// Cores busy on average over the drain, all of them together.
+    pub cores_busy: f64,
 }
 
 fn q_ms(h: &Histogram<u64>, q: f64) -> Option<f64> {
@@ -112,6 +128,19 @@ impl Outcome {
         (self.raw_rate > 0.0).then(|| monitor / self.raw_rate)
     }
 
+    /// The drain's CPU a record, µs, each side: the monitors, this process, a broker it
+    /// started; with the cores busy on average. None unless a `--backlog` run drained.
+    pub fn drain_cpu_per_record(&self) -> Option<DrainCpu> {
+        let cpu = self.drain_cpu?;
+        let records = self.backlog.filter(|n| *n > 0)? as f64;
+        (self.consume_s > 0.0).then(|| DrainCpu {
+            monitors_us: cpu.monitors_s / records * 1e6,
+            load_test_us: cpu.load_test_s / records * 1e6,
+            broker_us: cpu.broker_s.map(|b| b / records * 1e6),
+            cores_busy: (cpu.monitors_s + cpu.load_test_s + cpu.broker_s.unwrap_or(0.0)) / self.consume_s,
+        })
+    }
+
     /// Whether the live alerts equal the replay's.
     pub fn correct(&self) -> Option<bool> {
         self.check.as_ref().map(|c| c.missing == 0 && c.extra == 0 && c.differing == 0)
@@ -137,6 +166,7 @@ impl Outcome {
                 "consume_seconds": self.consume_s,
                 "consume_rate": self.consume_rate(),
                 "backlog_when_resumed": self.backlog,
+                "drain_cpu_per_record": self.drain_cpu_per_record(),
                 "peak_consume_rate": self.peak_consume(),
                 "drained": self.drained,
                 "producer_behind_schedule_max_ms": self.producer_behind_ms,
@@ -241,6 +271,20 @@ impl Outcome {
             (
                 "backlog when the monitors were resumed",
                 self.backlog.map_or("— (not a --backlog run)".into(), |n| format!("{n} records not yet committed")),
+            ),
+            (
+                "CPU a record during the drain",
+                self.drain_cpu_per_record().map_or("— (not a --backlog run)".into(), |c| {
+                    format!(
+                        "monitors {:.2} µs, this load test ({}) {:.2} µs{}; {:.2} cores busy on average, of the machine's {}",
+                        c.monitors_us,
+                        if self.driver == "embedded" { "its embedded broker, the alert reader" } else { "the alert reader" },
+                        c.load_test_us,
+                        c.broker_us.map_or(String::new(), |b| format!(", the broker's process {b:.2} µs")),
+                        c.cores_busy,
+                        self.setup["machine"]["cpus"]
+                    )
+                }),
             ),
             ("plain consumer (raw) rate, same broker", {
                 // Warm-up records are on the topic too, so fewer than acknowledged means
